@@ -1,0 +1,59 @@
+// Columnar binary payload: Python packs each column as little-endian typed bytes into one buffer and describes it
+// in a JSON header {n, columns: {name: [code, byteOffset, length]}}. Decoding is a view per column: no per-row JSON.
+
+const TYPES = {
+  f32: Float32Array,
+  f64: Float64Array,
+  i32: Int32Array,
+  u32: Uint32Array,
+  u16: Uint16Array,
+  u8: Uint8Array,
+};
+
+// Synced Bytes traits arrive as DataView (Jupyter), ArrayBuffer, or a typed array (our static HTML shim).
+export function asBytes(value) {
+  if (!value) return new Uint8Array(0);
+  if (value instanceof Uint8Array) return value;
+  if (value instanceof ArrayBuffer) return new Uint8Array(value);
+  if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  throw new TypeError("payload: expected bytes, got " + Object.prototype.toString.call(value));
+}
+
+// header + bytes -> {rows, name: TypedArray}. Columns are copied out so that unaligned offsets never matter.
+export function decodeColumns(header, value) {
+  const bytes = asBytes(value);
+  const out = { rows: header && header.n ? header.n : 0 };
+  const columns = (header && header.columns) || {};
+  for (const [name, spec] of Object.entries(columns)) {
+    if (name === "rows") throw new TypeError("payload: 'rows' is reserved for the row count");
+    const [code, offset, length] = spec;
+    const T = TYPES[code];
+    if (!T) throw new TypeError(`payload: unknown column type ${code} for ${name}`);
+    const nbytes = length * T.BYTES_PER_ELEMENT;
+    if (offset + nbytes > bytes.byteLength) {
+      throw new RangeError(`payload: column ${name} runs past the buffer (${offset + nbytes} > ${bytes.byteLength})`);
+    }
+    const copy = bytes.slice(offset, offset + nbytes); // fresh, aligned ArrayBuffer
+    out[name] = new T(copy.buffer, 0, length);
+  }
+  return out;
+}
+
+// Index of the main table: rows of each checkpoint in layer order, and (checkpoint, layer) -> row.
+export function indexRows(table, nCheckpoints) {
+  const byCheckpoint = Array.from({ length: nCheckpoints }, () => []);
+  const at = new Map();
+  for (let i = 0; i < table.rows; i++) {
+    const c = table.checkpoint[i];
+    byCheckpoint[c].push(i);
+    at.set(c * 100000 + table.layer[i], i);
+  }
+  for (const rows of byCheckpoint) rows.sort((a, b) => table.layer[a] - table.layer[b]);
+  return {
+    byCheckpoint,
+    row(c, layer) {
+      const r = at.get(c * 100000 + layer);
+      return r === undefined ? -1 : r;
+    },
+  };
+}

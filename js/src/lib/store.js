@@ -1,0 +1,138 @@
+// The views' shared state: one anywidget model (synced with Python) plus the decoded payloads derived from it.
+// Every view in a dashboard reads and writes the same model, so linking is the model itself.
+
+import { decodeColumns, indexRows } from "./payload.js";
+import { checkpointColors, extent } from "./scales.js";
+import { clampLayer, stepLayer } from "./geometry.js";
+
+export function createStore(model) {
+  const cache = new Map();
+  const offs = [];
+
+  function derived(key, deps, build) {
+    // rebuilt lazily after any of its traits changed
+    if (!cache.has(key)) cache.set(key, build());
+    if (!offs.some((o) => o.key === key)) {
+      for (const d of deps) {
+        const cb = () => cache.delete(key);
+        model.on("change:" + d, cb);
+        offs.push({ key, off: () => model.off("change:" + d, cb) });
+      }
+    }
+    return cache.get(key);
+  }
+
+  const store = {
+    model,
+    get: (name) => model.get(name),
+    set(values) {
+      for (const [k, v] of Object.entries(values)) model.set(k, v);
+      model.save_changes();
+    },
+    // subscribe to trait changes ("layer checkpoint"); returns an unsubscribe function
+    on(names, cb) {
+      const list = names.split(/\s+/).filter(Boolean);
+      for (const n of list) model.on("change:" + n, cb);
+      const off = () => list.forEach((n) => model.off("change:" + n, cb));
+      offs.push({ key: null, off });
+      return off;
+    },
+    dispose() {
+      offs.splice(0).forEach((o) => o.off());
+      cache.clear();
+    },
+
+    get header() {
+      return model.get("_header") || {};
+    },
+    get names() {
+      return this.header.checkpoints || [];
+    },
+    get maxLayer() {
+      return this.header.max_layer || 0;
+    },
+    get table() {
+      return derived("table", ["_data", "_header"], () => decodeColumns(model.get("_header"), model.get("_data")));
+    },
+    get index() {
+      return derived("index", ["_data", "_header"], () => indexRows(this.table, this.names.length));
+    },
+    get colors() {
+      return derived("colors", ["_header"], () => checkpointColors(this.names, this.header.steps));
+    },
+    get deltas() {
+      return derived("deltas", ["_deltas", "_deltas_header"],
+        () => decodeColumns(model.get("_deltas_header"), model.get("_deltas")));
+    },
+    get spectra() {
+      const hdr = model.get("_spectra_header");
+      if (!hdr || !hdr.columns) return null;
+      return derived("spectra", ["_spectra", "_spectra_header"], () => decodeColumns(hdr, model.get("_spectra")));
+    },
+    get lens() {
+      const hdr = model.get("_lens_header");
+      if (!hdr || !hdr.columns) return null;
+      return derived("lens", ["_lens", "_lens_header"], () => ({
+        ...decodeColumns(hdr, model.get("_lens")),
+        strings: hdr.strings || [],
+        prompts: hdr.prompts || [],
+      }));
+    },
+    // Range of a score over every checkpoint, intervals included (for stable axes while scrubbing).
+    range(column, withIntervals = true) {
+      const t = this.table;
+      const cols = [t[column]];
+      if (withIntervals && t[column + "_lo"]) cols.push(t[column + "_lo"], t[column + "_hi"]);
+      return extent(cols, 0.04);
+    },
+    checkpointIndex() {
+      return Math.max(0, this.names.indexOf(model.get("checkpoint")));
+    },
+    referenceIndex() {
+      return Math.max(0, this.names.indexOf(model.get("reference")));
+    },
+    row(c, layer) {
+      return this.index.row(c, layer);
+    },
+    setLayer(layer) {
+      const l = clampLayer(layer, this.maxLayer);
+      if (l !== model.get("layer")) this.set({ layer: l });
+    },
+    setCheckpoint(i) {
+      const name = this.names[i];
+      if (name !== undefined && name !== model.get("checkpoint")) this.set({ checkpoint: name });
+    },
+    // ←/→ (and Home/End/PageUp/PageDown) move the layer; returns true when the key was handled.
+    handleKey(key) {
+      const next = stepLayer(model.get("layer"), key, this.maxLayer);
+      if (next === null) return false;
+      this.setLayer(next);
+      return true;
+    },
+  };
+  return store;
+}
+
+// The widget root: themed container that takes keyboard focus and steps layers with the arrow keys.
+export function mountRoot(el, store, className) {
+  const root = document.createElement("div");
+  root.className = "spinal-nb " + className;
+  root.tabIndex = 0;
+  root.setAttribute("role", "group");
+  root.setAttribute("aria-label", "spinal-nb depth trace view; left and right arrow keys move the layer");
+  // Lumino (JupyterLab, Notebook 7) matches its keyboard shortcuts only outside elements marked like this, so the
+  // arrow keys reach the widget instead of the notebook's command mode while the widget has focus
+  root.setAttribute("data-lm-suppress-shortcuts", "true");
+  root.setAttribute("data-p-suppress-shortcuts", "true");
+  root.addEventListener("keydown", (ev) => {
+    const tag = ev.target && ev.target.tagName;
+    if (tag === "SELECT" || tag === "INPUT" || tag === "TEXTAREA") return; // those handle their own keys
+    if (ev.altKey || ev.ctrlKey || ev.metaKey) return;
+    if (store.handleKey(ev.key)) {
+      ev.preventDefault();
+      ev.stopPropagation(); // keep JupyterLab's command-mode shortcuts out of it
+    }
+  });
+  el.append(root);
+  return root;
+}

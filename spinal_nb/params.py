@@ -1,0 +1,67 @@
+"""Every open choice of the SPINAL method as one frozen, recorded parameter set (see SPEC.md)."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class SpinalParams:
+    """Parameters of a trace. Two traces combine only when their parameters are equal.
+
+    >>> SpinalParams(skip_first=0).skip_first
+    0
+    """
+
+    skip_first: int = 1  # leading positions dropped per prompt (BOS / attention sink)
+    center: bool = True  # column-center H before the spectrum
+    row_normalize: bool = False  # L2-normalize each state before the spectrum
+    window: tuple[float, float] = (0.1, 0.9)  # tail window as fractions of the rank
+    floor: float = 1e-7  # drop sigma_k <= floor * sigma_1
+    min_points: int = 8  # fewer points in the window -> contraction is null
+    temperature: float = 1.0  # lens softmax temperature
+    top_k: int | None = None  # None = exact full vocabulary
+    position_stride: int = 1  # use every k-th selected position (1 = all)
+    n_groups: int = 10  # delete-a-group jackknife groups of prompts
+    confidence: float = 0.95
+
+    def __post_init__(self) -> None:
+        a, b = self.window
+        checks = [
+            (isinstance(self.skip_first, int) and self.skip_first >= 0, "skip_first must be an int >= 0"),
+            (0.0 <= a < b <= 1.0, f"window must satisfy 0 <= a < b <= 1, got {self.window}"),
+            (0.0 <= self.floor < 1.0, "floor must be in [0, 1)"),
+            (isinstance(self.min_points, int) and self.min_points >= 2, "min_points must be an int >= 2"),
+            (math.isfinite(self.temperature) and self.temperature > 0, "temperature must be a positive number"),
+            (self.top_k is None or (isinstance(self.top_k, int) and self.top_k >= 1), "top_k must be None or >= 1"),
+            (isinstance(self.position_stride, int) and self.position_stride >= 1, "position_stride must be >= 1"),
+            (isinstance(self.n_groups, int) and self.n_groups >= 2, "n_groups must be an int >= 2"),
+            (0.5 <= self.confidence < 1.0, "confidence must be in [0.5, 1)"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise InputError(f"Bad SPINAL parameter: {msg}.")
+        object.__setattr__(self, "window", (float(a), float(b)))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["window"] = list(self.window)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SpinalParams:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise InputError(f"Unknown SPINAL parameter(s): {sorted(unknown)}. Known: {sorted(known)}.")
+        d = dict(d)
+        if "window" in d:
+            d["window"] = tuple(d["window"])
+        return cls(**d)
+
+    def replace(self, **changes: Any) -> SpinalParams:
+        return SpinalParams.from_dict({**self.to_dict(), **changes})

@@ -1,0 +1,10 @@
+"""Pure SPINAL math on arrays: spectrum tail fit, Fisher–Rao transport, jackknife intervals. No I/O, no modules."""
+from .contraction import GramAccumulator, TailFit, fit_tail
+from .intervals import assign_groups, jackknife_interval, jackknife_se
+from .layers import finalize
+from .transport import TransportAccumulator, fisher_rao, lens_entropy, lens_step
+
+__all__ = [
+    "GramAccumulator", "TailFit", "fit_tail", "assign_groups", "jackknife_interval", "jackknife_se", "finalize",
+    "TransportAccumulator", "fisher_rao", "lens_entropy", "lens_step",
+]

@@ -1,0 +1,63 @@
+"""Turn the streamed accumulators of one checkpoint into per-layer score rows (the TraceFrame columns)."""
+from __future__ import annotations
+
+from typing import Any
+
+from ..params import SpinalParams
+from .contraction import GramAccumulator, fit_tail
+from .intervals import jackknife_interval
+from .transport import TransportAccumulator
+
+
+def finalize(gram: GramAccumulator, transport: TransportAccumulator, params: SpinalParams,
+             keep_spectra: bool = True) -> dict[str, list[Any]]:
+    """Per-layer scores with jackknife replicates and intervals, as columns (layer 0..L; L = n_layers - 1).
+
+    Contraction, transport and entropy are recomputed with each non-empty prompt group left out.
+    """
+    if gram.n_layers != transport.n_layers:
+        raise ValueError("gram and transport accumulators disagree on the number of layers")
+    n_layers = gram.n_layers
+    L = n_layers - 1
+    cols: dict[str, list[Any]] = {k: [] for k in (
+        "layer", "depth", "contraction", "contraction_lo", "contraction_hi", "contraction_r2", "contraction_points",
+        "contraction_reason", "transport", "transport_lo", "transport_hi", "entropy", "entropy_lo", "entropy_hi",
+        "n_tokens", "contraction_jk", "transport_jk", "entropy_jk", "spectrum")}
+    fit_kw = dict(window=params.window, floor=params.floor, min_points=params.min_points)
+    for layer in range(n_layers):
+        groups = gram.nonempty_groups(layer)
+        sigma = gram.spectrum(layer, center=params.center)
+        fit = fit_tail(sigma, **fit_kw)
+        jk_a: list[float | None] = []
+        if fit.alpha is not None and len(groups) >= 2:
+            jk_a = [fit_tail(gram.spectrum(layer, leave_out=g, center=params.center), **fit_kw).alpha for g in groups]
+        lo, hi = jackknife_interval(fit.alpha, jk_a, params.confidence)
+        cols["contraction"].append(fit.alpha)
+        cols["contraction_lo"].append(lo)
+        cols["contraction_hi"].append(hi)
+        cols["contraction_r2"].append(fit.r2)
+        cols["contraction_points"].append(fit.n_points)
+        cols["contraction_reason"].append(fit.reason)
+        cols["contraction_jk"].append([float("nan") if a is None else a for a in jk_a])
+
+        t = transport.transport(layer) if layer < L else None
+        jk_t = [transport.transport(layer, g) for g in groups] if t is not None and len(groups) >= 2 else []
+        tlo, thi = jackknife_interval(t, jk_t, params.confidence)
+        cols["transport"] += [t]
+        cols["transport_lo"] += [tlo]
+        cols["transport_hi"] += [thi]
+        cols["transport_jk"].append([float("nan") if v is None else v for v in jk_t])
+
+        e = transport.entropy(layer)
+        jk_e = [transport.entropy(layer, g) for g in groups] if e is not None and len(groups) >= 2 else []
+        elo, ehi = jackknife_interval(e, jk_e, params.confidence)
+        cols["entropy"] += [e]
+        cols["entropy_lo"] += [elo]
+        cols["entropy_hi"] += [ehi]
+        cols["entropy_jk"].append([float("nan") if v is None else v for v in jk_e])
+
+        cols["layer"].append(layer)
+        cols["depth"].append(layer / L if L > 0 else 0.0)
+        cols["n_tokens"].append(gram.n_rows(layer))
+        cols["spectrum"].append([float(x) for x in sigma] if keep_spectra else [])
+    return cols

@@ -1,0 +1,136 @@
+"""Transport score: the Fisher–Rao step between adjacent layers' logit-lens distributions (SPEC.md).
+
+L = 2 arccos(BC(p, q)) is computed in the equivalent stable form 4 asin(||sqrt p - sqrt q||_2 / 2): the arccos form
+loses all precision for small steps in float32. sqrt p comes from exp(0.5 log_softmax(z)), so nothing underflows.
+Everything here works on one layer pair and one batch of positions at a time: callers stream sums and counts.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..errors import InputError, NumericsError
+
+
+def fisher_rao(p, q) -> np.ndarray | torch.Tensor:
+    """Fisher–Rao distance between probability vectors along the last axis, in [0, pi].
+
+    >>> float(fisher_rao(np.array([1.0, 0.0]), np.array([0.5, 0.5])))  # pi / 2
+    1.5707963267948966
+    """
+    is_np = not isinstance(p, torch.Tensor)
+    pt, qt = torch.as_tensor(p, dtype=torch.float64), torch.as_tensor(q, dtype=torch.float64)
+    if pt.shape != qt.shape:
+        raise InputError(f"p and q must have the same shape, got {tuple(pt.shape)} and {tuple(qt.shape)}.")
+    if (pt < 0).any() or (qt < 0).any():
+        raise InputError("Probabilities must be non-negative.")
+    h = torch.linalg.vector_norm(pt.sqrt() - qt.sqrt(), dim=-1)
+    d = 4.0 * torch.asin((h / 2.0).clamp(max=1.0))
+    return d.numpy() if is_np else d
+
+
+def _log_probs(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    z = logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
+    if temperature != 1.0:
+        z = z / temperature
+    return torch.log_softmax(z, dim=-1)
+
+
+def _check_finite(logits: torch.Tensor, what: str) -> None:
+    if not torch.isfinite(logits).all():
+        raise NumericsError(f"NaN or Inf in the logit-lens logits of {what}; "
+                            "the model may overflow in float16 — try float32 or bfloat16.")
+
+
+def _topk_union_mask(za: torch.Tensor, zb: torch.Tensor, k: int) -> torch.Tensor:
+    k = min(k, za.shape[-1])
+    mask = torch.zeros_like(za, dtype=torch.bool)
+    mask.scatter_(-1, za.topk(k, dim=-1).indices, True)
+    mask.scatter_(-1, zb.topk(k, dim=-1).indices, True)
+    return mask
+
+
+def lens_step(logits_a, logits_b, temperature: float = 1.0, top_k: int | None = None,
+              what: str = "a layer pair") -> torch.Tensor:
+    """Per-position Fisher–Rao step (float64, [N]) between the lens distributions of two logit tensors [N, V].
+
+    With `top_k`, both distributions are restricted to the union of their top-k tokens and renormalized.
+    """
+    za, zb = torch.as_tensor(logits_a), torch.as_tensor(logits_b)
+    if za.shape != zb.shape or za.ndim != 2:
+        raise InputError(f"lens_step expects two [N, V] tensors of equal shape, got {tuple(za.shape)}, {tuple(zb.shape)}.")
+    _check_finite(za, what)
+    _check_finite(zb, what)
+    if top_k is not None:
+        mask = _topk_union_mask(za, zb, top_k)
+        neg = torch.finfo(torch.float32).min
+        za = za.float().masked_fill(~mask, neg)
+        zb = zb.float().masked_fill(~mask, neg)
+    sa = torch.exp(0.5 * _log_probs(za, temperature))
+    sb = torch.exp(0.5 * _log_probs(zb, temperature))
+    h = torch.linalg.vector_norm((sa - sb).to(torch.float64), dim=-1)
+    return 4.0 * torch.asin((h / 2.0).clamp(max=1.0))
+
+
+def lens_entropy(logits, temperature: float = 1.0, what: str = "a layer") -> torch.Tensor:
+    """Per-position Shannon entropy (nats, float64, [N]) of softmax(logits / T)."""
+    z = torch.as_tensor(logits)
+    _check_finite(z, what)
+    lp = _log_probs(z, temperature)
+    return -(lp.exp() * lp).sum(-1).to(torch.float64)
+
+
+class TransportAccumulator:
+    """Per-layer, per-group sums and counts of Fisher–Rao steps and lens entropies (streamed, float64).
+
+    Row l of the transport sums holds the step l -> l+1 (l = 0..L-1); entropy is kept for every layer 0..L.
+    """
+
+    def __init__(self, n_layers: int, n_groups: int):
+        if n_layers < 2 or n_groups < 1:
+            raise InputError("TransportAccumulator needs n_layers >= 2 (L + 1 layer states) and n_groups >= 1.")
+        self.n_layers, self.n_groups = n_layers, n_groups
+        self.step_sum = np.zeros((n_layers, n_groups))
+        self.step_count = np.zeros((n_layers, n_groups), dtype=np.int64)
+        self.ent_sum = np.zeros((n_layers, n_groups))
+        self.ent_count = np.zeros((n_layers, n_groups), dtype=np.int64)
+
+    @staticmethod
+    def _add(sums, counts, layer, values, groups) -> None:
+        v = torch.as_tensor(values, dtype=torch.float64).cpu().numpy().reshape(-1)
+        g = torch.as_tensor(groups).cpu().numpy().astype(np.int64).reshape(-1)
+        if v.shape != g.shape:
+            raise InputError("values and groups must have the same length.")
+        np.add.at(sums[layer], g, v)
+        np.add.at(counts[layer], g, 1)
+
+    def update(self, layer: int, steps, groups) -> None:
+        if not 0 <= layer < self.n_layers - 1:
+            raise InputError(f"transport layer must lie in [0, {self.n_layers - 2}], got {layer}.")
+        self._add(self.step_sum, self.step_count, layer, steps, groups)
+
+    def update_entropy(self, layer: int, entropy, groups) -> None:
+        self._add(self.ent_sum, self.ent_count, layer, entropy, groups)
+
+    @staticmethod
+    def _means(sums, counts, layer, leave_out=None):
+        s, c = sums[layer].sum(), counts[layer].sum()
+        if leave_out is not None:
+            s, c = s - sums[layer, leave_out], c - counts[layer, leave_out]
+        return float(s / c) if c > 0 else None
+
+    def transport(self, layer: int, leave_out: int | None = None) -> float | None:
+        return self._means(self.step_sum, self.step_count, layer, leave_out)
+
+    def entropy(self, layer: int, leave_out: int | None = None) -> float | None:
+        return self._means(self.ent_sum, self.ent_count, layer, leave_out)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {k: getattr(self, k).copy() for k in ("step_sum", "step_count", "ent_sum", "ent_count")}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        for k in ("step_sum", "step_count", "ent_sum", "ent_count"):
+            new = np.asarray(state[k])
+            if new.shape != getattr(self, k).shape:
+                raise InputError(f"Saved accumulator '{k}' has shape {new.shape}, expected {getattr(self, k).shape}.")
+            setattr(self, k, new.astype(getattr(self, k).dtype).copy())

@@ -1,0 +1,166 @@
+"""The state every spinal-nb widget shares: the TraceFrame's payload and the linked selection traits."""
+from __future__ import annotations
+
+import pathlib
+from typing import Any
+
+import anywidget
+import polars as pl
+import traitlets
+
+from ..errors import InputError
+
+STATIC = pathlib.Path(__file__).resolve().parent.parent / "static"
+MODES = ("path", "contraction", "transport", "entropy")
+
+
+def as_traceframe(frame: Any):
+    """A TraceFrame from a TraceFrame or a polars DataFrame with the TraceFrame columns."""
+    from ..frame import TraceFrame
+
+    if isinstance(frame, TraceFrame):
+        return frame
+    if isinstance(frame, pl.DataFrame):
+        return TraceFrame(frame)
+    raise InputError(f"The views take a TraceFrame (spinal_nb.trace(...) or spinal_nb.read_parquet(...)), "
+                     f"got {type(frame).__name__}.")
+
+
+class TraceWidget(anywidget.AnyWidget):
+    """Base of the views: the frame goes to the browser once as binary columns; the selection is synced both ways.
+
+    Synced selection traits (read and set them from Python; the browser follows, and user input updates them):
+    `layer` (int), `checkpoint` (name), `reference` (name the Δ columns and the summary compare against),
+    `mode` ("path", "contraction", "transport" or "entropy"), `window` (terminal-window depth, default 0.7).
+    """
+
+    _css = STATIC / "spinal.css"
+
+    layer = traitlets.Int(0).tag(sync=True)
+    checkpoint = traitlets.Unicode("").tag(sync=True)
+    reference = traitlets.Unicode("").tag(sync=True)
+    mode = traitlets.Unicode("path").tag(sync=True)
+    window = traitlets.Float(0.7).tag(sync=True)
+    height = traitlets.Int(380).tag(sync=True)
+    title = traitlets.Unicode("").tag(sync=True)
+
+    _header = traitlets.Dict().tag(sync=True)
+    _data = traitlets.Bytes(b"").tag(sync=True)
+    _spectra_header = traitlets.Dict().tag(sync=True)
+    _spectra = traitlets.Bytes(b"").tag(sync=True)
+    _lens_header = traitlets.Dict().tag(sync=True)
+    _lens = traitlets.Bytes(b"").tag(sync=True)
+    _deltas_header = traitlets.Dict().tag(sync=True)
+    _deltas = traitlets.Bytes(b"").tag(sync=True)
+    _summaries = traitlets.Dict().tag(sync=True)
+    _static = traitlets.Bool(False).tag(sync=True)
+
+    def __init__(self, traceframe: Any, *, layer: int | None = None, checkpoint: str | None = None,
+                 reference: str | None = None, mode: str = "path", window: float = 0.7, spectrum_points: int = 48,
+                 **kwargs: Any) -> None:
+        from ._payload import frame_payload, lens_detail
+
+        frame = as_traceframe(traceframe)
+        if not 0.0 <= float(window) <= 1.0:
+            raise InputError(f"window is a depth in [0, 1], got {window}.")
+        if spectrum_points < 2:
+            raise InputError(f"spectrum_points must be at least 2, got {spectrum_points}.")
+        self._frame = frame
+        names = frame.checkpoints
+        payload, self._points = frame_payload(frame, spectrum_points)
+        self._lens_detail = lens_detail(frame)
+        self._layers = frame.data.get_column("layer").to_numpy()
+        max_layer = payload["_header"]["max_layer"]
+        reference = names[0] if reference is None else reference
+        checkpoint = (names[-1] if checkpoint is None else checkpoint)
+        layer = max(0, max_layer - 1) if layer is None else layer  # the deepest layer with a transport step
+        self._computing = False
+        super().__init__(**payload, **kwargs)
+        # validated assignments (errors name the valid choices)
+        self.window = float(window)
+        self.mode = mode
+        self.reference = reference
+        self.checkpoint = checkpoint
+        self.layer = layer
+        self._update_compare()
+        self._update_detail()
+        self.observe(lambda _: self._update_compare(), names=["reference", "window"])
+        self.observe(lambda _: self._update_detail(), names=["layer"])
+
+    # -- validation --------------------------------------------------------------------------------------------
+    @traitlets.validate("layer")
+    def _valid_layer(self, proposal):
+        v = proposal["value"]
+        hi = self._header.get("max_layer", 0)
+        if not 0 <= v <= hi:
+            raise InputError(f"layer must be in 0..{hi}, got {v}.")
+        return v
+
+    @traitlets.validate("checkpoint", "reference")
+    def _valid_name(self, proposal):
+        v = proposal["value"]
+        names = self._header.get("checkpoints", [])
+        if v not in names:
+            raise InputError(f"No checkpoint {v!r} in this view; it shows {names}.")
+        return v
+
+    @traitlets.validate("mode")
+    def _valid_mode(self, proposal):
+        if proposal["value"] not in MODES:
+            raise InputError(f"mode must be one of {MODES}, got {proposal['value']!r}.")
+        return proposal["value"]
+
+    @traitlets.validate("window")
+    def _valid_window(self, proposal):
+        v = float(proposal["value"])
+        if not 0.0 <= v <= 1.0:
+            raise InputError(f"window is a depth in [0, 1], got {v}.")
+        return v
+
+    # -- derived state -----------------------------------------------------------------------------------------
+    def _update_compare(self) -> None:
+        from ._payload import compare_payload
+
+        if not self.reference:
+            return
+        p = compare_payload(self._frame, self.reference, self.window)
+        with self.hold_sync():
+            self._deltas_header = p["_deltas_header"]
+            self._deltas = p["_deltas"]
+            self._summaries = p["_summaries"]
+
+    def detail_payload(self, layer: int | None) -> dict[str, Any]:
+        """Spectra and lens rows of one layer (None: every layer, as the static export embeds)."""
+        from ._payload import lens_payload, spectra_payload
+
+        return {**spectra_payload(self._points, self._layers, layer), **lens_payload(self._lens_detail, layer)}
+
+    def _update_detail(self) -> None:
+        with self.hold_sync():
+            for name, value in self.detail_payload(self.layer).items():
+                setattr(self, name, value)
+
+    @property
+    def traceframe(self):
+        """The TraceFrame this view shows."""
+        return self._frame
+
+    @property
+    def payload_bytes(self) -> dict[str, int]:
+        """Bytes of every binary buffer sent to the browser (the JSON headers are small and listed too)."""
+        import json
+
+        out = {name: len(getattr(self, name)) for name in ("_data", "_deltas", "_spectra", "_lens")}
+        for name in ("_header", "_spectra_header", "_lens_header", "_deltas_header", "_summaries"):
+            out[name] = len(json.dumps(getattr(self, name), separators=(",", ":")).encode())
+        return out
+
+    def to_html(self, path: str | pathlib.Path, title: str | None = None) -> pathlib.Path:
+        """Write this view as one self-contained HTML file (bundled JS and CSS inlined, data embedded, no network).
+
+        Opens offline by double-click. The selection still works in the page (hover, slider, keys); the
+        reference checkpoint is fixed to the current one, as recomputing comparisons needs Python.
+        """
+        from ._html import write_html
+
+        return write_html(self, path, title=title)

@@ -1,0 +1,261 @@
+"""What the widgets send to the browser: columns as little-endian binary, described by a small JSON header.
+
+One buffer per table, `{"n": rows, "columns": {name: [code, byte_offset, length]}}` beside it; the front end
+(js/src/lib/payload.js) takes a typed-array view per column. No per-row JSON: 20 checkpoints × 65 layers of scores is
+about 90 kB. Spectra and lens detail are separate buffers holding only the selected layer (all layers in a static
+export), so scrubbing costs a few kB per step whatever the size of the trace.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from ..errors import FrameError
+from ..params import SpinalParams
+
+CODES = {"f32": "<f4", "f64": "<f8", "i32": "<i4", "u32": "<u4", "u16": "<u2", "u8": "u1"}
+ALIGN = 8
+
+# (column, code) of the main table, in the TraceFrame's own names
+SCORE_COLUMNS = [
+    ("depth", "f32"),
+    ("contraction", "f32"), ("contraction_lo", "f32"), ("contraction_hi", "f32"), ("contraction_r2", "f32"),
+    ("transport", "f32"), ("transport_lo", "f32"), ("transport_hi", "f32"),
+    ("entropy", "f32"), ("entropy_lo", "f32"), ("entropy_hi", "f32"),
+]
+DELTA_COLUMNS = ["d_contraction", "d_contraction_lo", "d_contraction_hi",
+                 "d_transport", "d_transport_lo", "d_transport_hi"]
+
+
+def pack(columns: dict[str, tuple[str, Any]], n: int | None = None) -> tuple[dict[str, Any], bytes]:
+    """Columns {name: (code, array)} -> (header, bytes). Nulls must already be NaN (floats)."""
+    parts, spec, offset = [], {}, 0
+    for name, (code, values) in columns.items():
+        if name == "rows":
+            raise ValueError("'rows' is reserved for the row count (js/src/lib/payload.js)")
+        arr = np.ascontiguousarray(np.asarray(values), dtype=CODES[code])
+        if arr.ndim != 1:
+            raise ValueError(f"column {name} must be 1-D")
+        raw = arr.tobytes()
+        spec[name] = [code, offset, int(arr.size)]
+        pad = (-len(raw)) % ALIGN
+        parts.append(raw + b"\0" * pad)
+        offset += len(raw) + pad
+    header = {"n": int(n if n is not None else (next(iter(spec.values()))[2] if spec else 0)), "columns": spec}
+    return header, b"".join(parts)
+
+
+def unpack(header: dict[str, Any], blob: bytes) -> dict[str, np.ndarray]:
+    """Inverse of `pack` (what the browser does), for tests and for reading a widget's state back."""
+    buf = memoryview(bytes(blob))
+    out = {}
+    for name, (code, offset, length) in header["columns"].items():
+        dt = np.dtype(CODES[code])
+        out[name] = np.frombuffer(buf[offset:offset + length * dt.itemsize], dtype=dt).copy()
+    return out
+
+
+def _floats(df: pl.DataFrame, name: str) -> np.ndarray:
+    return df.get_column(name).cast(pl.Float64).fill_null(float("nan")).to_numpy()
+
+
+def fit_line(sigma: np.ndarray, params: SpinalParams) -> tuple[float, int, int] | None:
+    """(intercept, k_lo, k_hi) of the weighted tail fit of `spinal_nb.scores.fit_tail`, for drawing its line.
+
+    The slope is the frame's own contraction; the intercept is the weighted mean of log σ_k + α log k over the same
+    window and floor (weights 1/k), which is where the weighted least-squares line passes.
+    """
+    from ..scores import fit_tail
+
+    s = np.asarray(sigma, dtype=np.float64)
+    if s.size == 0 or not np.all(np.isfinite(s)):
+        return None
+    fit = fit_tail(s, tuple(params.window), params.floor, params.min_points)
+    if fit.alpha is None:
+        return None
+    k = np.arange(fit.k_lo, fit.k_hi + 1, dtype=np.float64)
+    y = s[fit.k_lo - 1:fit.k_hi]
+    keep = y > params.floor * s[0]
+    k, y = k[keep], y[keep]
+    w = (1.0 / k) / (1.0 / k).sum()
+    intercept = float((w * (np.log(y) + fit.alpha * np.log(k))).sum())
+    return intercept, int(fit.k_lo), int(fit.k_hi)
+
+
+def log_spaced(r: int, m: int) -> np.ndarray:
+    """At most m distinct 0-based indices into a length-r spectrum, evenly spaced in log rank, ends included."""
+    if r <= m:
+        return np.arange(r)
+    idx = np.unique(np.round(np.geomspace(1, r, m)).astype(np.int64)) - 1
+    return idx
+
+
+def frame_payload(frame, spectrum_points: int = 48) -> tuple[dict[str, Any], list]:
+    """Main table (+ tail-fit line per row) of a TraceFrame, and each row's log-spaced spectrum points."""
+    df = frame.data
+    names = frame.checkpoints
+    if len(names) > 65535:
+        raise FrameError("Too many checkpoints to display (more than 65535).")
+    params = frame.params or SpinalParams()
+    code = {n: i for i, n in enumerate(names)}
+    cols: dict[str, tuple[str, Any]] = {
+        "checkpoint": ("u16", [code[c] for c in df.get_column("checkpoint").to_list()]),
+        "layer": ("i32", df.get_column("layer").to_numpy()),
+    }
+    for name, c in SCORE_COLUMNS:
+        cols[name] = (c, _floats(df, name))
+
+    spectra = df.get_column("spectrum").to_list()
+    intercept = np.full(df.height, np.nan)
+    k_lo = np.full(df.height, np.nan)
+    k_hi = np.full(df.height, np.nan)
+    points: list[tuple[np.ndarray, np.ndarray] | None] = [None] * df.height
+    for i, s in enumerate(spectra):
+        if not s:
+            continue
+        s = np.asarray(s, dtype=np.float64)
+        line = fit_line(s, params)
+        if line is not None:
+            intercept[i], k_lo[i], k_hi[i] = line
+        positive = s[s > 0]
+        idx = log_spaced(positive.size, spectrum_points)
+        points[i] = (idx + 1, positive[idx])  # ranks are 1-based
+    cols["fit_intercept"] = ("f32", intercept)
+    cols["fit_k_lo"] = ("f32", k_lo)
+    cols["fit_k_hi"] = ("f32", k_hi)
+    header, blob = pack(cols, df.height)
+
+    steps = [frame.checkpoint(c).get_column("step")[0] for c in names]
+    reasons = {str(i): r for i, r in enumerate(df.get_column("contraction_reason").to_list()) if r}
+    n_layers = {c: frame.n_layers(c) for c in names}
+    header.update({
+        "checkpoints": names,
+        "steps": [None if s is None else int(s) for s in steps],
+        "n_layers": n_layers,
+        "max_layer": max(n_layers.values()),
+        "reasons": reasons,
+        "confidence": float(params.confidence),
+        "has_spectra": any(p is not None for p in points),
+        "has_lens": frame.lens is not None and frame.lens.height > 0,
+    })
+    return {"_header": header, "_data": blob}, points
+
+
+def spectra_payload(points: list, layers: np.ndarray, layer: int | None) -> dict[str, Any]:
+    """Downsampled spectra of the rows at `layer` (all rows when None: the static export). Per row: start, count;
+    per point: rank k and σ_k. The live widget sends one layer at a time (≈ 8 bytes × points × checkpoints)."""
+    if not any(p is not None for p in points):
+        return {"_spectra_header": {}, "_spectra": b""}
+    start = np.zeros(len(points), dtype=np.uint32)
+    count = np.zeros(len(points), dtype=np.uint16)
+    ks, sig, total = [], [], 0
+    for i, p in enumerate(points):
+        if p is None or (layer is not None and layers[i] != layer):
+            continue
+        start[i], count[i] = total, p[0].size
+        ks.append(p[0])
+        sig.append(p[1])
+        total += p[0].size
+    empty = np.zeros(0)
+    header, blob = pack({"start": ("u32", start), "count": ("u16", count),
+                         "k": ("u32", np.concatenate(ks) if ks else empty),
+                         "sigma": ("f32", np.concatenate(sig) if sig else empty)}, len(points))
+    header["layer"] = layer
+    return {"_spectra_header": header, "_spectra": blob}
+
+
+def lens_detail(frame) -> dict[str, Any] | None:
+    """Top-k lens tokens as numeric columns (strings interned once each), ready to be cut by layer."""
+    lens = frame.lens
+    if lens is None or lens.height == 0:
+        return None
+    names = frame.checkpoints
+    code = {n: i for i, n in enumerate(names)}
+    lens = lens.filter(pl.col("checkpoint").is_in(names))
+    strings: list[str] = []
+    where: dict[str, int] = {}
+
+    def intern(x: str | None) -> int:
+        x = "" if x is None else x
+        if x not in where:
+            where[x] = len(strings)
+            strings.append(x)
+        return where[x]
+
+    cols = {
+        "checkpoint": ("u16", np.asarray([code[c] for c in lens.get_column("checkpoint").to_list()])),
+        "prompt": ("u32", lens.get_column("prompt_index").to_numpy()),
+        "position": ("i32", lens.get_column("position").to_numpy()),
+        "layer": ("i32", lens.get_column("layer").to_numpy()),
+        "rank": ("u16", lens.get_column("rank").to_numpy()),
+        "lens_token": ("u32", np.asarray([intern(t) for t in lens.get_column("lens_token").to_list()])),
+        "prob": ("f32", _floats(lens, "prob")),
+    }
+    prompts = []
+    tok = (lens.select("prompt_index", "prompt", "position", "token").unique(maintain_order=True)
+           .sort("prompt_index", "position"))
+    for (pi,), g in tok.group_by("prompt_index", maintain_order=True):
+        g = g.unique("position", keep="first", maintain_order=True)
+        prompts.append({"index": int(pi), "text": g.get_column("prompt")[0] or "",
+                        "tokens": [[int(p), t or ""] for p, t in zip(g.get_column("position").to_list(),
+                                                                  g.get_column("token").to_list(), strict=True)]})
+    return {"columns": cols, "strings": strings, "prompts": prompts}
+
+
+def lens_payload(detail: dict[str, Any] | None, layer: int | None) -> dict[str, Any]:
+    """The lens rows at `layer` (all when None). Token strings travel as JSON strings and are shown as text."""
+    if detail is None:
+        return {"_lens_header": {}, "_lens": b""}
+    cols = detail["columns"]
+    keep = np.ones(cols["layer"][1].size, dtype=bool) if layer is None else cols["layer"][1] == layer
+    header, blob = pack({name: (code, np.asarray(v)[keep]) for name, (code, v) in cols.items()}, int(keep.sum()))
+    header.update({"strings": detail["strings"], "prompts": detail["prompts"], "layer": layer})
+    return {"_lens_header": header, "_lens": blob}
+
+
+def _clean(x: Any) -> Any:
+    """JSON-safe copy of a compare summary (numpy scalars -> Python, NaN -> None)."""
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_clean(v) for v in x]
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def compare_payload(frame, reference: str, window: float) -> dict[str, Any]:
+    """Every checkpoint against the reference: per-row Δ columns (+ intervals) and one summary per candidate."""
+    from ..errors import SpinalError
+
+    df = frame.data
+    n = df.height
+    cols = {c: np.full(n, np.nan) for c in DELTA_COLUMNS}
+    summaries: dict[str, Any] = {}
+    row_of = {(c, layer): i for i, (c, layer) in enumerate(zip(df.get_column("checkpoint").to_list(),
+                                                                 df.get_column("layer").to_list(), strict=True))}
+    ref_layers = frame.n_layers(reference)
+    for cand in frame.checkpoints:
+        if cand == reference:
+            continue
+        same_depth = frame.n_layers(cand) == ref_layers
+        try:
+            comp = frame.compare(reference, cand, window=window, on="layer" if same_depth else "depth")
+        except SpinalError as e:
+            summaries[cand] = {"error": str(e)}
+            continue
+        summaries[cand] = _clean(comp.summary)
+        if not same_depth:
+            continue  # deltas live on the reference's layers; the per-layer panel shows them only for equal L
+        layers = comp.layers
+        for name in DELTA_COLUMNS:
+            vals = _floats(layers, name)
+            for layer, v in zip(layers.get_column("layer").to_list(), vals, strict=True):
+                cols[name][row_of[(cand, layer)]] = v
+    header, blob = pack({c: ("f32", v) for c, v in cols.items()}, n)
+    return {"_deltas_header": header, "_deltas": blob, "_summaries": summaries}

@@ -1,0 +1,39 @@
+"""Dashboard: depth path + compare summary + layer scrubber, linked through one shared model."""
+from __future__ import annotations
+
+from typing import Any
+
+import ipywidgets
+from ipywidgets.widgets.widget_link import Link
+
+from ._base import STATIC, TraceWidget
+
+
+class Dashboard(TraceWidget):
+    """The linked SPINAL dashboard. All three panels read and write the same synced traits, so the selected
+    `layer` and `checkpoint` are one state: `dash.layer = 24` moves the browser, and the slider, the arrow keys or a
+    click on a trace update `dash.layer` / `dash.checkpoint` in Python. The summary compares `checkpoint` with
+    `reference` (window means, localization, onset; see `TraceFrame.compare`).
+
+    >>> import spinal_nb
+    >>> dash = spinal_nb.widgets.show(frame, reference="base")   # doctest: +SKIP
+    >>> dash.layer = 24                                          # doctest: +SKIP
+    """
+
+    _esm = STATIC / "dashboard.js"
+
+
+def show(traceframe: Any, **kwargs: Any) -> Dashboard:
+    """The linked dashboard of a TraceFrame (keyword arguments: layer, checkpoint, reference, mode, window, title)."""
+    return Dashboard(traceframe, **kwargs)
+
+
+def link(*views: ipywidgets.Widget, names: tuple[str, ...] = ("layer", "checkpoint")) -> list[Link]:
+    """Link separate views in the browser (ipywidgets.jslink), e.g. a DepthPathView and a LayerScrubber of the
+    same frame: moving one moves the others, and each one's traits stay synced with Python.
+    """
+    links = []
+    for other in views[1:]:
+        for name in names:
+            links.append(ipywidgets.jslink((views[0], name), (other, name)))
+    return links

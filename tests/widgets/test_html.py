@@ -1,0 +1,43 @@
+"""to_html: one self-contained file (bundle inlined, data embedded, nothing fetched) whose state is the widget's."""
+import base64
+import json
+import re
+
+import numpy as np
+
+from spinal_nb.widgets import Dashboard, DepthPathView
+from spinal_nb.widgets._base import STATIC
+from spinal_nb.widgets._payload import unpack
+
+from .conftest import XSS
+
+
+def _script(page: str, ident: str):
+    m = re.search(rf'<script type="application/json" id="{ident}">(.*?)</script>', page, re.S)
+    return json.loads(m.group(1))
+
+
+def test_html_is_self_contained_and_carries_the_state(frame3, tmp_path):
+    view = Dashboard(frame3, layer=12, title="audit")
+    path = view.to_html(tmp_path / "out" / "audit.html")
+    page = path.read_text(encoding="utf-8")
+    assert "<script src" not in page and "<link" not in page
+    urls = set(re.findall(r"https?://[^\s\"'`)<\\]+", page))
+    assert urls <= {"http://www.w3.org/2000/svg"}, urls
+    assert _script(page, "spinal-esm") == (STATIC / "dashboard.js").read_text(encoding="utf-8")
+    state = _script(page, "spinal-state")
+    assert state["_static"] is True and state["layer"] == 12 and state["title"] == "audit"
+    t = unpack(state["_header"], base64.b64decode(state["_data"]))
+    np.testing.assert_array_equal(t["contraction"], unpack(view._header, view._data)["contraction"])
+    # every layer's detail is embedded (the page cannot ask Python for it)
+    sp = unpack(state["_spectra_header"], base64.b64decode(state["_spectra"]))
+    assert state["_spectra_header"]["layer"] is None and (sp["count"] > 0).all()
+    assert state["_lens_header"]["n"] == frame3.lens.height
+
+
+def test_untrusted_tokens_cannot_break_out_of_the_page(frame3, tmp_path):
+    page = DepthPathView(frame3).to_html(tmp_path / "x.html").read_text(encoding="utf-8")
+    assert XSS not in page and "<img" not in page  # every "<" inside the embedded JSON is \u003c
+    assert page.count("</script>") == 3
+    state = _script(page, "spinal-state")
+    assert XSS in state["_lens_header"]["strings"]  # ...and decodes back to the literal token

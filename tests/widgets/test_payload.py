@@ -1,0 +1,135 @@
+"""The binary payload the views send: exact round trips against the TraceFrame, and its size."""
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from spinal_nb.params import SpinalParams
+from spinal_nb.widgets import Dashboard, show
+from spinal_nb.widgets._payload import SCORE_COLUMNS, fit_line, log_spaced, pack, unpack
+
+from .conftest import XSS
+
+
+def _nan(series: pl.Series) -> np.ndarray:
+    return series.cast(pl.Float64).fill_null(float("nan")).to_numpy()
+
+
+def test_pack_round_trip_and_alignment():
+    cols = {"a": ("f32", [1.5, np.nan, -2.0]), "b": ("u16", [0, 65535, 7]), "c": ("f64", [1e300, 0.0, -1.0])}
+    header, blob = pack(cols)
+    assert header["n"] == 3
+    assert all(spec[1] % 8 == 0 for spec in header["columns"].values())
+    out = unpack(header, blob)
+    np.testing.assert_array_equal(out["a"], np.array([1.5, np.nan, -2.0], dtype=np.float32))
+    assert out["b"].tolist() == [0, 65535, 7]
+    assert out["c"].tolist() == [1e300, 0.0, -1.0]
+    with pytest.raises(ValueError):
+        pack({"rows": ("u8", [1])})
+
+
+def test_main_table_equals_the_frame(frame3):
+    view = Dashboard(frame3)
+    t = unpack(view._header, view._data)
+    df = frame3.data
+    names = view._header["checkpoints"]
+    assert names == frame3.checkpoints
+    assert [names[i] for i in t["checkpoint"]] == df.get_column("checkpoint").to_list()
+    assert t["layer"].tolist() == df.get_column("layer").to_list()
+    for name, _ in SCORE_COLUMNS:
+        np.testing.assert_allclose(t[name], _nan(df.get_column(name)).astype(np.float32), rtol=0, atol=0,
+                                   equal_nan=True, err_msg=name)
+    # transport is null at the last layer and arrives as NaN, not 0
+    last = df.get_column("layer").to_numpy() == 30
+    assert np.isnan(t["transport"][last]).all()
+    assert view._header["n_layers"] == {c: 30 for c in names}
+    assert view._header["has_spectra"] and view._header["has_lens"]
+
+
+def test_fit_line_is_the_weighted_least_squares_line(frame3):
+    """Independent check: np.polyfit with weights sqrt(1/k) over the same window gives slope -α and intercept b."""
+    p = SpinalParams()
+    row = frame3.data.row(17, named=True)
+    s = np.asarray(row["spectrum"])
+    b, k_lo, k_hi = fit_line(s, p)
+    k = np.arange(k_lo, k_hi + 1)
+    slope, intercept = np.polyfit(np.log(k), np.log(s[k - 1]), 1, w=np.sqrt(1.0 / k))
+    assert -slope == pytest.approx(row["contraction"], abs=1e-10)
+    assert b == pytest.approx(intercept, abs=1e-10)
+    assert fit_line(np.array([]), p) is None
+    assert fit_line(np.ones(5), p) is None  # too few points: no line, as no α
+
+
+def test_log_spaced_keeps_the_ends_and_is_sorted():
+    idx = log_spaced(1000, 48)
+    assert idx[0] == 0 and idx[-1] == 999 and len(idx) <= 48
+    assert np.all(np.diff(idx) > 0)
+    assert log_spaced(10, 48).tolist() == list(range(10))
+
+
+def test_spectra_follow_the_selected_layer(frame3):
+    view = Dashboard(frame3, layer=12)
+    sp = unpack(view._spectra_header, view._spectra)
+    layers = frame3.data.get_column("layer").to_numpy()
+    assert view._spectra_header["layer"] == 12
+    assert set(np.flatnonzero(sp["count"] > 0)) == set(np.flatnonzero(layers == 12))
+    for r in np.flatnonzero(sp["count"]):
+        k = sp["k"][sp["start"][r]:sp["start"][r] + sp["count"][r]]
+        sigma = sp["sigma"][sp["start"][r]:sp["start"][r] + sp["count"][r]]
+        full = np.asarray(frame3.data.get_column("spectrum")[int(r)].to_list())
+        np.testing.assert_allclose(sigma, full[k - 1].astype(np.float32))
+        assert k[0] == 1 and k[-1] == full.size
+    view.layer = 3
+    assert view._spectra_header["layer"] == 3
+    every = view.detail_payload(None)
+    assert (unpack(every["_spectra_header"], every["_spectra"])["count"] > 0).all()
+
+
+def test_lens_rows_and_untrusted_strings_round_trip(frame3):
+    view = Dashboard(frame3, layer=30)
+    hdr = view._lens_header
+    lens = unpack(hdr, view._lens)
+    expect = frame3.lens.filter(pl.col("layer") == 30)
+    assert hdr["n"] == expect.height
+    assert [hdr["strings"][i] for i in lens["lens_token"]] == expect.get_column("lens_token").to_list()
+    np.testing.assert_allclose(lens["prob"], expect.get_column("prob").to_numpy().astype(np.float32))
+    assert XSS in hdr["strings"]  # the string is carried verbatim; the browser renders it as text
+    toks = {p["index"]: [t for _, t in p["tokens"]] for p in hdr["prompts"]}
+    assert toks[1] == ["a", " token", " " + XSS, " inside"]
+
+
+def test_deltas_and_summaries_are_the_comparison(frame3):
+    view = Dashboard(frame3, reference="base")
+    d = unpack(view._deltas_header, view._deltas)
+    df = frame3.data
+    for cand in ("sft", "dpo"):
+        comp = frame3.compare("base", cand)
+        rows = (df.get_column("checkpoint") == cand).to_numpy()
+        for col in ("d_contraction", "d_contraction_lo", "d_transport_hi"):
+            np.testing.assert_allclose(d[col][rows], _nan(comp.layers.get_column(col)).astype(np.float32),
+                                       equal_nan=True, err_msg=col)
+        s = view._summaries[cand]
+        assert s["onset_layer"] == comp.summary["onset_layer"]
+        assert s["window_contraction"]["mean"] == pytest.approx(comp.summary["window_contraction"]["mean"])
+        assert s["localization"] == pytest.approx(comp.summary["localization"])
+    assert np.isnan(d["d_contraction"][(df.get_column("checkpoint") == "base").to_numpy()]).all()
+    assert "base" not in view._summaries
+    json.dumps(view._summaries)  # JSON-safe: it is a synced trait
+    # a planted late-layer effect: the aligned checkpoint's change sits in the terminal window
+    assert view._summaries["dpo"]["localization"]["contraction"] > 0.7
+
+
+def test_payload_of_a_training_run_stays_small(frame_steps):
+    """20 checkpoints × 64 layers: scores ≈ 80 kB binary, per-layer detail a few kB; per-row JSON is far larger."""
+    view = show(frame_steps)
+    sizes = view.payload_bytes
+    assert sizes["_data"] == 20 * 65 * (2 + 4 + 4 * (len(SCORE_COLUMNS) + 3))  # u16 + i32 + f32 columns
+    assert sizes["_data"] < 100_000
+    assert sizes["_spectra"] < 16_000  # one layer: 20 checkpoints × ≤ 48 points × 8 B + row offsets
+    total = sum(sizes.values())
+    assert total < 160_000
+    per_row_json = len(frame_steps.data.drop("spectrum", "contraction_jk", "transport_jk", "entropy_jk")
+                       .write_json().encode())
+    assert per_row_json > 3 * sizes["_data"]
+    print(f"\npayload bytes, 20 checkpoints x 64 layers: {sizes}; total {total}; per-row JSON of scores {per_row_json}")
