@@ -229,6 +229,19 @@ class TraceFrame:
 
         return compare_checkpoints(self, reference, candidate, window=window, on=on)
 
+    def chart(self, kind: str = "path", **kwargs):
+        """An altair chart of this trace (kinds: path, contraction, transport, entropy, delta, spectrum); see
+        `spinal_nb.widgets.chart`. Save offline with `.save("x.png")` / `.save("x.svg")` (vl-convert)."""
+        from ..widgets.charts import chart
+
+        return chart(self, kind, **kwargs)
+
+    def show(self, **kwargs):
+        """The linked interactive dashboard (depth path + layer scrubber + compare summary); see `spinal_nb.show`."""
+        from ..widgets.dashboard import show
+
+        return show(self, **kwargs)
+
     # -- display ------------------------------------------------------------------------------------------------
     def _summary_rows(self) -> list[tuple[str, int, str, str]]:
         rows = []
