@@ -25,6 +25,8 @@ demo: setup
 test: setup
 	# headless Chromium for the browser tests (Debian package; playwright cannot download browsers here)
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+	# the pinned esbuild (npm registry), so the tests can check the shipped bundles rebuild byte for byte
+	test -x js/node_modules/.bin/esbuild || (cd js && npm ci --silent --no-audit --no-fund)
 	$(BIN)/python -m pytest
 
 lint: setup
