@@ -17,6 +17,7 @@ import datetime as _dt
 import hashlib
 import inspect
 import json
+import math
 import os
 import platform
 import tempfile
@@ -32,7 +33,15 @@ from .._version import __version__
 from ..errors import InputError, ModelLoadError, NumericsError, RemoteError, SpinalError
 from ..frame import TraceFrame
 from ..params import SpinalParams
-from ..scores import GramAccumulator, TransportAccumulator, finalize, lens_entropy, lens_step
+from ..scores import (
+    GramAccumulator,
+    TransportAccumulator,
+    check_entropy_finite,
+    finalize,
+    fisher_rao_sqrt,
+    lens_point,
+    lens_step,
+)
 from .architectures import (
     Architecture,
     block_state,
@@ -305,7 +314,8 @@ def _capture_remote(nn_model: Any, arch: Architecture, batch: Batch, fwd: dict[s
     """Server-side version: the lens, its Fisher–Rao steps and entropies are computed inside the trace.
 
     Returns (rows per layer, steps per layer pair, entropies per layer), each over the selected positions. The body
-    uses torch only (the server has no spinal-nb) and mirrors scores.lens_step / lens_entropy operation by operation.
+    uses torch only (the server has no spinal-nb) and mirrors scores.lens_point / fisher_rao_sqrt (and lens_step
+    for top-k) operation by operation.
     """
     import nnsight
 
@@ -321,11 +331,12 @@ def _capture_remote(nn_model: Any, arch: Architecture, batch: Batch, fwd: dict[s
     divisor = float(getattr(raw.config, arch.logit_divisor_attr)) if arch.logit_divisor_attr else None
     cap = getattr(raw.config, arch.softcap_attr, None) if arch.softcap_attr else None
     temperature, top_k = float(params.temperature), params.top_k
+    pi = math.pi
     with nn_model.trace(*args, remote=remote, **kwargs, **fwd):
         rows = nnsight.save([])
         steps = nnsight.save([])
         ents = nnsight.save([])
-        prev = None
+        prev = prev_sq = None
         for i in range(n_layers):
             if i == 0:
                 h = blocks[0].input
@@ -350,23 +361,26 @@ def _capture_remote(nn_model: Any, arch: Architecture, batch: Batch, fwd: dict[s
             if z.dtype not in (torch.float32, torch.float64):
                 z = z.float()
             lp = torch.log_softmax(z / temperature if temperature != 1.0 else z, dim=-1)
-            ents.append(-(lp.exp() * lp).sum(-1).to(torch.float64))
+            sq = torch.exp(0.5 * lp)  # sqrt p, shared by the steps to both neighbours (scores.lens_point)
+            ents.append(-(sq * sq * lp).sum(-1).to(torch.float64))
             if prev is not None:
-                za, zb = prev, z
                 if top_k is not None:
+                    za, zb = prev, z
                     k = min(top_k, z.shape[-1])
                     keep = torch.zeros_like(za, dtype=torch.bool)
                     keep.scatter_(-1, za.topk(k, dim=-1).indices, True)
                     keep.scatter_(-1, zb.topk(k, dim=-1).indices, True)
-                    neg = torch.finfo(torch.float32).min
-                    za = za.float().masked_fill(~keep, neg)
-                    zb = zb.float().masked_fill(~keep, neg)
-                la = torch.log_softmax(za / temperature if temperature != 1.0 else za, dim=-1)
-                lb = torch.log_softmax(zb / temperature if temperature != 1.0 else zb, dim=-1)
-                diff = (torch.exp(0.5 * la) - torch.exp(0.5 * lb)).to(torch.float64)
-                hell = torch.linalg.vector_norm(diff, dim=-1)
-                steps.append(4.0 * torch.asin((hell / 2.0).clamp(max=1.0)))
-            prev = z
+                    neg = torch.finfo(za.dtype).min
+                    za = za.masked_fill(~keep, neg)
+                    zb = zb.masked_fill(~keep, neg)
+                    la = torch.log_softmax(za / temperature if temperature != 1.0 else za, dim=-1)
+                    lb = torch.log_softmax(zb / temperature if temperature != 1.0 else zb, dim=-1)
+                    sa, sb = torch.exp(0.5 * la), torch.exp(0.5 * lb)
+                else:
+                    sa, sb = prev_sq, sq
+                hell = torch.linalg.vector_norm(sa - sb, dim=-1, dtype=torch.float64)
+                steps.append((4.0 * torch.asin((hell / 2.0).clamp(max=1.0))).clamp(0.0, pi))
+            prev, prev_sq = z, sq
     return list(rows), list(steps), list(ents)
 
 
@@ -390,7 +404,13 @@ def _check_rows(rows: list[torch.Tensor], arch: Architecture) -> None:
 
 def _reduce_batch(raw: torch.nn.Module, arch: Architecture, rows: list[torch.Tensor], groups: torch.Tensor,
                   gram: GramAccumulator, transport: TransportAccumulator, params: SpinalParams) -> None:
-    """Feed one batch's selected rows into the accumulators: Gram per layer, lens steps and entropies per pair."""
+    """Feed one batch's selected rows into the accumulators: Gram per layer, lens steps and entropies per pair.
+
+    Each layer's [rows x vocab] logits go through one log_softmax (scores.lens_point): its sqrt-probabilities serve
+    the steps to both neighbouring layers and its entropies double as the NaN/Inf check of the logits (one device
+    sync per chunk instead of an isfinite scan over the vocabulary three times per layer). The top-k knob needs
+    both layers' logits for its mask and goes through scores.lens_step.
+    """
     _check_rows(rows, arch)
     for layer, h in enumerate(rows):
         gram.update(layer, h, groups.to(gram.device))
@@ -399,17 +419,31 @@ def _reduce_batch(raw: torch.nn.Module, arch: Architecture, rows: list[torch.Ten
         return
     vocab = raw.config.vocab_size if isinstance(getattr(raw.config, "vocab_size", None), int) else 50_000
     chunk = max(1, _LENS_ROWS_BUDGET // max(vocab, 1))
+    temperature, top_k = params.temperature, params.top_k
     for start in range(0, n, chunk):
-        g = groups[start:start + chunk]
-        prev = None
+        ents: list[torch.Tensor] = []
+        steps: list[torch.Tensor] = []
+        prev_s = prev_z = None
         for layer, h in enumerate(rows):
             z = lens_logits(raw, arch, h[start:start + chunk])
-            what = _layer_name(arch, layer)  # lens_entropy / lens_step raise NumericsError naming it
-            transport.update_entropy(layer, lens_entropy(z, params.temperature, what=what), g)
-            if prev is not None:
-                transport.update(layer - 1, lens_step(prev, z, params.temperature, params.top_k,
-                                                      what=f"{_layer_name(arch, layer - 1)} -> {layer}"), g)
-            prev = z
+            s, ent = lens_point(z, temperature)
+            ents.append(ent)
+            if top_k is not None:  # lens_step needs finite logits: name the layer first, as the exact path does
+                check_entropy_finite(ent, _layer_name(arch, layer))
+                if prev_z is not None:
+                    steps.append(lens_step(prev_z, z, temperature, top_k,
+                                           what=f"{_layer_name(arch, layer - 1)} -> {layer}"))
+                prev_z = z
+            elif prev_s is not None:
+                steps.append(fisher_rao_sqrt(prev_s, s))
+            prev_s = s
+        del prev_s, prev_z, s, z
+        ent_all = torch.stack(ents)
+        ok = torch.isfinite(ent_all).all(dim=1)
+        if not bool(ok.all()):
+            bad = int((~ok).nonzero()[0, 0])
+            check_entropy_finite(ent_all[bad], _layer_name(arch, bad))
+        transport.update_all(torch.stack(steps), ent_all, groups[start:start + chunk])
 
 
 def _reduce_remote(arch: Architecture, rows: list[torch.Tensor], steps: list[torch.Tensor],

@@ -195,10 +195,24 @@ class TraceFrame:
         os.close(fd)
         try:
             self.data.write_parquet(tmp, metadata=kv)
+            fd = os.open(tmp, os.O_RDWR)
+            try:
+                os.fsync(fd)  # the bytes are on disk before the rename makes them the file
+            finally:
+                os.close(fd)
             os.replace(tmp, path)
-        finally:
+            try:  # and the rename itself survives a power loss (POSIX; best effort: not every file system can)
+                dfd = os.open(path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+                try:
+                    os.fsync(dfd)
+                finally:
+                    os.close(dfd)
+            except OSError:
+                pass
+        except BaseException:  # any failure, KeyboardInterrupt included: no temp file is left behind
             if os.path.exists(tmp):
                 os.unlink(tmp)
+            raise
         return path
 
     @classmethod
@@ -220,6 +234,45 @@ class TraceFrame:
             lens = pl.DataFrame(json.loads(kv[LENS_KEY]), schema=LENS_SCHEMA) if LENS_KEY in kv else None
         except (ValueError, TypeError, pl.exceptions.PolarsError) as e:
             raise FrameError(f"{path} has corrupt spinal-nb metadata: {e}") from e
+
+        from ..errors import SpinalError
+
+        # valid JSON is not yet valid metadata: check its structure (ARCHITECTURE.md, TraceFrame meta) here, so that
+        # a hand-edited or foreign file is refused now with a clear message, not a KeyError three calls later
+        def bad(where: str, what: str) -> FrameError:
+            return FrameError(f"{path} has corrupt spinal-nb metadata: {where} {what}.")
+
+        def check_params(p: Any, where: str) -> None:
+            if p is None:
+                return
+            if not isinstance(p, dict):
+                raise bad(where, f"must be a dict of SPINAL parameters, got {type(p).__name__}")
+            try:
+                SpinalParams.from_dict(p)
+            except (SpinalError, TypeError, ValueError) as e:
+                raise bad(where, f"are not valid SPINAL parameters ({e})") from e
+
+        if not isinstance(meta, dict):
+            raise bad("the metadata", f"must be a JSON object, got {type(meta).__name__}")
+        if not isinstance(meta.get("spinal_nb", ""), str):
+            raise bad("'spinal_nb' (the version)", f"must be a string, got {type(meta['spinal_nb']).__name__}")
+        check_params(meta.get("params"), "'params'")
+        if not isinstance(meta.get("mixed_params", False), bool):
+            raise bad("'mixed_params'", "must be true or false")
+        checkpoints = meta.get("checkpoints", {})
+        if not isinstance(checkpoints, dict):
+            raise bad("'checkpoints'", f"must map checkpoint names to dicts, got {type(checkpoints).__name__}")
+        kinds = {"model": str, "revision": str, "dtype": str, "device": str, "prompts_sha256": str, "created": str,
+                 "n_prompts": int, "n_layers": int, "d_model": int, "versions": dict, "extra": dict}
+        for name, info in checkpoints.items():
+            where = f"checkpoints[{name!r}]"
+            if not isinstance(info, dict):
+                raise bad(where, f"must be a dict, got {type(info).__name__}")
+            for key, kind in kinds.items():
+                v = info.get(key)
+                if v is not None and (not isinstance(v, kind) or isinstance(v, bool)):
+                    raise bad(f"{where}[{key!r}]", f"must be {kind.__name__} or null, got {type(v).__name__}")
+            check_params(info.get("params"), f"{where}['params']")
         return cls(data, meta, lens)
 
     # -- comparison and views -----------------------------------------------------------------------------------

@@ -2,9 +2,18 @@
 from .contraction import GramAccumulator, TailFit, fit_tail
 from .intervals import assign_groups, jackknife_interval, jackknife_se
 from .layers import finalize
-from .transport import TransportAccumulator, fisher_rao, lens_entropy, lens_step
+from .transport import (
+    TransportAccumulator,
+    check_entropy_finite,
+    fisher_rao,
+    fisher_rao_sqrt,
+    lens_entropy,
+    lens_point,
+    lens_step,
+)
 
 __all__ = [
     "GramAccumulator", "TailFit", "fit_tail", "assign_groups", "jackknife_interval", "jackknife_se", "finalize",
-    "TransportAccumulator", "fisher_rao", "lens_entropy", "lens_step",
+    "TransportAccumulator", "fisher_rao", "lens_entropy", "lens_step", "lens_point", "fisher_rao_sqrt",
+    "check_entropy_finite",
 ]

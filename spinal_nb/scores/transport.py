@@ -3,8 +3,14 @@
 L = 2 arccos(BC(p, q)) is computed in the equivalent stable form 4 asin(||sqrt p - sqrt q||_2 / 2): the arccos form
 loses all precision for small steps in float32. sqrt p comes from exp(0.5 log_softmax(z)), so nothing underflows.
 Everything here works on one layer pair and one batch of positions at a time: callers stream sums and counts.
+
+Streaming over layers (the tracer): `lens_point(z_l)` gives sqrt p_l and the entropy of layer l from one log_softmax,
+and `fisher_rao_sqrt(sqrt p_l, sqrt p_l+1)` the step, so each layer's [rows x vocab] logits are normalised once
+(`lens_step` and `lens_entropy` on a pair would do it three times). The two routes give the same numbers.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -25,12 +31,34 @@ def fisher_rao(p, q) -> np.ndarray | torch.Tensor:
     if (pt < 0).any() or (qt < 0).any():
         raise InputError("Probabilities must be non-negative.")
     h = torch.linalg.vector_norm(pt.sqrt() - qt.sqrt(), dim=-1)
-    d = 4.0 * torch.asin((h / 2.0).clamp(max=1.0))
+    d = _hellinger_to_fisher_rao(h)
     return d.numpy() if is_np else d
 
 
+def _hellinger_to_fisher_rao(h: torch.Tensor) -> torch.Tensor:
+    """4 asin(h / 2) for h = ||sqrt p - sqrt q||_2 (float64), clamped to the exact range [0, pi].
+
+    h <= sqrt 2 for probability vectors, but rounding can push 4 asin(sqrt(2)/2) to pi + 4e-16 on disjoint supports.
+    """
+    return (4.0 * torch.asin((h / 2.0).clamp(max=1.0))).clamp(0.0, math.pi)
+
+
+def fisher_rao_sqrt(sqrt_a: torch.Tensor, sqrt_b: torch.Tensor) -> torch.Tensor:
+    """Per-position Fisher–Rao step (float64, [N]) from square-root probabilities [N, V] (as from `lens_point`).
+
+    The difference is taken in the inputs' dtype and its norm accumulated in float64, exactly as `lens_step` does.
+    """
+    h = torch.linalg.vector_norm(sqrt_a - sqrt_b, dim=-1, dtype=torch.float64)
+    return _hellinger_to_fisher_rao(h)
+
+
+def _float(logits: torch.Tensor) -> torch.Tensor:
+    """float64 stays float64, float32 stays float32, half precisions (and anything else) go to float32."""
+    return logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
+
+
 def _log_probs(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    z = logits if logits.dtype in (torch.float32, torch.float64) else logits.float()
+    z = _float(logits)
     if temperature != 1.0:
         z = z / temperature
     return torch.log_softmax(z, dim=-1)
@@ -54,7 +82,8 @@ def lens_step(logits_a, logits_b, temperature: float = 1.0, top_k: int | None = 
               what: str = "a layer pair") -> torch.Tensor:
     """Per-position Fisher–Rao step (float64, [N]) between the lens distributions of two logit tensors [N, V].
 
-    With `top_k`, both distributions are restricted to the union of their top-k tokens and renormalized.
+    With `top_k`, both distributions are restricted to the union of their top-k tokens and renormalized (in the
+    logits' precision: float64 stays float64, half precisions are computed in float32).
     """
     za, zb = torch.as_tensor(logits_a), torch.as_tensor(logits_b)
     if za.shape != zb.shape or za.ndim != 2:
@@ -63,13 +92,13 @@ def lens_step(logits_a, logits_b, temperature: float = 1.0, top_k: int | None = 
     _check_finite(zb, what)
     if top_k is not None:
         mask = _topk_union_mask(za, zb, top_k)
-        neg = torch.finfo(torch.float32).min
-        za = za.float().masked_fill(~mask, neg)
-        zb = zb.float().masked_fill(~mask, neg)
+        za, zb = _float(za), _float(zb)
+        neg = torch.finfo(za.dtype).min
+        za = za.masked_fill(~mask, neg)
+        zb = zb.masked_fill(~mask, neg)
     sa = torch.exp(0.5 * _log_probs(za, temperature))
     sb = torch.exp(0.5 * _log_probs(zb, temperature))
-    h = torch.linalg.vector_norm((sa - sb).to(torch.float64), dim=-1)
-    return 4.0 * torch.asin((h / 2.0).clamp(max=1.0))
+    return fisher_rao_sqrt(sa, sb)
 
 
 def lens_entropy(logits, temperature: float = 1.0, what: str = "a layer") -> torch.Tensor:
@@ -78,6 +107,27 @@ def lens_entropy(logits, temperature: float = 1.0, what: str = "a layer") -> tor
     _check_finite(z, what)
     lp = _log_probs(z, temperature)
     return -(lp.exp() * lp).sum(-1).to(torch.float64)
+
+
+def lens_point(logits, temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sqrt p [N, V], entropy [N] float64) of softmax(logits / T) from a single log_softmax.
+
+    sqrt p = exp(log_softmax / 2) is in the logits' precision (float64 stays float64, half precisions go to float32)
+    and feeds `fisher_rao_sqrt` for the steps to both neighbouring layers. No finiteness scan over [N, V]: a NaN or
+    Inf anywhere in a row of logits makes that row's entropy NaN (inf - inf or 0 * -inf), so checking the [N]
+    entropies with `check_entropy_finite` is the same test at no cost.
+    """
+    lp = _log_probs(torch.as_tensor(logits), temperature)
+    s = torch.exp(0.5 * lp)
+    ent = -(s * s * lp).sum(-1).to(torch.float64)
+    return s, ent
+
+
+def check_entropy_finite(entropy: torch.Tensor, what: str = "a layer") -> None:
+    """NumericsError (naming `what`) when any entropy from `lens_point` is NaN/Inf, i.e. its logits were not finite."""
+    if not bool(torch.isfinite(entropy).all()):
+        raise NumericsError(f"NaN or Inf in the logit-lens logits of {what}; "
+                            "the model may overflow in float16 — try float32 or bfloat16.")
 
 
 class TransportAccumulator:
@@ -111,6 +161,21 @@ class TransportAccumulator:
 
     def update_entropy(self, layer: int, entropy, groups) -> None:
         self._add(self.ent_sum, self.ent_count, layer, entropy, groups)
+
+    def update_all(self, steps, entropies, groups) -> None:
+        """One batch for every layer at once: `steps` [L, N] (row l = step l -> l+1), `entropies` [L+1, N].
+
+        Same sums, in the same order, as `update` and `update_entropy` called layer by layer.
+        """
+        g = torch.as_tensor(groups).cpu().numpy().astype(np.int64).reshape(-1)
+        for sums, counts, values, n_rows, what in ((self.step_sum, self.step_count, steps, self.n_layers - 1, "steps"),
+                                                    (self.ent_sum, self.ent_count, entropies, self.n_layers,
+                                                     "entropies")):
+            v = torch.as_tensor(values, dtype=torch.float64).cpu().numpy()
+            if v.shape != (n_rows, g.size):
+                raise InputError(f"{what} must have shape [{n_rows}, {g.size}], got {v.shape}.")
+            np.add.at(sums[:n_rows], (slice(None), g), v)
+            np.add.at(counts[:n_rows], (slice(None), g), 1)
 
     @staticmethod
     def _means(sums, counts, layer, leave_out=None):

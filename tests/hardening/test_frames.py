@@ -98,19 +98,92 @@ def test_paths_that_are_not_files(tmp_path):
         read_parquet(tmp_path)  # a directory
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="TraceFrame.read_parquet does not validate the structure of its JSON metadata: '[1, 2, 3]' "
-                          "raises a raw TypeError, '\"str\"' a raw ValueError, and {'checkpoints': 5} or params with an "
-                          "unknown key load as a frame that fails later. Fix in frame/traceframe.py: check meta is a "
-                          "dict, meta['checkpoints'] a dict of dicts and SpinalParams.from_dict(meta['params']) inside "
-                          "read_parquet, raising FrameError. Remove this mark when fixed.")
-@pytest.mark.parametrize("meta", ["[1, 2, 3]", '"str"', '{"checkpoints": 5}', '{"params": {"bogus": 1}}'])
-def test_metadata_with_the_wrong_structure_is_a_frame_error(tmp_path, frame, good_file, meta):
+GOOD_CHECKPOINT = {"model": "m", "n_layers": 6, "d_model": 8, "extra": {}}
+
+
+@pytest.mark.parametrize("meta,says", [
+    ("[1, 2, 3]", "must be a JSON object"),
+    ('"str"', "must be a JSON object"),
+    ("null", "must be a JSON object"),
+    ('{"spinal_nb": 3}', "version"),
+    ('{"checkpoints": 5}', "'checkpoints'"),
+    ('{"checkpoints": [["base", {}]]}', "'checkpoints'"),
+    ('{"checkpoints": {"base": 5}}', r"checkpoints\['base'\] must be a dict"),
+    ('{"checkpoints": {"base": {"n_layers": "six"}}}', r"\['n_layers'\] must be int"),
+    ('{"checkpoints": {"base": {"n_prompts": true}}}', r"\['n_prompts'\] must be int"),
+    ('{"checkpoints": {"base": {"model": ["m"]}}}', r"\['model'\] must be str"),
+    ('{"checkpoints": {"base": {"extra": "x"}}}', r"\['extra'\] must be dict"),
+    ('{"checkpoints": {"base": {"params": {"bogus": 1}}}}', "not valid SPINAL parameters"),
+    ('{"params": {"bogus": 1}}', "not valid SPINAL parameters.*bogus"),
+    ('{"params": {"n_groups": 1}}', "not valid SPINAL parameters"),
+    ('{"params": {"window": 0.5}}', "not valid SPINAL parameters"),
+    ('{"params": [1, 2]}', "must be a dict of SPINAL parameters"),
+    ('{"mixed_params": "yes"}', "mixed_params"),
+])
+def test_metadata_with_the_wrong_structure_is_a_frame_error(tmp_path, frame, good_file, meta, says):
     kv = pl.read_parquet_metadata(good_file)
     p = tmp_path / "t.parquet"
     frame.data.write_parquet(p, metadata={**kv, "spinal_nb.meta": meta})
-    with pytest.raises(FrameError):
+    with pytest.raises(FrameError, match="corrupt spinal-nb metadata.*" + says):
         read_parquet(p)
+
+
+def test_metadata_with_extra_keys_and_nulls_still_loads(tmp_path, frame, good_file):
+    """The checks refuse wrong structure only: extra keys (e.g. the monitor's) and nulls are fine."""
+    meta = {**frame.meta, "monitor": {"events": []}, "checkpoints": {
+        "base": {**GOOD_CHECKPOINT, "revision": None, "own_key": [1, "x"]}}}
+    kv = pl.read_parquet_metadata(good_file)
+    p = tmp_path / "t.parquet"
+    frame.data.write_parquet(p, metadata={**kv, "spinal_nb.meta": json.dumps(meta)})
+    assert read_parquet(p).meta == meta
+
+
+def test_to_parquet_fsyncs_the_temp_file_before_the_rename(tmp_path, frame, monkeypatch):
+    import os
+
+    calls = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        calls.append(("fsync", os.readlink(f"/proc/self/fd/{fd}") if os.path.exists("/proc/self/fd") else fd))
+        return real_fsync(fd)
+
+    def replace(src, dst):
+        calls.append(("replace", str(src)))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    path = frame.to_parquet(tmp_path / "t.parquet")
+    monkeypatch.undo()
+    kinds = [c[0] for c in calls]
+    assert kinds.index("fsync") < kinds.index("replace")
+    tmp = calls[kinds.index("replace")][1]
+    assert ".t.parquet." in tmp and tmp.endswith(".tmp")
+    if os.path.exists("/proc/self/fd"):
+        assert calls[kinds.index("fsync")][1] == tmp  # the temp file itself is synced, before it becomes the file
+    assert read_parquet(path) == frame
+
+
+@pytest.mark.parametrize("fail_at", ["write_parquet", "fsync", "replace"])
+def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path, frame, monkeypatch, fail_at):
+    import os
+
+    other = synthetic_trace("other", n_layers=6, n_prompts=12, tokens_per_prompt=10, seed=4)
+    path = frame.to_parquet(tmp_path / "t.parquet")
+
+    def boom(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    if fail_at == "write_parquet":
+        monkeypatch.setattr(pl.DataFrame, "write_parquet", boom)
+    else:
+        monkeypatch.setattr(os, fail_at, boom)
+    with pytest.raises(OSError, match="No space"):
+        other.to_parquet(path)
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.iterdir()] == ["t.parquet"]
+    assert read_parquet(path) == frame
 
 
 # -- frames built by hand -----------------------------------------------------------------------------------------

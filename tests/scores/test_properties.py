@@ -13,15 +13,18 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from spinal_nb.errors import InputError
 from spinal_nb.frame import LENS_SCHEMA, SCHEMA, TraceFrame
 from spinal_nb.params import SpinalParams
 from spinal_nb.scores import (
     GramAccumulator,
     TransportAccumulator,
     fisher_rao,
+    fisher_rao_sqrt,
     fit_tail,
     jackknife_interval,
     lens_entropy,
+    lens_point,
     lens_step,
 )
 
@@ -95,16 +98,16 @@ def test_fisher_rao_is_pi_exactly_for_disjoint_supports(ps):
     assert float(fisher_rao(a / a.sum(), b / b.sum())) == pytest.approx(math.pi, abs=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason="fisher_rao/lens_step return 4*asin(sqrt(2)/2) = pi + 4.4e-16 for disjoint "
-                   "supports (pi + 6e-8 on the float32 top-k path), above the SPEC range [0, pi]; fix in scores/transport.py: clamp the result "
-                   "to max=math.pi. Remove this mark when fixed.")
 def test_fisher_rao_never_exceeds_pi():
-    assert float(fisher_rao(np.array([1.0, 0.0]), np.array([0.0, 1.0]))) <= math.pi
+    # unclamped, 4 asin(sqrt(2)/2) rounds to pi + 4.4e-16 (and pi + 6e-8 on float32 top-k input): SPEC says [0, pi]
+    assert float(fisher_rao(np.array([1.0, 0.0]), np.array([0.0, 1.0]))) == math.pi
     z = torch.tensor([[0.0, -1e30]], dtype=torch.float64)
-    assert float(lens_step(z, z.flip(-1))) <= math.pi
-    # top-k path (float32): pi + 6e-8
-    za, zb = torch.tensor([[18.0, 0.5, 0.25]]), torch.tensor([[-17.0, 0.25, 0.1875]])
+    assert float(lens_step(z, z.flip(-1))) == math.pi
+    s, _ = lens_point(z)
+    assert float(fisher_rao_sqrt(s, s.flip(-1))) == math.pi
+    za, zb = torch.tensor([[18.0, 0.5, 0.25]]), torch.tensor([[-17.0, 0.25, 0.1875]])  # float32 top-k path
     assert float(lens_step(za, zb, temperature=0.5, top_k=2)) <= math.pi
+    assert float(lens_step(za, zb, temperature=0.5, top_k=2)) == pytest.approx(math.pi, abs=1e-6)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -118,7 +121,7 @@ def test_lens_step_is_fisher_rao_of_the_tempered_softmax(zs, temperature):
     p, q = _softmax(za.numpy() / temperature), _softmax(zb.numpy() / temperature)
     np.testing.assert_allclose(got, fisher_rao(p, q), atol=1e-9)
     np.testing.assert_allclose(got, _bc_distance(p, q), atol=1e-6)
-    assert np.all((got >= 0) & (got <= math.pi + 1e-15))  # exact bound: xfail test above
+    assert np.all((got >= 0) & (got <= math.pi))
     # symmetric, and temperature is the same as dividing the logits
     np.testing.assert_allclose(lens_step(zb, za, temperature=temperature).numpy(), got, atol=1e-12)
     np.testing.assert_allclose(lens_step(za / temperature, zb / temperature).numpy(), got, atol=1e-9)
@@ -138,27 +141,29 @@ def test_top_k_step_equals_renormalized_union_and_is_bounded(zs, k, temperature)
     za, zb = zs  # distinct logits: top-k sets are unambiguous (ties would make the union depend on the sort)
     v = za.shape[1]
     got = lens_step(za, zb, temperature=temperature, top_k=k).numpy()
-    assert np.all((got >= 0) & (got <= math.pi + 1e-6))  # top-k runs in float32; exact bound: xfail test above
+    assert np.all((got >= 0) & (got <= math.pi))
     kk = min(k, v)
     for i in range(za.shape[0]):
         a, b = za[i].numpy() / temperature, zb[i].numpy() / temperature
         union = set(np.argsort(-a)[:kk]) | set(np.argsort(-b)[:kk])
         idx = np.array(sorted(union))
         ref = float(fisher_rao(_softmax(a[idx]), _softmax(b[idx])))
-        # the top-k path computes in float32 (see the xfail below): float32 accuracy of sqrt(p) differences
-        assert got[i] == pytest.approx(ref, abs=1e-5, rel=2e-2)
+        assert got[i] == pytest.approx(ref, abs=1e-9)  # float64 logits stay float64 on the top-k path
     if k >= v:  # the union is everything: the exact step
-        np.testing.assert_allclose(got, lens_step(za, zb, temperature=temperature).numpy(), atol=1e-5, rtol=2e-2)
+        np.testing.assert_allclose(got, lens_step(za, zb, temperature=temperature).numpy(), atol=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason="lens_step(top_k=...) casts float64 logits to float32 (za.float()), so a small "
-                   "step loses ~1% even when top_k >= V; fix in scores/transport.py: keep the input's dtype when it "
-                   "is float64 (mask with finfo(dtype).min). Remove this mark when fixed.")
 def test_top_k_covering_the_vocabulary_equals_the_exact_step_in_float64():
+    # a small step (1e-3 logit noise): a float32 cast on the top-k path used to lose ~1% of it
     rng = np.random.default_rng(3)
     a = torch.as_tensor(rng.uniform(-30, 30, (4, 47)))
     b = a + torch.as_tensor(rng.normal(0, 1e-3, (4, 47)))
-    np.testing.assert_allclose(lens_step(a, b, top_k=47).numpy(), lens_step(a, b).numpy(), rtol=1e-9)
+    got = lens_step(a, b, top_k=47)
+    assert got.dtype == torch.float64
+    np.testing.assert_allclose(got.numpy(), lens_step(a, b).numpy(), rtol=1e-9)
+    # half precisions are computed in float32, float32 stays float32 (same numbers as the exact float32 path)
+    np.testing.assert_allclose(lens_step(a.float(), b.float(), top_k=47).numpy(),
+                               lens_step(a.float(), b.float()).numpy(), rtol=1e-12)
 
 
 @FAST
@@ -182,6 +187,40 @@ def test_entropy_bounds_and_temperature(zs, temperature):
     np.testing.assert_allclose(h, ref, atol=1e-9)
     assert np.all(h >= -1e-12) and np.all(h <= math.log(v) + 1e-9)
     np.testing.assert_allclose(lens_entropy(torch.zeros(3, v, dtype=torch.float64)).numpy(), math.log(v), atol=1e-12)
+
+
+@FAST
+@given(logit_pairs(), st.floats(0.25, 4.0))
+def test_lens_point_is_the_tempered_softmax_and_its_steps_equal_lens_step(zs, temperature):
+    """The fused route of the tracer (one log_softmax per layer) against explicit softmaxes and the pair route."""
+    za, zb = zs
+    sa, ha = lens_point(za, temperature)
+    sb, _ = lens_point(zb, temperature)
+    p = _softmax(za.numpy() / temperature)
+    np.testing.assert_allclose(sa.numpy() ** 2, p, atol=1e-12)
+    assert sa.dtype == torch.float64 and ha.dtype == torch.float64
+    ref = -(p * np.log(np.where(p > 0, p, 1.0))).sum(-1)
+    np.testing.assert_allclose(ha.numpy(), ref, atol=1e-9)
+    np.testing.assert_allclose(ha.numpy(), lens_entropy(za, temperature).numpy(), atol=1e-12)
+    got = fisher_rao_sqrt(sa, sb)
+    np.testing.assert_allclose(got.numpy(), fisher_rao(p, _softmax(zb.numpy() / temperature)), atol=1e-9)
+    np.testing.assert_allclose(got.numpy(), lens_step(za, zb, temperature).numpy(), atol=1e-12)
+    assert np.all((got.numpy() >= 0) & (got.numpy() <= math.pi))
+
+
+@FAST
+@given(logit_pairs(), st.data(), st.sampled_from([float("nan"), float("inf"), float("-inf")]),
+       st.sampled_from([torch.float64, torch.float32, torch.float16, torch.bfloat16]))
+def test_a_non_finite_logit_makes_exactly_its_rows_entropy_non_finite(zs, data, bad, dtype):
+    """The tracer checks the [N] entropies instead of scanning [N, V] logits: the two tests must agree."""
+    z = zs[0].clone()
+    n, v = z.shape
+    rows = data.draw(st.lists(st.integers(0, n - 1), max_size=n, unique=True))
+    for r in rows:
+        z[r, data.draw(st.integers(0, v - 1))] = bad
+    z = z.to(dtype)  # (finite float64 values may overflow to inf in float16: that row must be caught too)
+    _, ent = lens_point(z)
+    np.testing.assert_array_equal(torch.isfinite(ent).numpy(), torch.isfinite(z).all(-1).numpy())
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -336,6 +375,25 @@ def test_transport_means_split_invariant_and_leave_one_out(steps, g, seed):
         got = acc.transport(1, leave_out=gid)
         assert (got is None) if rest.size == 0 else got == pytest.approx(rest.mean(), abs=1e-12)
     assert acc.transport(0) is None  # nothing added there
+
+
+@FAST
+@given(st.integers(2, 6), st.integers(1, 5), st.integers(0, 2**31 - 1))
+def test_update_all_equals_layer_by_layer_updates_bit_for_bit(n_layers, g, seed):
+    rng = np.random.default_rng(seed)
+    by_layer, at_once = TransportAccumulator(n_layers, g), TransportAccumulator(n_layers, g)
+    for n in rng.integers(0, 30, rng.integers(1, 4)):
+        groups = rng.integers(0, g, n)
+        steps, ents = rng.uniform(0, math.pi, (n_layers - 1, n)), rng.uniform(0, 9, (n_layers, n))
+        for layer in range(n_layers):
+            by_layer.update_entropy(layer, ents[layer], groups)
+            if layer < n_layers - 1:
+                by_layer.update(layer, steps[layer], groups)
+        at_once.update_all(torch.as_tensor(steps), torch.as_tensor(ents), torch.as_tensor(groups))
+    for k, v in by_layer.state_dict().items():
+        np.testing.assert_array_equal(at_once.state_dict()[k], v)
+    with pytest.raises(InputError):
+        at_once.update_all(np.zeros((n_layers, 3)), np.zeros((n_layers, 3)), np.zeros(3, int))
 
 
 @FAST
