@@ -361,8 +361,8 @@ def _capture_remote(nn_model: Any, arch: Architecture, batch: Batch, fwd: dict[s
             if z.dtype not in (torch.float32, torch.float64):
                 z = z.float()
             lp = torch.log_softmax(z / temperature if temperature != 1.0 else z, dim=-1)
-            sq = torch.exp(0.5 * lp)  # sqrt p, shared by the steps to both neighbours (scores.lens_point)
-            ents.append(-(sq * sq * lp).sum(-1).to(torch.float64))
+            sq = lp.mul(0.5).exp_()  # sqrt p, shared by the steps to both neighbours (scores.lens_point)
+            ents.append(-(sq * sq).mul_(lp).sum(-1).to(torch.float64))
             if prev is not None:
                 if top_k is not None:
                     za, zb = prev, z
@@ -375,10 +375,10 @@ def _capture_remote(nn_model: Any, arch: Architecture, batch: Batch, fwd: dict[s
                     zb = zb.masked_fill(~keep, neg)
                     la = torch.log_softmax(za / temperature if temperature != 1.0 else za, dim=-1)
                     lb = torch.log_softmax(zb / temperature if temperature != 1.0 else zb, dim=-1)
-                    sa, sb = torch.exp(0.5 * la), torch.exp(0.5 * lb)
+                    sa, sb = la.mul_(0.5).exp_(), lb.mul_(0.5).exp_()
                 else:
                     sa, sb = prev_sq, sq
-                hell = torch.linalg.vector_norm(sa - sb, dim=-1, dtype=torch.float64)
+                hell = (sa - sb).square_().sum(-1).to(torch.float64).sqrt()  # as scores.fisher_rao_sqrt
                 steps.append((4.0 * torch.asin((hell / 2.0).clamp(max=1.0))).clamp(0.0, pi))
             prev, prev_sq = z, sq
     return list(rows), list(steps), list(ents)
@@ -423,10 +423,12 @@ def _reduce_batch(raw: torch.nn.Module, arch: Architecture, rows: list[torch.Ten
     for start in range(0, n, chunk):
         ents: list[torch.Tensor] = []
         steps: list[torch.Tensor] = []
-        prev_s = prev_z = None
+        prev_s = prev_z = scratch = None
         for layer, h in enumerate(rows):
             z = lens_logits(raw, arch, h[start:start + chunk])
-            s, ent = lens_point(z, temperature)
+            s, ent = lens_point(z, temperature, scratch=scratch)
+            if scratch is None:  # one [rows x vocab] work tensor per chunk, reused by every layer
+                scratch = torch.empty_like(s)
             ents.append(ent)
             if top_k is not None:  # lens_step needs finite logits: name the layer first, as the exact path does
                 check_entropy_finite(ent, _layer_name(arch, layer))
@@ -435,9 +437,9 @@ def _reduce_batch(raw: torch.nn.Module, arch: Architecture, rows: list[torch.Ten
                                            what=f"{_layer_name(arch, layer - 1)} -> {layer}"))
                 prev_z = z
             elif prev_s is not None:
-                steps.append(fisher_rao_sqrt(prev_s, s))
+                steps.append(fisher_rao_sqrt(prev_s, s, scratch=scratch))
             prev_s = s
-        del prev_s, prev_z, s, z
+        del prev_s, prev_z, s, z, scratch
         ent_all = torch.stack(ents)
         ok = torch.isfinite(ent_all).all(dim=1)
         if not bool(ok.all()):
