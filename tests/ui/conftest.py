@@ -38,12 +38,50 @@ def _missing() -> str | None:
     return None
 
 
+def _missing_notebook7() -> str | None:
+    # Notebook 7's /notebooks/<name> pages come from the `notebook` package's server extension, not from jupyterlab:
+    # without it the server answers 404 and the page never shows a cell (the CI time-out of 2026-11-23)
+    if importlib.util.find_spec("notebook") is None:
+        return "notebook>=7 is not installed, so the server has no /notebooks/ pages (pip install -e '.[ui]')"
+    return None
+
+
 def pytest_collection_modifyitems(config, items):
     reason = _missing()
-    if reason:
-        for item in items:
-            if "ui" in item.keywords:
-                item.add_marker(pytest.mark.skip(reason=reason))
+    nb7 = _missing_notebook7()
+    for item in items:
+        if "ui" not in item.keywords:
+            continue
+        if reason:
+            item.add_marker(pytest.mark.skip(reason=reason))
+        elif nb7 and getattr(item, "callspec", None) and item.callspec.params.get("app") == "notebook":
+            item.add_marker(pytest.mark.skip(reason=nb7))
+
+
+def check_served(url: str, timeout: float = 60) -> None:
+    """Fail at once, saying why, when the server does not serve `url` (instead of a browser waiting 90 s on a 404).
+
+    Retries connection errors and 5xx for `timeout` seconds (a fresh server can still be loading extensions)."""
+    import urllib.error
+
+    deadline = time.time() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as r:
+                if r.status == 200:
+                    return
+                status = r.status
+        except urllib.error.HTTPError as e:
+            status = e.code
+            if status < 500:
+                break
+        except OSError as e:
+            status = repr(e)
+        if time.time() > deadline:
+            break
+        time.sleep(1)
+    pytest.fail(f"The Jupyter server does not serve {url.split('?')[0]} (status {status}); for /notebooks/ pages "
+                f"Notebook 7 must be installed and enabled (pip install -e '.[ui]'). See {ARTIFACTS / 'jupyter-server.log'}.")
 
 
 def _free_port() -> int:
@@ -70,6 +108,11 @@ def jupyter_server(artifacts):
     notif = home / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     notif.parent.mkdir(parents=True, exist_ok=True)
     notif.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    # enable the server extensions explicitly in this server's own config dir, so that a machine-wide config that
+    # disables one cannot take /lab or /notebooks away
+    exts = {"jupyterlab": True, **({"notebook": True} if _missing_notebook7() is None else {})}
+    (home / "config" / "jupyter_server_config.json").write_text(
+        json.dumps({"ServerApp": {"jpserver_extensions": exts}}))
     port, token = _free_port(), secrets.token_hex(16)
     env = {**os.environ,
            "JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTER_DATA_DIR": str(home / "data"),

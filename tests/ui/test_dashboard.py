@@ -12,7 +12,7 @@ import pytest
 
 from tests.widgets.conftest import XSS, make_frame
 
-from .conftest import ROOT, write_notebook
+from .conftest import ROOT, check_served, write_notebook
 
 pytestmark = pytest.mark.ui
 
@@ -84,6 +84,7 @@ def open_notebook(browser, jupyter_server, app: str, name: str):
     page.on("pageerror", lambda e: errors.append(f"{e}\n{e.stack}") if "blob:" in (e.stack or "") else None)
     page.on("dialog", lambda d: (errors.append("dialog: " + d.message), d.dismiss()))
     url = f"{base}/lab/tree/{name}?token={token}&reset" if app == "lab" else f"{base}/notebooks/{name}?token={token}"
+    check_served(url)
     page.goto(url)
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
     page.wait_for_function("""() => { const k = document.querySelector('.jp-Notebook-ExecutionIndicator');
