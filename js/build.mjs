@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 const here = dirname(fileURLToPath(import.meta.url));
 const src = join(here, "src");
 const out = join(here, "..", "spinal_nb", "static");
-const ENTRIES = ["depth_path", "layer_scrubber", "dashboard"];
+const ENTRIES = ["depth_path", "layer_scrubber", "dashboard", "training"];
 
 function files(dir) {
   return readdirSync(dir).sort().flatMap((f) => {

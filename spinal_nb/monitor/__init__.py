@@ -6,6 +6,8 @@
 - :func:`read_training_trace` — the folder as one ordinary TraceFrame (checkpoint "step-000120", `step` column set).
 - :class:`AlertRule`, :class:`SpinalAlertWarning`, :func:`alert_history` — spinal-nb's own destabilization alert
   (the SPINAL paper publishes none) and its replay over any training TraceFrame. See docs/monitor.md.
+- :func:`watch` / :class:`TraceWatcher` — poll a training-trace folder on a background thread and hand each new version
+  to a callback (e.g. `spinal_nb.widgets.TrainingView.update`, which redraws the widget in place).
 
 >>> from spinal_nb.monitor import SpinalCallback, AlertRule
 >>> cb = SpinalCallback(["The jury said", "It was a cold morning"], every_n_steps=25, alert=AlertRule(patience=3))
@@ -14,7 +16,9 @@
 """
 from .alert import AlertRule, AlertTracker, SpinalAlertWarning, alert_history, assess
 from .callback import SpinalCallback
+from .live import TraceWatcher, watch
 from .storage import TrainingTraceWriter, checkpoint_name, ordered_by_step, read_events, read_training_trace
 
 __all__ = ["SpinalCallback", "AlertRule", "AlertTracker", "SpinalAlertWarning", "alert_history", "assess",
-           "read_training_trace", "read_events", "TrainingTraceWriter", "checkpoint_name", "ordered_by_step"]
+           "read_training_trace", "read_events", "TrainingTraceWriter", "checkpoint_name", "ordered_by_step",
+           "TraceWatcher", "watch"]

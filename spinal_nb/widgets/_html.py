@@ -68,7 +68,7 @@ def _json_in_html(obj) -> str:
 def state_of(widget) -> dict:
     state, binary = {}, []
     every_layer = widget.detail_payload(None)  # the page cannot ask Python for another layer's detail
-    for name in STATE:
+    for name in (*STATE, *getattr(widget, "_extra_state", ())):
         value = every_layer[name] if name in every_layer else getattr(widget, name)
         if isinstance(value, bytes | bytearray | memoryview):
             state[name] = base64.b64encode(bytes(value)).decode("ascii")

@@ -20,7 +20,8 @@ XSS = '<img src=x onerror="window.__spinal_xss=1">'
 
 def make_frame(n_checkpoints: int = 3, n_layers: int = 30, n_groups: int = 10, rank: int = 160,
                steps: bool = False, spectra: bool = True, lens: bool = False, seed: int = 0,
-               names: list[str] | None = None) -> TraceFrame:
+               names: list[str] | None = None, effects: list[float] | None = None,
+               step_values: list[int] | None = None) -> TraceFrame:
     rng = np.random.default_rng(seed)
     params = SpinalParams(n_groups=n_groups)
     names = names or (["base", "sft", "dpo"][:n_checkpoints] if n_checkpoints <= 3 and not steps
@@ -28,7 +29,7 @@ def make_frame(n_checkpoints: int = 3, n_layers: int = 30, n_groups: int = 10, r
     rows = []
     k = np.arange(1, rank + 1, dtype=float)
     for c, name in enumerate(names):
-        effect = c / max(1, n_checkpoints - 1)  # 0 for the reference, 1 for the most aligned
+        effect = effects[c] if effects is not None else c / max(1, n_checkpoints - 1)  # 0: the reference
         for layer in range(n_layers + 1):
             depth = layer / n_layers
             late = max(0.0, depth - 0.7) / 0.3
@@ -45,7 +46,8 @@ def make_frame(n_checkpoints: int = 3, n_layers: int = 30, n_groups: int = 10, r
             t_lo, t_hi = jackknife_interval(transport, t_jk, params.confidence) if t_jk else (None, None)
             e_lo, e_hi = jackknife_interval(entropy, e_jk, params.confidence)
             rows.append({
-                "checkpoint": name, "step": 1000 * c if steps else None, "layer": layer, "depth": depth,
+                "checkpoint": name,
+                "step": (step_values[c] if step_values is not None else 1000 * c) if steps else None, "layer": layer, "depth": depth,
                 "contraction": fit.alpha, "contraction_lo": a_lo, "contraction_hi": a_hi, "contraction_r2": fit.r2,
                 "contraction_points": fit.n_points, "contraction_reason": fit.reason,
                 "transport": transport, "transport_lo": t_lo, "transport_hi": t_hi,
@@ -58,6 +60,24 @@ def make_frame(n_checkpoints: int = 3, n_layers: int = 30, n_groups: int = 10, r
     meta = {"params": params.to_dict(), "checkpoints": {n: dict(info) for n in names}}
     lens_df = make_lens(names, n_layers, rng) if lens else None
     return TraceFrame(data, meta, lens_df)
+
+
+def make_training_frame(n_steps: int = 12, n_layers: int = 24, every: int = 50, seed: int = 2,
+                        alert_steps: tuple[int, ...] = (), message: str = "SPINAL alert") -> TraceFrame:
+    """A monitored training run as SpinalCallback writes it: checkpoints 'step-000000', 'step-000050', … with
+    `step` set, terminal layers drifting slowly and then faster (a run starting to destabilize), and alerts
+    recorded in meta["monitor"] as the callback's event log has them (their messages are untrusted text)."""
+    from spinal_nb.monitor.storage import checkpoint_name
+
+    steps = [every * i for i in range(n_steps)]
+    effects = [0.6 * (i / max(1, n_steps - 1)) + 2.4 * max(0.0, i / max(1, n_steps - 1) - 0.6) ** 1.5
+               for i in range(n_steps)]
+    frame = make_frame(n_steps, n_layers, steps=True, seed=seed, names=[checkpoint_name(s) for s in steps],
+                       effects=effects, step_values=steps)
+    events = [{"event": "alert", "step": s, "message": f"{message} at step {s}"} for s in alert_steps]
+    frame.meta["monitor"] = {"evaluations": [], "events": events,
+                             "alerts": [{"step": s, "fired": True} for s in alert_steps]}
+    return frame
 
 
 def make_lens(names: list[str], n_layers: int, rng: np.random.Generator, top_k: int = 5) -> pl.DataFrame:

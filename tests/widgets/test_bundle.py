@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 JS = ROOT / "js"
 STATIC = ROOT / "spinal_nb" / "static"
-BUNDLES = ["depth_path.js", "layer_scrubber.js", "dashboard.js", "spinal.css"]
+BUNDLES = ["depth_path.js", "layer_scrubber.js", "dashboard.js", "training.js", "spinal.css"]
 
 
 def source_hash() -> str:

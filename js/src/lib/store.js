@@ -114,12 +114,13 @@ export function createStore(model) {
 }
 
 // The widget root: themed container that takes keyboard focus and steps layers with the arrow keys.
-export function mountRoot(el, store, className) {
+// handleKey(key) -> true when handled; default: the arrow keys step the layer.
+export function mountRoot(el, store, className, handleKey = (key) => store.handleKey(key)) {
   const root = document.createElement("div");
   root.className = "spinal-nb " + className;
   root.tabIndex = 0;
   root.setAttribute("role", "group");
-  root.setAttribute("aria-label", "spinal-nb depth trace view; left and right arrow keys move the layer");
+  root.setAttribute("aria-label", "spinal-nb depth trace view; the arrow keys move the selection");
   // Lumino (JupyterLab, Notebook 7) matches its keyboard shortcuts only outside elements marked like this, so the
   // arrow keys reach the widget instead of the notebook's command mode while the widget has focus
   root.setAttribute("data-lm-suppress-shortcuts", "true");
@@ -128,7 +129,7 @@ export function mountRoot(el, store, className) {
     const tag = ev.target && ev.target.tagName;
     if (tag === "SELECT" || tag === "INPUT" || tag === "TEXTAREA") return; // those handle their own keys
     if (ev.altKey || ev.ctrlKey || ev.metaKey) return;
-    if (store.handleKey(ev.key)) {
+    if (handleKey(ev.key)) {
       ev.preventDefault();
       ev.stopPropagation(); // keep JupyterLab's command-mode shortcuts out of it
     }
