@@ -88,11 +88,25 @@ class GramAccumulator:
 
         Only the first r = min(N - 1, d) (centered) or min(N, d) values are returned: the rest are exactly zero.
         """
+        if leave_out is None:
+            return self.spectra(layer, center=center)[0]
+        return self.spectra(layer, [leave_out], center=center, full=False)[1][0]
+
+    def spectra(self, layer: int, leave_out: list[int] | tuple[int, ...] = (), center: bool = True,
+                full: bool = True) -> tuple[np.ndarray | None, list[np.ndarray]]:
+        """(spectrum of all rows, [spectrum with group g left out for g in leave_out]) of one layer.
+
+        The same numbers as `spectrum` called once per group, with the layer's total Gram summed once. Eigenvalues
+        come from LAPACK's symmetric solver through numpy (float64): on one CPU thread it is 1.5-3x faster than
+        torch's for these d x d matrices, and finalize does (L + 1) x (1 + n_groups) of them.
+        """
         gram, s, n = self.gram[layer].sum(0), self.colsum[layer].sum(0), self.n_rows(layer)
-        if leave_out is not None:
-            gram = gram - self.gram[layer, leave_out]
-            s = s - self.colsum[layer, leave_out]
-            n = self.n_rows(layer, leave_out)
+        whole = self._spectrum_of(layer, gram, s, n, center) if full else None
+        parts = [self._spectrum_of(layer, gram - self.gram[layer, g], s - self.colsum[layer, g],
+                                   self.n_rows(layer, g), center) for g in leave_out]
+        return whole, parts
+
+    def _spectrum_of(self, layer: int, gram: torch.Tensor, s: torch.Tensor, n: int, center: bool) -> np.ndarray:
         if n < 2:
             return np.zeros(0)
         if center:
@@ -104,8 +118,8 @@ class GramAccumulator:
             c = gram + torch.outer(sh, s) + torch.outer(s, sh) + n * torch.outer(sh, sh)
             rank = min(n, self.d)
         c = 0.5 * (c + c.T)
-        ev = torch.linalg.eigvalsh(c.cpu()).flip(0).clamp_min(0.0)
-        return ev[:rank].sqrt().numpy()
+        ev = np.linalg.eigvalsh(c.cpu().numpy())[::-1].clip(min=0.0)  # ascending -> descending
+        return np.sqrt(ev[:rank])
 
     # -- resume -------------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:

@@ -26,11 +26,12 @@ def finalize(gram: GramAccumulator, transport: TransportAccumulator, params: Spi
     fit_kw = dict(window=params.window, floor=params.floor, min_points=params.min_points)
     for layer in range(n_layers):
         groups = gram.nonempty_groups(layer)
-        sigma = gram.spectrum(layer, center=params.center)
+        sigma, _ = gram.spectra(layer, center=params.center)
         fit = fit_tail(sigma, **fit_kw)
         jk_a: list[float | None] = []
         if fit.alpha is not None and len(groups) >= 2:
-            jk_a = [fit_tail(gram.spectrum(layer, leave_out=g, center=params.center), **fit_kw).alpha for g in groups]
+            _, left_out = gram.spectra(layer, groups, center=params.center, full=False)
+            jk_a = [fit_tail(sg, **fit_kw).alpha for sg in left_out]
         lo, hi = jackknife_interval(fit.alpha, jk_a, params.confidence)
         cols["contraction"].append(fit.alpha)
         cols["contraction_lo"].append(lo)

@@ -326,6 +326,12 @@ def test_gram_leave_one_group_out_equals_svd_without_it(sets):
         rest = x[groups != gid]
         _close_spectra(acc.spectrum(0, leave_out=gid), _svd_centered(rest), x)
         assert acc.n_rows(0, leave_out=gid) == rest.shape[0]
+    # all groups at once (what finalize uses): the same spectra, with the full one alongside
+    whole, parts = acc.spectra(0, list(range(g)))
+    _close_spectra(whole, _svd_centered(x), x)
+    for gid, part in enumerate(parts):
+        _close_spectra(part, _svd_centered(x[groups != gid]), x)
+    assert acc.spectra(0, [0], full=False)[0] is None
 
 
 @FAST
