@@ -1,7 +1,6 @@
 """Where spinal_nb.trace() spends its time: torch profiler (operators) and cProfile (Python functions).
 
     python benchmarks/profile_trace.py --model smollm2 --prompts 24
-    python benchmarks/profile_trace.py --model smollm2 --prompts 24 --fused   # with the proposed fused lens
 """
 from __future__ import annotations
 
@@ -21,13 +20,7 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=24)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--top", type=int, default=18)
-    ap.add_argument("--fused", action="store_true", help="profile with fused_lens.fused() (the proposed fix)")
     args = ap.parse_args()
-    if args.fused:
-        import fused_lens
-
-        from spinal_nb.capture import tracer
-        tracer._reduce_batch = fused_lens.fused_reduce_batch  # patched for the whole process
     pin_threads(1)
     model, tok = load_model(args.model)
     prompts = real_prompts(args.prompts)

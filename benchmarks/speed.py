@@ -2,9 +2,9 @@
 
 Implementations (see _bench.py): `floor` (forward + one unembedding matmul per layer), `baseline` (what a competent
 user writes: HF forward with output_hidden_states, float32 full-softmax lens per layer, SVD per layer at the end),
-`spinal` (spinal_nb.trace, exact, with jackknife intervals) and `spinal_fused` (the same with the fused lens
-reduction proposed in fused_lens.py). Rounds are interleaved (the order rotates each round) with 1 torch thread;
-we report the min and the median over rounds, and ratios of mins. Scores of spinal are checked against the baseline.
+and `spinal` (spinal_nb.trace, exact, with jackknife intervals). Rounds are interleaved (the order rotates each round)
+with 1 torch thread; we report the min and the median over rounds, and ratios of mins. Scores of spinal are checked
+against the baseline.
 
     python benchmarks/speed.py --model smollm2 --prompts 80 --repeats 3
     python benchmarks/speed.py --model tiny --prompts 80 400 --repeats 5
@@ -26,10 +26,6 @@ def run_impl(name, model, tok, prompts, bs):
         return baseline(model, tok, prompts, bs)
     if name == "spinal":
         return spinal(model, tok, prompts, bs)
-    if name == "spinal_fused":
-        from fused_lens import fused
-        with fused():
-            return spinal(model, tok, prompts, bs)
     raise SystemExit(f"unknown implementation {name}")
 
 
@@ -45,7 +41,7 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, nargs="+", default=[80])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--impls", nargs="+", default=["floor", "baseline", "spinal", "spinal_fused"])
+    ap.add_argument("--impls", nargs="+", default=["floor", "baseline", "spinal"])
     args = ap.parse_args()
     pin_threads(1)
     model, tok = load_model(args.model)
@@ -81,23 +77,21 @@ def main() -> None:
                 row["spinal_vs_baseline_maxdiff"] = {k: max_diff(s[k], b[k]) for k in ("contraction", "transport",
                                                                                      "entropy")}
                 assert row["n_tokens"] == b["n_tokens"]
-            if "spinal_fused" in outs:
-                f = frame_scores(outs["spinal_fused"])
-                row["fused_vs_spinal_maxdiff"] = {k: max_diff(s[k], f[k]) for k in ("contraction", "transport",
-                                                                                  "entropy")}
         results.append(row)
         print(json.dumps(row), flush=True)
 
     print(f"\nmodel {args.model}, {args.repeats} interleaved rounds, 1 thread, load avg at end {machine()['load_avg']}")
-    print("\n| prompts | tokens | " + " | ".join(f"{k} min s (median)" for k in args.impls) + " | "
-          + " | ".join(f"{k}/floor" for k in args.impls if k != "floor") + " | "
-          + " | ".join(f"{k}/baseline" for k in args.impls if k not in ("baseline", "floor")) + " |")
-    print("|" + "---|" * (2 + len(args.impls) + (len(args.impls) - 1) + (len(args.impls) - 2)))
+    vs_floor = [k for k in args.impls if k != "floor"] if "floor" in args.impls else []
+    vs_base = [k for k in args.impls if k not in ("baseline", "floor")] if "baseline" in args.impls else []
+    head = ["prompts", "tokens"] + [f"{k} min s (median)" for k in args.impls] + [f"{k}/floor" for k in vs_floor] \
+        + [f"{k}/baseline" for k in vs_base]
+    print("\n| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
     for row in results:
         cells = [str(row["prompts"]), str(row.get("n_tokens", "?"))]
         cells += [f"{row['min'][k]:.2f} ({row['median'][k]:.2f})" for k in args.impls]
-        cells += [f"{row['vs_floor'][k]:.2f}×" for k in args.impls if k != "floor"]
-        cells += [f"{row['vs_baseline'][k]:.2f}×" for k in args.impls if k not in ("baseline", "floor")]
+        cells += [f"{row['vs_floor'][k]:.2f}×" for k in vs_floor]
+        cells += [f"{row['vs_baseline'][k]:.2f}×" for k in vs_base]
         print("| " + " | ".join(cells) + " |")
 
 
