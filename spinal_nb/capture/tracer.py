@@ -54,7 +54,7 @@ from .architectures import (
 )
 from .positions import Batch, make_batch
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: hybrid Gram accumulator state (per group rows below d, Gram above); 1 is not read
 _LENS_ROWS_BUDGET = 1 << 24  # positions x vocab per lens chunk (16M floats = 64 MB in float32)
 
 
@@ -607,6 +607,11 @@ class _Checkpointer:
             progress = json.loads(self.progress_path.read_text())
         except (OSError, json.JSONDecodeError) as e:
             raise InputError(f"{self.progress_path} is unreadable ({e}); delete the folder to start over.") from e
+        found = progress.get("format") if isinstance(progress, dict) else None
+        if found != CHECKPOINT_FORMAT:
+            raise InputError(f"save_to={str(self.folder)!r} holds partial results in checkpoint format "
+                             f"{found!r} of another spinal-nb version (this one writes "
+                             f"{CHECKPOINT_FORMAT}); delete the folder to start over.")
         if progress.get("call_sha256") != self.call_sha256:
             raise InputError(f"save_to={str(self.folder)!r} holds a run of a different call (other model, prompts, "
                              "parameters or batch size). Use another folder, or delete it to start over.")

@@ -1,10 +1,12 @@
 """Contraction score: the power-law tail exponent of a layer's singular-value spectrum (SPEC.md).
 
-The singular values of the stacked, column-centered state matrix H (N x d) are obtained exactly without keeping H:
-per layer we stream the Gram matrix, the column sum and the row count in float64. States are shifted by a reference
-row (the first batch's mean) before accumulating, so that centering later does not subtract two huge numbers
-(residual streams have a large shared mean direction). One Gram is kept per jackknife group of prompts so that
-leave-one-group-out spectra, and with them intervals, come at no extra pass over the data.
+The singular values of the stacked, column-centered state matrix H (N x d) are obtained exactly without keeping all
+of H: per layer we stream, per jackknife group of prompts, either the group's rows or its Gram matrix, plus the column
+sum and the row count, in float64. States are shifted by a reference row (the first batch's mean) before
+accumulating, so that centering later does not subtract two huge numbers (residual streams have a large shared mean
+direction). A group keeps its rows while it has fewer than d of them and switches to its d x d Gram the moment it
+reaches d (rows are the smaller form below d, the Gram above), so memory is min(N_g, d) * d float64 values per
+group and layer. Leave-one-group-out spectra, and with them intervals, come at no extra pass over the data.
 """
 from __future__ import annotations
 
@@ -24,8 +26,15 @@ def _as_float64(x) -> torch.Tensor:
     return t.to(torch.float64)
 
 
+FORMAT = 2  # layout of GramAccumulator.state_dict (1: one d x d Gram per layer and group, before hybrid storage)
+
+
 class GramAccumulator:
-    """Streams per-layer, per-group Gram matrices of hidden states (float64).
+    """Streams per-layer, per-group rows or Gram matrices of hidden states (float64).
+
+    Per (layer, group): the group's shifted rows while it has fewer than d of them, its Gram X^T X from then on
+    (exact either way; the switch only changes rounding). Spectra of row sets with N < d come from the N x N kernel
+    (same nonzero eigenvalues, cheaper) unless `kernel=False`.
 
     >>> acc = GramAccumulator(n_layers=1, d=4, n_groups=2)
     >>> acc.update(0, np.random.default_rng(0).normal(size=(50, 4)), np.arange(50) % 2)
@@ -34,18 +43,22 @@ class GramAccumulator:
     """
 
     def __init__(self, n_layers: int, d: int, n_groups: int, *, row_normalize: bool = False,
-                 device: str | torch.device = "cpu"):
+                 device: str | torch.device = "cpu", kernel: bool = True):
         if n_layers < 1 or d < 1 or n_groups < 1:
             raise InputError(f"GramAccumulator needs n_layers, d, n_groups >= 1, got {n_layers}, {d}, {n_groups}.")
         self.n_layers, self.d, self.n_groups = n_layers, d, n_groups
         self.row_normalize = row_normalize
+        self.kernel = kernel
         self.device = torch.device(device)
         z = dict(dtype=torch.float64, device=self.device)
-        self.gram = torch.zeros(n_layers, n_groups, d, d, **z)
         self.colsum = torch.zeros(n_layers, n_groups, d, **z)
         self.count = torch.zeros(n_layers, n_groups, dtype=torch.int64, device=self.device)
         self.shift = torch.zeros(n_layers, d, **z)
         self.has_shift = torch.zeros(n_layers, dtype=torch.bool, device=self.device)
+        # per [layer][group]: shifted row chunks (while < d rows) or the d x d Gram (None until the switch)
+        self._rows: list[list[list[torch.Tensor]]] = [[[] for _ in range(n_groups)] for _ in range(n_layers)]
+        self._gram: list[list[torch.Tensor | None]] = [[None] * n_groups for _ in range(n_layers)]
+        self._n: list[list[int]] = [[0] * n_groups for _ in range(n_layers)]  # host copy of count: no device sync
 
     # -- accumulation -------------------------------------------------------------------------------------------
     def update(self, layer: int, states, groups) -> None:
@@ -70,10 +83,20 @@ class GramAccumulator:
             self.has_shift[layer] = True
         x = x - self.shift[layer]
         for gid in torch.unique(g).tolist():
-            xg = x[g == gid]
-            self.gram[layer, gid] += xg.T @ xg
+            xg = x[g == gid]  # a copy: keeping it does not keep the batch alive
             self.colsum[layer, gid] += xg.sum(0)
             self.count[layer, gid] += xg.shape[0]
+            self._n[layer][gid] += xg.shape[0]
+            gram = self._gram[layer][gid]
+            if gram is not None:
+                gram.addmm_(xg.T, xg)
+                continue
+            chunks = self._rows[layer][gid]
+            chunks.append(xg)
+            if self._n[layer][gid] >= self.d:  # d rows or more: the Gram is the smaller form from now on
+                rows = torch.cat(chunks)
+                chunks.clear()
+                self._gram[layer][gid] = rows.T @ rows
 
     # -- results ------------------------------------------------------------------------------------------------
     def n_rows(self, layer: int, leave_out: int | None = None) -> int:
@@ -82,6 +105,19 @@ class GramAccumulator:
 
     def nonempty_groups(self, layer: int = 0) -> list[int]:
         return [i for i in range(self.n_groups) if int(self.count[layer, i]) > 0]
+
+    def storage_bytes(self, layer: int | None = None) -> int:
+        """Bytes held in the per-group rows and Grams (of one layer, or all): the part that grows with d and N."""
+        layers = range(self.n_layers) if layer is None else [layer]
+        return sum(t.numel() * t.element_size() for i in layers for g in range(self.n_groups)
+                   for t in (self._rows[i][g] + [x for x in [self._gram[i][g]] if x is not None]))
+
+    def _group_rows(self, layer: int, group: int) -> torch.Tensor:
+        """A row-stored group's rows as one [n_g, d] tensor (its chunks are joined once, in place)."""
+        chunks = self._rows[layer][group]
+        if len(chunks) > 1:
+            chunks[:] = [torch.cat(chunks)]
+        return chunks[0] if chunks else torch.zeros(0, self.d, dtype=torch.float64, device=self.device)
 
     def spectrum(self, layer: int, leave_out: int | None = None, center: bool = True) -> np.ndarray:
         """Singular values (descending) of the stacked state matrix, column-centered if `center`.
@@ -96,14 +132,52 @@ class GramAccumulator:
                 full: bool = True) -> tuple[np.ndarray | None, list[np.ndarray]]:
         """(spectrum of all rows, [spectrum with group g left out for g in leave_out]) of one layer.
 
-        The same numbers as `spectrum` called once per group, with the layer's total Gram summed once. Eigenvalues
-        come from LAPACK's symmetric solver through numpy (float64): on one CPU thread it is 1.5-3x faster than
-        torch's for these d x d matrices, and finalize does (L + 1) x (1 + n_groups) of them.
+        The same numbers as `spectrum` called once per group, with the layer's total Gram formed once (the Grams of
+        row-stored groups as one X^T X). A row set with N < d rows (then every group in it is row-stored) takes the
+        N x N kernel route instead. Eigenvalues come from LAPACK's symmetric solver through numpy (float64): on one
+        CPU thread it is 1.5-3x faster than torch's, and finalize does (L + 1) x (1 + n_groups) of them.
         """
-        gram, s, n = self.gram[layer].sum(0), self.colsum[layer].sum(0), self.n_rows(layer)
-        whole = self._spectrum_of(layer, gram, s, n, center) if full else None
-        parts = [self._spectrum_of(layer, gram - self.gram[layer, g], s - self.colsum[layer, g],
-                                   self.n_rows(layer, g), center) for g in leave_out]
+        n_g = self.count[layer].tolist()
+        n = sum(n_g)
+        s = self.colsum[layer].sum(0)
+        by_rows = [g for g in range(self.n_groups) if self._gram[layer][g] is None and n_g[g] > 0]
+        rows = torch.cat([self._group_rows(layer, g) for g in by_rows]) if by_rows else None
+        start = dict(zip(by_rows, np.cumsum([0] + [n_g[g] for g in by_rows]).tolist(), strict=False))
+        total: list[torch.Tensor] = []  # the layer's Gram, formed on first use
+
+        def total_gram() -> torch.Tensor:
+            if not total:
+                t = torch.zeros(self.d, self.d, dtype=torch.float64, device=self.device)
+                for g in range(self.n_groups):
+                    if self._gram[layer][g] is not None:
+                        t += self._gram[layer][g]
+                if rows is not None:
+                    t.addmm_(rows.T, rows)
+                total.append(t)
+            return total[0]
+
+        def rows_only(out: int | None) -> bool:  # kernel route: fewer rows than d, and all of them stored as rows
+            kept = n - (n_g[out] if out is not None else 0)
+            return self.kernel and kept < self.d and all(
+                self._gram[layer][g] is None for g in range(self.n_groups) if g != out and n_g[g] > 0)
+
+        whole = None
+        if full:
+            if rows_only(None):
+                whole = self._kernel_spectrum(layer, rows, s, n, center)
+            else:
+                whole = self._spectrum_of(layer, total_gram(), s, n, center)
+        parts = []
+        for g in leave_out:
+            s_out, n_out = s - self.colsum[layer, g], n - n_g[g]
+            mine = None if g not in start else rows[start[g]:start[g] + n_g[g]]
+            if rows_only(g):
+                kept = rows if mine is None else torch.cat([rows[:start[g]], rows[start[g] + n_g[g]:]])
+                parts.append(self._kernel_spectrum(layer, kept, s_out, n_out, center))
+                continue
+            gram_g = self._gram[layer][g] if mine is None else mine.T @ mine
+            gram = total_gram() if gram_g is None else total_gram() - gram_g
+            parts.append(self._spectrum_of(layer, gram, s_out, n_out, center))
         return whole, parts
 
     def _spectrum_of(self, layer: int, gram: torch.Tensor, s: torch.Tensor, n: int, center: bool) -> np.ndarray:
@@ -117,21 +191,75 @@ class GramAccumulator:
             sh = self.shift[layer]
             c = gram + torch.outer(sh, s) + torch.outer(s, sh) + n * torch.outer(sh, sh)
             rank = min(n, self.d)
+        return self._sqrt_eig(c, rank)
+
+    def _kernel_spectrum(self, layer: int, rows: torch.Tensor | None, s: torch.Tensor, n: int,
+                         center: bool) -> np.ndarray:
+        """The same singular values from the n x n kernel Y Y^T of the (centered or unshifted) rows Y, n < d."""
+        if n < 2 or rows is None:
+            return np.zeros(0)
+        y = rows - s / n if center else rows + self.shift[layer]
+        return self._sqrt_eig(y @ y.T, min(n - 1, self.d) if center else min(n, self.d))
+
+    @staticmethod
+    def _sqrt_eig(c: torch.Tensor, rank: int) -> np.ndarray:
         c = 0.5 * (c + c.T)
         ev = np.linalg.eigvalsh(c.cpu().numpy())[::-1].clip(min=0.0)  # ascending -> descending
         return np.sqrt(ev[:rank])
 
     # -- resume -------------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
-        return {k: getattr(self, k).cpu().numpy() for k in ("gram", "colsum", "count", "shift", "has_shift")}
+        """numpy arrays only: `is_gram` [layers, groups]; `gram` [groups stored as Grams, d, d] and `rows`
+        [rows of the other groups, d], both in (layer, group) order; colsum, count, shift, has_shift; format."""
+        is_gram = np.array([[x is not None for x in per] for per in self._gram], dtype=bool)
+        grams = [self._gram[i][g].cpu().numpy() for i in range(self.n_layers) for g in range(self.n_groups)
+                 if is_gram[i, g]]
+        rows = [self._group_rows(i, g).cpu().numpy() for i in range(self.n_layers) for g in range(self.n_groups)
+                if not is_gram[i, g] and self._n[i][g] > 0]
+        out = {"format": np.array(FORMAT, dtype=np.int64), "is_gram": is_gram,
+               "gram": np.stack(grams) if grams else np.zeros((0, self.d, self.d)),
+               "rows": np.concatenate(rows) if rows else np.zeros((0, self.d))}
+        out.update({k: getattr(self, k).cpu().numpy() for k in ("colsum", "count", "shift", "has_shift")})
+        return out
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        for k in ("gram", "colsum", "count", "shift", "has_shift"):
+        if "format" not in state or int(np.asarray(state["format"])) != FORMAT:
+            found = int(np.asarray(state["format"])) if "format" in state else 1
+            raise InputError(f"Saved accumulator state has layout {found}, this spinal-nb reads layout {FORMAT} "
+                             "(saved by another version); delete the folder of partial results to start over.")
+        missing = {"is_gram", "gram", "rows", "colsum", "count", "shift", "has_shift"} - set(state)
+        if missing:
+            raise InputError(f"Saved accumulator state lacks {sorted(missing)}; delete the folder to start over.")
+        L, G, d = self.n_layers, self.n_groups, self.d
+        small = {}
+        for k in ("colsum", "count", "shift", "has_shift"):
             cur = getattr(self, k)
             new = torch.as_tensor(np.asarray(state[k]))
             if tuple(new.shape) != tuple(cur.shape):
                 raise InputError(f"Saved accumulator '{k}' has shape {tuple(new.shape)}, expected {tuple(cur.shape)}.")
-            setattr(self, k, new.to(dtype=cur.dtype, device=self.device).clone())
+            small[k] = new.to(dtype=cur.dtype, device=self.device).clone()
+        is_gram, grams, rows = (np.asarray(state[k]) for k in ("is_gram", "gram", "rows"))
+        count = small["count"].cpu().numpy()
+        n_rows = int(count[~is_gram].sum()) if is_gram.shape == (L, G) else -1
+        if (is_gram.shape != (L, G) or grams.shape != (int(is_gram.sum()), d, d) or rows.shape != (n_rows, d)
+                or (count[is_gram] < d).any() or (count[~is_gram] >= d).any()):
+            raise InputError("Saved accumulator state is inconsistent (rows, Grams and counts disagree); "
+                             "delete the folder to start over.")
+        for k, v in small.items():
+            setattr(self, k, v)
+        z = dict(dtype=torch.float64, device=self.device)
+        self._n = count.tolist()
+        self._rows = [[[] for _ in range(G)] for _ in range(L)]
+        self._gram = [[None] * G for _ in range(L)]
+        k = r = 0
+        for i in range(L):
+            for g in range(G):
+                if is_gram[i, g]:
+                    self._gram[i][g] = torch.tensor(grams[k], **z)
+                    k += 1
+                elif count[i, g] > 0:
+                    self._rows[i][g] = [torch.tensor(rows[r:r + count[i, g]], **z)]
+                    r += int(count[i, g])
 
 
 @dataclass(frozen=True)

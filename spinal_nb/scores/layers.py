@@ -26,11 +26,11 @@ def finalize(gram: GramAccumulator, transport: TransportAccumulator, params: Spi
     fit_kw = dict(window=params.window, floor=params.floor, min_points=params.min_points)
     for layer in range(n_layers):
         groups = gram.nonempty_groups(layer)
-        sigma, _ = gram.spectra(layer, center=params.center)
+        # one call: the layer's rows are joined and its total Gram formed once for all 1 + G spectra
+        sigma, left_out = gram.spectra(layer, groups if len(groups) >= 2 else [], center=params.center)
         fit = fit_tail(sigma, **fit_kw)
         jk_a: list[float | None] = []
         if fit.alpha is not None and len(groups) >= 2:
-            _, left_out = gram.spectra(layer, groups, center=params.center, full=False)
             jk_a = [fit_tail(sg, **fit_kw).alpha for sg in left_out]
         lo, hi = jackknife_interval(fit.alpha, jk_a, params.confidence)
         cols["contraction"].append(fit.alpha)
