@@ -2,8 +2,9 @@
 
 Per batch of prompts, one nnsight trace reads the input of block 1 and every block's raw output at the selected
 positions (positions.py); the rows go straight into the streaming accumulators (spinal_nb.scores) and are dropped,
-so memory stays flat in the number of prompts. The logit lens (architectures.lens_logits) is evaluated on the selected
-rows only, a chunk of positions at a time, two layers at a time: nothing of size tokens × vocab × layers ever exists.
+so memory stays flat in the number of prompts. The logit lens (lens.LensEngine) is evaluated on the selected rows only,
+a cache-sized chunk of positions at a time, in buffers reused for the whole trace: nothing of size
+tokens × vocab × layers ever exists, and the lens memory does not grow with the batch.
 
 Remote (`remote=True`, NDIF): the same trace runs on the server, which also evaluates the lens there and sends back,
 per layer, only the selected rows and one Fisher–Rao step and one entropy per position — never the vocabulary-sized
@@ -38,7 +39,6 @@ from ..scores import (
     TransportAccumulator,
     check_entropy_finite,
     finalize,
-    fisher_rao_sqrt,
     lens_point,
     lens_step,
 )
@@ -52,10 +52,11 @@ from .architectures import (
     resolve_architecture,
     unwrap,
 )
+from .lens import LensEngine
 from .positions import Batch, make_batch
 
 CHECKPOINT_FORMAT = 2  # 2: hybrid Gram accumulator state (per group rows below d, Gram above); 1 is not read
-_LENS_ROWS_BUDGET = 1 << 24  # positions x vocab per lens chunk (16M floats = 64 MB in float32)
+_LENS_ROWS_BUDGET = 1 << 24  # positions x vocab per top-k lens chunk (16M floats = 64 MB in float32)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -403,13 +404,14 @@ def _check_rows(rows: list[torch.Tensor], arch: Architecture) -> None:
 
 
 def _reduce_batch(raw: torch.nn.Module, arch: Architecture, rows: list[torch.Tensor], groups: torch.Tensor,
-                  gram: GramAccumulator, transport: TransportAccumulator, params: SpinalParams) -> None:
+                  gram: GramAccumulator, transport: TransportAccumulator, params: SpinalParams,
+                  lens: LensEngine | None = None) -> None:
     """Feed one batch's selected rows into the accumulators: Gram per layer, lens steps and entropies per pair.
 
-    Each layer's [rows x vocab] logits go through one log_softmax (scores.lens_point): its sqrt-probabilities serve
-    the steps to both neighbouring layers and its entropies double as the NaN/Inf check of the logits (one device
-    sync per chunk instead of an isfinite scan over the vocabulary three times per layer). The top-k knob needs
-    both layers' logits for its mask and goes through scores.lens_step.
+    The exact lens goes through `LensEngine` (capture/lens.py: reused buffers, several layers per unembedding
+    matmul, one exponential per element); its entropies double as the NaN/Inf check of the logits (a non-finite
+    logit makes its row's entropy NaN). The top-k knob needs both layers' logits for its mask and goes through
+    scores.lens_step.
     """
     _check_rows(rows, arch)
     for layer, h in enumerate(rows):
@@ -417,35 +419,36 @@ def _reduce_batch(raw: torch.nn.Module, arch: Architecture, rows: list[torch.Ten
     n = rows[0].shape[0]
     if n == 0:
         return
+    if params.top_k is None:
+        steps, ent_all = (lens or LensEngine(raw, arch, params.temperature)).reduce(rows)
+        _check_entropies(ent_all, arch)
+        transport.update_all(steps, ent_all, groups)
+        return
     vocab = raw.config.vocab_size if isinstance(getattr(raw.config, "vocab_size", None), int) else 50_000
     chunk = max(1, _LENS_ROWS_BUDGET // max(vocab, 1))
-    temperature, top_k = params.temperature, params.top_k
     for start in range(0, n, chunk):
         ents: list[torch.Tensor] = []
-        steps: list[torch.Tensor] = []
-        prev_s = prev_z = scratch = None
+        steps_: list[torch.Tensor] = []
+        prev_z = None
         for layer, h in enumerate(rows):
             z = lens_logits(raw, arch, h[start:start + chunk])
-            s, ent = lens_point(z, temperature, scratch=scratch)
-            if scratch is None:  # one [rows x vocab] work tensor per chunk, reused by every layer
-                scratch = torch.empty_like(s)
+            _, ent = lens_point(z, params.temperature)
             ents.append(ent)
-            if top_k is not None:  # lens_step needs finite logits: name the layer first, as the exact path does
-                check_entropy_finite(ent, _layer_name(arch, layer))
-                if prev_z is not None:
-                    steps.append(lens_step(prev_z, z, temperature, top_k,
-                                           what=f"{_layer_name(arch, layer - 1)} -> {layer}"))
-                prev_z = z
-            elif prev_s is not None:
-                steps.append(fisher_rao_sqrt(prev_s, s, scratch=scratch))
-            prev_s = s
-        del prev_s, prev_z, s, z, scratch
-        ent_all = torch.stack(ents)
-        ok = torch.isfinite(ent_all).all(dim=1)
-        if not bool(ok.all()):
-            bad = int((~ok).nonzero()[0, 0])
-            check_entropy_finite(ent_all[bad], _layer_name(arch, bad))
-        transport.update_all(torch.stack(steps), ent_all, groups[start:start + chunk])
+            check_entropy_finite(ent, _layer_name(arch, layer))  # lens_step needs finite logits: name the layer
+            if prev_z is not None:
+                steps_.append(lens_step(prev_z, z, params.temperature, params.top_k,
+                                        what=f"{_layer_name(arch, layer - 1)} -> {layer}"))
+            prev_z = z
+        del prev_z, z
+        transport.update_all(torch.stack(steps_), torch.stack(ents), groups[start:start + chunk])
+
+
+def _check_entropies(ent_all: torch.Tensor, arch: Architecture) -> None:
+    """One device sync: NumericsError naming the first layer whose lens entropies (hence logits) are not finite."""
+    ok = torch.isfinite(ent_all).all(dim=1)
+    if not bool(ok.all()):
+        bad = int((~ok).nonzero()[0, 0])
+        check_entropy_finite(ent_all[bad], _layer_name(arch, bad))
 
 
 def _reduce_remote(arch: Architecture, rows: list[torch.Tensor], steps: list[torch.Tensor],
@@ -720,6 +723,7 @@ def trace(model: Any, prompts: Any, *, tokenizer: Any = None, checkpoint: str | 
     gram = GramAccumulator(L + 1, d, params.n_groups, row_normalize=params.row_normalize, device=acc_device)
     transport = TransportAccumulator(L + 1, params.n_groups)
     server = bool(remote)
+    lens_engine = None if server else LensEngine(raw, arch, params.temperature)  # buffers live for the whole trace
 
     prompts_sha = hashlib.sha256(json.dumps(texts).encode()).hexdigest()
     done = 0
@@ -745,7 +749,7 @@ def trace(model: Any, prompts: Any, *, tokenizer: Any = None, checkpoint: str | 
                 batch = make_batch([token_ids[i] for i in idx], idx, pad_id=pad_id, skip_first=params.skip_first,
                                    stride=params.position_stride, n_groups=params.n_groups)
                 if batch.n_selected:
-                    _run_batch(nn_model, raw, arch, batch, fwd, params, remote, dev, gram, transport)
+                    _run_batch(nn_model, raw, arch, batch, fwd, params, remote, dev, gram, transport, lens_engine)
                 n_batches += 1
                 bar.update(len(idx))
                 if ckpt is not None and (n_batches % checkpoint_every == 0 or idx[-1] == n_prompts - 1):
@@ -779,13 +783,13 @@ def trace(model: Any, prompts: Any, *, tokenizer: Any = None, checkpoint: str | 
 
 def _run_batch(nn_model: Any, raw: torch.nn.Module, arch: Architecture, batch: Batch, fwd: dict[str, Any],
                params: SpinalParams, remote: Any, dev: torch.device, gram: GramAccumulator,
-               transport: TransportAccumulator) -> None:
+               transport: TransportAccumulator, lens: LensEngine | None = None) -> None:
     if remote:
         rows, steps, ents = _capture_remote(nn_model, arch, batch, fwd, params, remote)
         _reduce_remote(arch, rows, steps, ents, batch.groups, gram, transport)
     else:
         rows = _capture_local(nn_model, arch, batch, fwd, dev)
-        _reduce_batch(raw, arch, rows, batch.groups, gram, transport, params)
+        _reduce_batch(raw, arch, rows, batch.groups, gram, transport, params, lens)
 
 
 def _remote_errors() -> tuple[type[BaseException], ...]:

@@ -9,11 +9,12 @@ from .transport import (
     fisher_rao_sqrt,
     lens_entropy,
     lens_point,
+    lens_point_,
     lens_step,
 )
 
 __all__ = [
     "GramAccumulator", "TailFit", "fit_tail", "assign_groups", "jackknife_interval", "jackknife_se", "finalize",
-    "TransportAccumulator", "fisher_rao", "lens_entropy", "lens_step", "lens_point", "fisher_rao_sqrt",
+    "TransportAccumulator", "fisher_rao", "lens_entropy", "lens_step", "lens_point", "lens_point_", "fisher_rao_sqrt",
     "check_entropy_finite",
 ]

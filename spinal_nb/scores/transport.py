@@ -129,6 +129,28 @@ def lens_point(logits, temperature: float = 1.0,
     return s, ent
 
 
+def lens_point_(logits: torch.Tensor, out: torch.Tensor, scratch: torch.Tensor,
+                temperature: float = 1.0) -> torch.Tensor:
+    """In-place `lens_point`: sqrt p of softmax(logits / T) into `out`, entropy [N] (float64) returned.
+
+    One exponential per element instead of two (log_softmax's and exp's), and no allocation of [N, V]: `logits`
+    (float32 or float64, [N, V]) is overwritten with y = (z - max z) / 2T, `out` receives e = exp(y) (so
+    Z = sum e^2 is the partition sum relative to the max, e_max = 1), then e / sqrt(Z) = sqrt p. With
+    log p = 2y - log Z, the entropy is H = log Z - 2 sum(e^2 y) / Z: both terms are >= 0 (y <= 0), so nothing
+    cancels. `scratch` (like `out`) holds e^2 and e^2 y. A NaN or Inf logit makes its row's entropy NaN, as in
+    `lens_point` (checked with `check_entropy_finite`).
+    """
+    a = 0.5 / temperature
+    m = logits.amax(-1, keepdim=True)
+    y = torch.add(m.mul_(-a), logits, alpha=a, out=logits)  # a z - a max z, in place
+    e = torch.exp(y, out=out)
+    p = torch.mul(e, e, out=scratch)
+    z_sum = p.sum(-1).to(torch.float64)
+    ey = p.mul_(y).sum(-1).to(torch.float64)
+    e.mul_(z_sum.rsqrt().to(e.dtype).unsqueeze(-1))
+    return z_sum.log() - 2.0 * ey / z_sum
+
+
 def check_entropy_finite(entropy: torch.Tensor, what: str = "a layer") -> None:
     """NumericsError (naming `what`) when any entropy from `lens_point` is NaN/Inf, i.e. its logits were not finite."""
     if not bool(torch.isfinite(entropy).all()):

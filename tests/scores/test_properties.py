@@ -25,6 +25,7 @@ from spinal_nb.scores import (
     jackknife_interval,
     lens_entropy,
     lens_point,
+    lens_point_,
     lens_step,
 )
 
@@ -209,6 +210,21 @@ def test_lens_point_is_the_tempered_softmax_and_its_steps_equal_lens_step(zs, te
 
 
 @FAST
+@given(logit_pairs(), st.floats(0.25, 4.0), st.sampled_from([torch.float64, torch.float32]))
+def test_in_place_lens_point_equals_lens_point(zs, temperature, dtype):
+    """The tracer's buffered route (one exp per element, H = log Z - 2 sum e^2 y / Z) against the log_softmax route."""
+    za = zs[0].to(dtype)
+    s, h = lens_point(za, temperature)
+    out, scratch = torch.empty_like(za), torch.empty_like(za)
+    z = za.clone()
+    h2 = lens_point_(z, out, scratch, temperature)
+    assert h2.dtype == torch.float64 and out.dtype == dtype
+    tol = 1e-12 if dtype == torch.float64 else 2e-6
+    np.testing.assert_allclose(out.double().numpy(), s.double().numpy(), rtol=tol * 10, atol=tol)
+    np.testing.assert_allclose(h2.numpy(), h.numpy(), rtol=tol, atol=tol * 10)
+
+
+@FAST
 @given(logit_pairs(), st.data(), st.sampled_from([float("nan"), float("inf"), float("-inf")]),
        st.sampled_from([torch.float64, torch.float32, torch.float16, torch.bfloat16]))
 def test_a_non_finite_logit_makes_exactly_its_rows_entropy_non_finite(zs, data, bad, dtype):
@@ -221,6 +237,9 @@ def test_a_non_finite_logit_makes_exactly_its_rows_entropy_non_finite(zs, data, 
     z = z.to(dtype)  # (finite float64 values may overflow to inf in float16: that row must be caught too)
     _, ent = lens_point(z)
     np.testing.assert_array_equal(torch.isfinite(ent).numpy(), torch.isfinite(z).all(-1).numpy())
+    zf = z.float() if z.dtype in (torch.float16, torch.bfloat16) else z.clone()
+    ent2 = lens_point_(zf, torch.empty_like(zf), torch.empty_like(zf))
+    np.testing.assert_array_equal(torch.isfinite(ent2).numpy(), torch.isfinite(z).all(-1).numpy())
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,135 @@
+"""The logit lens of a whole batch, streamed: per-position Fisher–Rao steps and entropies for every layer.
+
+What it costs is dominated by the unembedding matmul, [rows x d] @ [d x vocab] per layer, and by the passes over
+the [rows x vocab] result. Three things keep it close to the matmul alone (BENCHMARKS.md measures them):
+
+- **Reused buffers.** Logits, sqrt p (two: this layer's and the previous one's) and one work tensor are allocated
+  once per trace and written with `out=`: a fresh [rows x vocab] tensor per layer costs page faults (on one CPU
+  thread, 100 x 49,152 float32: +16 % on the matmul; +30 % or more for larger chunks).
+- **Several layers per matmul.** The normalised rows of k consecutive layers are stacked so the matmul sees
+  ~256 rows: it streams the (vocab x d) unembedding once for all k (one thread: 836 µs/row at 100 rows,
+  709 µs/row at 200).
+- **One exponential per element** (`scores.lens_point_`), in place in the logits buffer.
+
+Chunks of positions are small enough for their [rows x vocab] buffers to stay in the CPU's last-level cache
+(`_ROWS_BUDGET` elements, 85 rows at vocab 49,152), which also makes the peak memory independent of the batch width.
+Models whose unembedding is not a plain `nn.Linear` in float32/float64 (half precision, custom heads) take the
+generic route: `architectures.lens_logits` (the model's own modules), copied into the float32 buffer.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..scores import fisher_rao_sqrt, lens_point_
+from .architectures import Architecture, get_path, lens_logits, unwrap
+
+# elements of one [rows x vocab] buffer: a chunk of positions fits the last-level cache on CPU; on GPUs bigger
+# chunks mean fewer kernel launches
+_ROWS_BUDGET = {"cpu": 1 << 22, "other": 1 << 25}
+_MATMUL_ROWS = 256  # rows per unembedding matmul (several layers stacked), up to _LOGITS_BUDGET elements
+_LOGITS_BUDGET = {"cpu": 1 << 24, "other": 1 << 26}
+
+
+class LensEngine:
+    """Per-position lens steps [L, N] and entropies [L + 1, N] (float64) of a batch's selected rows, layer 0..L.
+
+    >>> # steps, ents = LensEngine(model, arch, temperature=1.0).reduce(rows)   # rows: list of [N, d], one per layer
+    """
+
+    def __init__(self, model: Any, arch: Architecture, temperature: float = 1.0):
+        self.raw = unwrap(model)
+        self.arch = arch
+        self.temperature = float(temperature)
+        self.norm = get_path(self.raw, arch.final_norm) if arch.final_norm else None
+        self.proj = get_path(self.raw, arch.output_proj) if arch.output_proj else None
+        unembed = get_path(self.raw, arch.unembed)
+        w = getattr(unembed, "weight", None)
+        # the fast route: a plain Linear in a precision the lens is computed in (float32 / float64)
+        self.linear = type(unembed) is torch.nn.Linear and w is not None and w.dtype in (torch.float32, torch.float64)
+        self.weight = w if self.linear else None
+        self.bias = unembed.bias if self.linear else None
+        self.dtype = w.dtype if self.linear else (torch.float64 if _param_dtype(self.raw) == torch.float64
+                                                  else torch.float32)
+        self._buf: dict[str, torch.Tensor] = {}
+
+    # -- buffers --------------------------------------------------------------------------------------------------
+    def _buffer(self, name: str, rows: int, vocab: int, device: torch.device) -> torch.Tensor:
+        b = self._buf.get(name)
+        if b is None or b.shape[0] < rows or b.shape[1] != vocab or b.device != device:
+            b = torch.empty(rows, vocab, dtype=self.dtype, device=device)
+            self._buf[name] = b
+        return b[:rows]
+
+    def _plan(self, n: int, n_layers: int, vocab: int, device: torch.device) -> tuple[int, int]:
+        """(rows per chunk, layers per matmul) for n selected positions."""
+        kind = "cpu" if device.type == "cpu" else "other"
+        cap = max(1, _ROWS_BUDGET[kind] // vocab)
+        n_chunks = -(-n // cap)
+        chunk = -(-n // n_chunks)  # equal chunks: 100 rows at a cap of 85 -> 2 x 50, not 85 + 15
+        k = max(1, min(n_layers, _MATMUL_ROWS // chunk, _LOGITS_BUDGET[kind] // (chunk * vocab)))
+        return chunk, k
+
+    # -- logits ---------------------------------------------------------------------------------------------------
+    def _logits(self, hs: list[torch.Tensor], out_rows: int, device: torch.device) -> torch.Tensor:
+        """Lens logits of the stacked rows `hs` (consecutive layers) in the logits buffer: [sum rows, vocab]."""
+        x = torch.cat(hs) if len(hs) > 1 else hs[0]
+        if not self.linear:
+            z = lens_logits(self.raw, self.arch, x)
+            buf = self._buffer("z", out_rows, z.shape[-1], device)[:x.shape[0]]
+            return buf.copy_(z)
+        if self.norm is not None:
+            x = self.norm(x)
+        if self.proj is not None:
+            x = self.proj(x)
+        x = x.to(self.dtype)
+        buf = self._buffer("z", out_rows, self.weight.shape[0], device)[:x.shape[0]]
+        if self.bias is not None:
+            torch.addmm(self.bias, x, self.weight.t(), out=buf)
+        else:
+            torch.mm(x, self.weight.t(), out=buf)
+        return _postprocess_(self.raw, self.arch, buf)
+
+    # -- the reduction --------------------------------------------------------------------------------------------
+    def reduce(self, rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(steps [L, N], entropies [L + 1, N]), float64 on the rows' device, for rows[l] = [N, d] of layer l."""
+        n, n_layers, device = rows[0].shape[0], len(rows), rows[0].device
+        vocab = self.weight.shape[0] if self.linear else None
+        if vocab is None:  # generic route: learn the width from one row
+            vocab = lens_logits(self.raw, self.arch, rows[-1][:1]).shape[-1]
+        steps = torch.empty(n_layers - 1, n, dtype=torch.float64, device=device)
+        ents = torch.empty(n_layers, n, dtype=torch.float64, device=device)
+        chunk, k = self._plan(n, n_layers, vocab, device)
+        for start in range(0, n, chunk):
+            stop = min(n, start + chunk)
+            c = stop - start
+            sq = [self._buffer("s0", chunk, vocab, device)[:c], self._buffer("s1", chunk, vocab, device)[:c]]
+            scratch = self._buffer("scratch", chunk, vocab, device)[:c]
+            for first in range(0, n_layers, k):
+                layers = range(first, min(n_layers, first + k))
+                z = self._logits([rows[i][start:stop] for i in layers], chunk * k, device)
+                for j, layer in enumerate(layers):
+                    s = sq[layer % 2]
+                    ents[layer, start:stop] = lens_point_(z[j * c:(j + 1) * c], s, scratch, self.temperature)
+                    if layer > 0:
+                        steps[layer - 1, start:stop] = fisher_rao_sqrt(sq[(layer - 1) % 2], s, scratch=scratch)
+        return steps, ents
+
+
+def _param_dtype(raw: torch.nn.Module) -> torch.dtype:
+    p = next(raw.parameters(), None)
+    return p.dtype if p is not None else torch.float32
+
+
+def _postprocess_(raw: torch.nn.Module, arch: Architecture, z: torch.Tensor) -> torch.Tensor:
+    """architectures.postprocess_logits, in place on the logits buffer (same operations, same order)."""
+    if arch.logit_scale_attr is not None:
+        z.mul_(getattr(raw, arch.logit_scale_attr))
+    if arch.logit_divisor_attr is not None:
+        z.div_(getattr(raw.config, arch.logit_divisor_attr))
+    if arch.softcap_attr is not None:
+        cap = getattr(raw.config, arch.softcap_attr, None)
+        if cap is not None:
+            z.div_(cap).tanh_().mul_(cap)
+    return z
