@@ -295,16 +295,8 @@ def read_prompts(source: str, text_column: str = "text") -> list[str]:
             raise InputError(f"{source} is not valid JSON ({e}).") from e
         if not isinstance(items, list):
             raise InputError(f"{source} must hold a list of prompts (strings or objects with '{text_column}').")
-        out = []
-        for i, item in enumerate(items):
-            if isinstance(item, dict):
-                if text_column not in item:
-                    raise InputError(f"{source}: item {i} has no '{text_column}' field; pass --text-column.")
-                item = item[text_column]
-            if not isinstance(item, str):
-                raise InputError(f"{source}: item {i} is a {type(item).__name__}, not a string.")
-            out.append(item)
-        return out
+        from .data.prompts import as_texts
+        return as_texts(items, text_column, where=f"{source}: ")
     return prompts_from_text(text)
 
 

@@ -23,7 +23,7 @@ import os
 import platform
 import tempfile
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from .._version import __version__
+from ..data.prompts import as_texts
 from ..errors import InputError, ModelLoadError, NumericsError, RemoteError, SpinalError
 from ..frame import TraceFrame
 from ..params import SpinalParams
@@ -62,40 +63,6 @@ _LENS_ROWS_BUDGET = 1 << 24  # positions x vocab per top-k lens chunk (16M float
 # ---------------------------------------------------------------------------------------------------------------
 # inputs
 # ---------------------------------------------------------------------------------------------------------------
-def _as_texts(prompts: Any, text_column: str) -> list[str]:
-    """A list of prompt strings from a list/iterable of str, of dicts, or a datasets.Dataset."""
-    if isinstance(prompts, str):
-        raise InputError("prompts must be a list of strings, not one string: wrap it as [prompt].")
-    if prompts is None:
-        raise InputError("prompts is None: pass a list of strings or a dataset with a text column.")
-    column_names = getattr(prompts, "column_names", None)  # datasets.Dataset
-    if column_names is not None:
-        if text_column not in column_names:
-            raise InputError(f"The dataset has no column '{text_column}' (columns: {column_names}); "
-                             "pass text_column=<the column with the text>.")
-        items: Iterable[Any] = prompts[text_column]
-    elif isinstance(prompts, Iterable):
-        items = prompts
-    else:
-        raise InputError(f"prompts must be a list of strings or a dataset, got {type(prompts).__name__}.")
-    texts = []
-    for i, item in enumerate(items):
-        if isinstance(item, dict):
-            if text_column not in item:
-                raise InputError(f"Prompt {i} is a dict without the key '{text_column}'; pass text_column=...")
-            item = item[text_column]
-        if not isinstance(item, str):
-            raise InputError(f"Prompt {i} is a {type(item).__name__}, not a string.")
-        texts.append(item)
-    if not texts:
-        raise InputError("No prompts: pass at least one non-empty string.")
-    empty = [i for i, t in enumerate(texts) if not t.strip()]
-    if empty:
-        raise InputError(f"{len(empty)} prompt(s) are empty or whitespace only (indices {empty[:10]}"
-                         f"{' ...' if len(empty) > 10 else ''}); remove them, e.g. [p for p in prompts if p.strip()].")
-    return texts
-
-
 def _context_length(raw: torch.nn.Module) -> int | None:
     cfg = raw.config
     for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "n_ctx"):
@@ -699,7 +666,7 @@ def trace(model: Any, prompts: Any, *, tokenizer: Any = None, checkpoint: str | 
         raise InputError(f"max_length must be a positive int or None, got {max_length!r}.")
     if not isinstance(lens_top_k, int) or lens_top_k < 1:
         raise InputError(f"lens_top_k must be a positive int, got {lens_top_k!r}.")
-    texts = _as_texts(prompts, text_column)
+    texts = as_texts(prompts, text_column)
     dt = _dtype(dtype)
     if _remote_wanted(remote):
         from nnsight import CONFIG

@@ -13,6 +13,7 @@ from cli_models import prompt_lines
 
 from spinal_nb import cli
 from spinal_nb.capture import trace
+from spinal_nb.errors import InputError
 from spinal_nb.frame import TraceFrame
 from spinal_nb.params import SpinalParams
 
@@ -89,6 +90,20 @@ def test_parameters_table_is_complete():
     args = parser.parse_args(["trace", "m", "--prompts", "p", "--out", "o"])
     assert cli.spec_parameters(args) == {}  # nothing given -> every default applies
     assert set(cli.PARAM_HELP) == {f.name for f in dataclasses.fields(SpinalParams)}
+
+
+@pytest.mark.parametrize("items,match", [
+    ([{"body": "a b"}, {"text": "c"}], r"p\.json: Prompt 1 is a dict without the key 'body'"),
+    (["a b", 3], r"p\.json: Prompt 1 is a int, not a string"),
+    (["a b", "  "], r"p\.json: 1 prompt\(s\) are empty or whitespace only \(indices \[1\]"),
+    ([], r"p\.json: No prompts"),
+])
+def test_prompt_files_get_the_same_checks_as_the_api(tmp_path, items, match):
+    """The CLI reads files through the tracer's own prompt normaliser (data.prompts.as_texts), naming the file."""
+    js = tmp_path / "p.json"
+    js.write_text(json.dumps(items))
+    with pytest.raises(InputError, match=match):
+        cli.read_prompts(str(js), "body")
 
 
 def test_prompts_from_stdin_and_jsonl(tiny_models, tmp_path):
