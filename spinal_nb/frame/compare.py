@@ -125,6 +125,7 @@ class Comparison:
             f"  localization (share of Σ|Δ| in window): α {_fmt(loc['contraction'])}, 𝓛 {_fmt(loc['transport'])}",
             "  onset (first layer from which Δα excludes 0 through the last layer): "
             + ("none" if onset is None else f"layer {onset} (depth {s['onset_depth']:.2f})"),
+            *(f"  warning: {w}" for w in s.get("warnings", [])),
         ])
 
     def _repr_html_(self) -> str:
@@ -200,4 +201,19 @@ def compare_checkpoints(frame, reference: str, candidate: str, window: float = 0
         onset = int(layers[i])
     summary["onset_layer"] = onset
     summary["onset_depth"] = None if onset is None else float(a.depth[list(layers).index(onset)])
+    summary["warnings"] = _token_count_caveat(ra, rb, ia, ib, reference, candidate)
     return Comparison(reference, candidate, df, summary)
+
+
+def _token_count_caveat(ra: pl.DataFrame, rb: pl.DataFrame, ia: dict, ib: dict, reference: str,
+                        candidate: str) -> list[str]:
+    """α depends on how many positions N were scored, not only on the model: the centered spectrum has rank
+    min(N - 1, d) and its tail carries sampling noise that changes with N / d (BENCHMARKS.md, "Speed knobs": halving N
+    at N < d moved α by 5 half-widths). A Δα between traces of very different N is partly that."""
+    na, nb = int(ra.get_column("n_tokens")[0]), int(rb.get_column("n_tokens")[0])
+    if min(na, nb) <= 0 or max(na, nb) <= 1.05 * min(na, nb):
+        return []
+    d = ia.get("d_model") or ib.get("d_model")
+    rank = f" (with N ≤ d = {d} the spectrum's rank is N − 1 itself)" if d and min(na, nb) <= d else ""
+    return [f"α depends on the number of scored positions N{rank}: {reference!r} has N = {na:,}, {candidate!r} "
+            f"N = {nb:,}. Part of Δα may be that difference; trace both on the same prompts and position stride."]

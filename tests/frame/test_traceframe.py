@@ -154,6 +154,18 @@ def test_unpaired_compare_is_wider_than_paired(pair):
     assert (uw["hi"] - uw["lo"]) > (p["hi"] - p["lo"])
 
 
+def test_compare_warns_when_token_counts_differ(pair):
+    base, dpo = pair
+    assert compare(base, dpo).summary["warnings"] == []  # same prompts: no caveat
+    fewer = synthetic_trace("fewer", n_layers=20, n_prompts=30, tokens_per_prompt=1, seed=1, alpha=lambda d: 0.6)
+    c = (base + fewer).compare("base", "fewer")
+    n_base, n_fewer = (int(f.data.get_column("n_tokens")[0]) for f in (base, fewer))
+    assert n_fewer < 48 < n_base  # d = 48: the short trace's rank is its N - 1
+    (w,) = c.summary["warnings"]
+    assert f"N = {n_base:,}" in w and f"N = {n_fewer:,}" in w and "rank is N − 1" in w
+    assert "warning: α depends on the number of scored positions" in repr(c)
+
+
 def test_compare_mismatched_depths(pair):
     base, _ = pair
     shallow = synthetic_trace("shallow", n_layers=10, n_prompts=30, seed=1, alpha=lambda d: 0.6)
