@@ -263,3 +263,21 @@ def test_old_or_inconsistent_state_is_refused_with_a_clear_error():
         acc.load_state_dict({**state, "is_gram": np.ones((2, 3), bool)})
     acc.load_state_dict(state)
     np.testing.assert_array_equal(acc.spectrum(0), good.spectrum(0))
+
+
+def test_switching_groups_hand_their_freed_rows_back(monkeypatch):
+    """Every _TRIM_AFTER bytes of switched rows the freed heap goes back to the OS (glibc: malloc_trim)."""
+    import sys
+
+    import spinal_nb.scores.contraction as contraction
+
+    calls = []
+    monkeypatch.setattr(contraction, "_TRIM_AFTER", 3 * 8 * 8 * 8)  # three switched 8 x 8 groups
+    real = contraction._return_freed_heap
+    monkeypatch.setattr(contraction, "_return_freed_heap", lambda: calls.append(1) or real())
+    acc = GramAccumulator(1, 8, 7)
+    for g in range(7):  # one group switches per update; the trim comes at the end of an update
+        acc.update(0, np.random.default_rng(g).normal(size=(8, 8)), np.full(8, g))
+    assert storage_kinds(acc) == ["gram"] * 7 and len(calls) == 2 and acc._freed == 8 * 8 * 8
+    if sys.platform.startswith("linux") and "glibc" in " ".join(__import__("platform").libc_ver()):
+        assert contraction._malloc_trim  # found, and called above without error
