@@ -269,11 +269,14 @@ def _capture_local(nn_model: Any, arch: Architecture, batch: Batch, fwd: dict[st
     args, kwargs = _trace_inputs(nn_model, batch, device)
     select = batch.select.to(device)
     blocks = get_path(nn_model, arch.blocks)
-    with nn_model.trace(*args, **kwargs, **fwd):
+    with nn_model.trace(*args, **kwargs, **fwd) as tracer:
         rows = nnsight.save([])
         rows.append(blocks[0].input[select])
         for block in blocks:
             rows.append(block_state(block.output)[select])
+        # the rest of the forward (final norm, the model's own logits over every position) is not needed: the lens
+        # of layer L is computed on the selected rows; stopping saves one vocabulary-sized matmul per batch
+        tracer.stop()
     return list(rows)
 
 
