@@ -34,7 +34,8 @@ PARAM_HELP = {
     "floor": "drop singular values at or below X times the largest before the fit",
     "min_points": "fewer spectrum points than this in the window -> contraction is null (with a reason)",
     "temperature": "softmax temperature of the logit lens",
-    "top_k": "lens over the union of both layers' top-K tokens (a speed knob; default: the exact full vocabulary)",
+    "top_k": "lens over the union of both layers' top-K tokens, renormalized (SPEC's truncation knob; on CPU it is "
+             "slower than the exact lens, which it approximates: BENCHMARKS.md; default: the exact full vocabulary)",
     "position_stride": "use every K-th selected position (1 = all)",
     "n_groups": "prompt groups of the delete-a-group jackknife (intervals come from resampling prompts)",
     "confidence": "confidence level of every interval",
