@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,15 +29,17 @@ def _as_float64(x) -> torch.Tensor:
 
 
 _malloc_trim = None
-_TRIM_AFTER = 64 << 20  # bytes of switched rows between two trims: bounds what stays resident, ~10 ms per trim
+_TRIM_AFTER = 16 << 20  # bytes of switched rows between two trims: bounds what stays resident; ~10 ms a trim
+_TRIM_EVERY = 1.0  # seconds: once groups have switched, later batches re-touch the freed holes; trim that too
 
 
 def _return_freed_heap() -> None:
     """Hand freed heap pages back to the OS (glibc's malloc_trim; a no-op elsewhere).
 
     A group switching to its Gram frees its row chunks: many small blocks between live ones, which glibc keeps
-    resident. Without this the process would hold the freed rows and the new Grams at once (measured at SmolLM2's
-    shape, 1,000 prompts: 1.49 GB resident for 0.79 GB of accumulators; 0.81 GB with it).
+    resident; and later temporaries that land in those holes leave them resident again. Without trimming the
+    process would hold the freed rows and the new Grams at once (measured at SmolLM2's shape, 1,000 prompts:
+    1.49 GB resident for 0.79 GB of accumulators, 0.84 GB with it).
     """
     global _malloc_trim
     if _malloc_trim is None:
@@ -82,6 +85,7 @@ class GramAccumulator:
         self._gram: list[list[torch.Tensor | None]] = [[None] * n_groups for _ in range(n_layers)]
         self._n: list[list[int]] = [[0] * n_groups for _ in range(n_layers)]  # host copy of count: no device sync
         self._freed = 0  # bytes of row chunks freed by switches since the last trim
+        self._trimmed: float | None = None  # time of the last trim; None while no group has switched
 
     # -- accumulation -------------------------------------------------------------------------------------------
     def update(self, layer: int, states, groups) -> None:
@@ -121,10 +125,11 @@ class GramAccumulator:
                 chunks.clear()
                 self._gram[layer][gid] = rows.T @ rows
                 self._freed += rows.numel() * rows.element_size()
-        if self._freed >= _TRIM_AFTER and self.device.type == "cpu":
-            del xg, rows  # the last switched group's joined rows: freed before the trim
+        if self.device.type == "cpu" and (self._freed >= _TRIM_AFTER or (
+                self._trimmed is not None and time.monotonic() - self._trimmed >= _TRIM_EVERY)):
+            xg = rows = None  # the last switched group's joined rows: freed before the trim
             _return_freed_heap()
-            self._freed = 0
+            self._freed, self._trimmed = 0, time.monotonic()
 
     # -- results ------------------------------------------------------------------------------------------------
     def n_rows(self, layer: int, leave_out: int | None = None) -> int:

@@ -273,11 +273,18 @@ def test_switching_groups_hand_their_freed_rows_back(monkeypatch):
 
     calls = []
     monkeypatch.setattr(contraction, "_TRIM_AFTER", 3 * 8 * 8 * 8)  # three switched 8 x 8 groups
+    monkeypatch.setattr(contraction, "_TRIM_EVERY", 1e9)  # the periodic trim later in this test
     real = contraction._return_freed_heap
     monkeypatch.setattr(contraction, "_return_freed_heap", lambda: calls.append(1) or real())
     acc = GramAccumulator(1, 8, 7)
     for g in range(7):  # one group switches per update; the trim comes at the end of an update
         acc.update(0, np.random.default_rng(g).normal(size=(8, 8)), np.full(8, g))
     assert storage_kinds(acc) == ["gram"] * 7 and len(calls) == 2 and acc._freed == 8 * 8 * 8
+    monkeypatch.setattr(contraction, "_TRIM_EVERY", 0.0)  # once groups have switched, later updates trim too
+    acc.update(0, np.ones((2, 8)), np.zeros(2, int))
+    assert len(calls) == 3 and acc._freed == 0
+    fresh = GramAccumulator(1, 8, 7)  # ... but not before any group has switched
+    fresh.update(0, np.ones((2, 8)), np.zeros(2, int))
+    assert len(calls) == 3
     if sys.platform.startswith("linux") and "glibc" in " ".join(__import__("platform").libc_ver()):
         assert contraction._malloc_trim  # found, and called above without error
