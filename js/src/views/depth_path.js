@@ -154,9 +154,12 @@ export function mountDepthPath(parent, store, { height = 380 } = {}) {
       g.classList.toggle("spn-hovered", c === active);
       g.classList.toggle("spn-selected", c === sel);
     });
-    // selected and hovered series on top
-    const top = [sel, active].filter((c) => c >= 0 && groups[c]);
-    for (const c of top) groups[c].parentNode.append(groups[c]);
+    // selected and hovered series on top; moved only when they are not there already (moving a series re-inserts its
+    // marks, which a scrub step, where neither changes, should not pay for)
+    const top = [...new Set([sel, active])].filter((c) => c >= 0 && groups[c]);
+    const parent = top.length ? groups[top[0]].parentNode : null;
+    const tail = parent ? Array.from(parent.children).slice(-top.length) : [];
+    if (top.some((c, i) => tail[i] !== groups[c])) for (const c of top) parent.append(groups[c]);
     // the selected layer: a ring on every checkpoint's point, and a rule in the depth modes
     clear(layerMarks);
     const layer = store.get("layer");

@@ -26,6 +26,24 @@ export function mountScrubber(parent, store) {
   slider.addEventListener("input", () => store.setLayer(+slider.value));
   const lensState = { prompt: null, position: null };
   let specWidth = 360;
+  let scrolledFor = -1; // the checkpoint whose table row was last scrolled into view
+  // One redraw per batch of trait changes, of the parts they touch: a live scrub changes `layer` (everything), then
+  // the kernel's reply sets _spectra, _lens and their headers in one go (the spectrum and the lens only).
+  const dirty = new Set();
+  function schedule(part) {
+    if (!dirty.size) {
+      queueMicrotask(() => {
+        const parts = new Set(dirty);
+        dirty.clear();
+        if (parts.has("all")) update();
+        else {
+          if (parts.has("spectrum")) drawSpectrum(store.get("layer"), store.checkpointIndex());
+          if (parts.has("lens")) drawLens(store.get("layer"));
+        }
+      });
+    }
+    dirty.add(part);
+  }
 
   function update() {
     const layer = store.get("layer");
@@ -80,8 +98,14 @@ export function mountScrubber(parent, store) {
       ])]),
       h("tbody", {}, rows),
     ]));
-    const on = tableBox.querySelector("tr.spn-on");
-    if (on && on.scrollIntoView && tableBox.scrollHeight > tableBox.clientHeight) on.scrollIntoView({ block: "nearest" });
+    // keep the selected row in view when the selection moves (or once the widget is on the page); not on every layer
+    // step, where the rebuilt table keeps its scroll position: reading the layout here forces a synchronous layout of
+    // the whole page (10–25 ms a step in JupyterLab)
+    if (sel !== scrolledFor && tableBox.isConnected && tableBox.clientHeight > 0) {
+      scrolledFor = sel;
+      const on = tableBox.querySelector("tr.spn-on");
+      if (on && on.scrollIntoView && tableBox.scrollHeight > tableBox.clientHeight) on.scrollIntoView({ block: "nearest" });
+    }
   }
 
   function deltaCell(isRef, d, r, col) {
@@ -95,9 +119,11 @@ export function mountScrubber(parent, store) {
   }
 
   function drawSpectrum(layer, sel) {
-    clear(specBox);
     const sp = store.spectra;
-    if (!store.header.has_spectra) return;
+    if (!store.header.has_spectra) {
+      clear(specBox);
+      return;
+    }
     const pending = !sp || !sameLayer(store.get("_spectra_header"), layer);
     const t = store.table;
     const { colors } = store.colors;
@@ -109,9 +135,11 @@ export function mountScrubber(parent, store) {
     }).filter(Boolean);
     const title = h("h4", { class: "spn-subtitle", text: `Spectrum at layer ${layer}` });
     if (pending) {
-      specBox.append(title, h("p", { class: "spn-muted spn-pending", text: "loading…" }));
+      if (hasDrawing(specBox)) showStale(specBox, layer);
+      else fresh(specBox).append(title, h("p", { class: "spn-muted spn-pending", text: "loading…" }));
       return;
     }
+    fresh(specBox);
     if (!series.length) {
       specBox.append(title, h("p", { class: "spn-muted", text: "No spectrum kept for this layer." }));
       return;
@@ -153,10 +181,17 @@ export function mountScrubber(parent, store) {
   }
 
   function drawLens(layer) {
-    clear(lensBox);
     const lens = store.lens;
-    if (!store.header.has_lens || !lens || !lens.prompts.length) return;
+    if (!store.header.has_lens || !lens || !lens.prompts.length) {
+      clear(lensBox);
+      return;
+    }
     const pending = !sameLayer(store.get("_lens_header"), layer);
+    if (pending && hasDrawing(lensBox)) {
+      showStale(lensBox, layer);
+      return;
+    }
+    fresh(lensBox);
     const prompts = lens.prompts;
     if (lensState.prompt === null || !prompts.some((p) => p.index === lensState.prompt)) {
       lensState.prompt = prompts[0].index;
@@ -208,8 +243,32 @@ export function mountScrubber(parent, store) {
       : h("p", { class: "spn-muted", text: "No lens detail at this layer and position." }));
   }
 
+  // While the kernel sends a new layer's spectra and lens, the previous drawing stays, dimmed, under a "loading" note:
+  // emptying the panel would shrink the notebook cell and grow it back on every scrub step (a layout shift of the
+  // whole notebook, twice a step).
+  function hasDrawing(box) {
+    return !!box.firstChild && !box.querySelector(":scope > .spn-pending:not(.spn-pending-note)");
+  }
+
+  function showStale(box, layer) {
+    box.classList.add("spn-stale");
+    let note = box.querySelector(":scope > .spn-pending-note");
+    if (!note) {
+      note = h("p", { class: "spn-muted spn-pending spn-pending-note", role: "status" });
+      box.append(note);
+    }
+    note.textContent = `loading layer ${layer}…`;
+  }
+
+  function fresh(box) {
+    box.classList.remove("spn-stale");
+    return clear(box);
+  }
+
   const offs = [
-    store.on("layer checkpoint reference window _data _header _deltas _spectra _lens", update),
+    store.on("layer checkpoint reference window _data _header _deltas", () => schedule("all")),
+    store.on("_spectra _spectra_header", () => schedule("spectrum")),
+    store.on("_lens _lens_header", () => schedule("lens")),
     onResize(specBox, (w) => {
       specWidth = Math.max(260, Math.min(w, 560));
       drawSpectrum(store.get("layer"), store.checkpointIndex());

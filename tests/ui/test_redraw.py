@@ -1,0 +1,111 @@
+"""What a scrub step redraws, in a real browser (the static export of a 20-checkpoint dashboard).
+
+The static page runs the same render() as the notebook against an in-page model, so the live widget's protocol can
+be played by hand: a new `layer` first, then the kernel's reply (the new layer's `_spectra_header` / `_lens_header`).
+Checks that while a reply is pending the spectrum and lens keep their previous drawing (dimmed, with a "loading"
+note) instead of collapsing, that the reply redraws only those two panels, and that the table keeps the selected
+row in view without reading the layout on every step. Timings are in benchmarks/widget_redraw.py, not here.
+"""
+from __future__ import annotations
+
+import pytest
+
+from tests.widgets.conftest import make_frame
+
+pytestmark = pytest.mark.ui
+
+PANELS = """() => Object.fromEntries(['.spn-spectrum', '.spn-lens'].map((sel) => {
+  const box = document.querySelector(sel);
+  const h4 = box.querySelector('h4');
+  const note = box.querySelector('.spn-pending-note');
+  return [sel, { height: box.getBoundingClientRect().height, stale: box.classList.contains('spn-stale'),
+                 title: h4 ? h4.textContent : null, note: note ? note.textContent : null,
+                 svg: !!box.querySelector('svg'), cols: box.querySelectorAll('.spn-lens-col').length }];
+}))"""
+
+ROW_IN_VIEW = """() => { const wrap = document.querySelector('.spn-table-wrap').getBoundingClientRect();
+  const row = document.querySelector('.spn-table tr.spn-on').getBoundingClientRect();
+  return row.top >= wrap.top - 1 && row.bottom <= wrap.bottom + 1; }"""
+
+
+@pytest.fixture
+def page20(browser, artifacts):
+    from spinal_nb.widgets import show
+
+    frame = make_frame(20, 30, lens=True, seed=3, names=[f"ckpt{i:02d}" for i in range(20)])
+    path = show(frame, title="20 checkpoints").to_html(artifacts / "redraw-20.html")
+    page = browser.new_page(viewport={"width": 1000, "height": 1400})  # narrow: lens and spectrum share a row
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(path.as_uri())
+    page.wait_for_selector(".spinal-nb .spn-spectrum svg", timeout=30_000)
+    yield page
+    page.close()
+    assert not errors, errors
+
+
+def test_a_pending_layer_keeps_the_previous_drawing_until_the_reply(page20, artifacts):
+    page = page20
+    before = page.evaluate(PANELS)
+    assert before[".spn-spectrum"]["title"] == "Spectrum at layer 29" and before[".spn-lens"]["cols"] >= 1
+    table = page.evaluate_handle("() => document.querySelector('.spn-table')")
+    # the live widget: the browser sets `layer`, the detail buffers still hold layer 29's rows
+    page.evaluate("""() => { const m = window.spinalModel;
+        m.set('_spectra_header', { ...m.get('_spectra_header'), layer: 29 });
+        m.set('_lens_header', { ...m.get('_lens_header'), layer: 29 });
+        m.set('layer', 28); }""")
+    pending = page.evaluate(PANELS)
+    page.locator(".spn-scrubber").screenshot(path=str(artifacts / "redraw-pending.png"))
+    for sel in (".spn-spectrum", ".spn-lens"):
+        assert pending[sel]["stale"], sel
+        assert pending[sel]["note"] == "loading layer 28…", sel
+        assert pending[sel]["height"] == pytest.approx(before[sel]["height"], abs=0.5), sel  # no layout shift
+    assert pending[".spn-spectrum"]["title"] == "Spectrum at layer 29" and pending[".spn-spectrum"]["svg"]
+    assert page.evaluate("() => document.querySelector('.spn-scrubber').dataset.layer") == "28"
+    assert page.evaluate("(t) => document.querySelector('.spn-table') !== t", table)  # the table follows at once
+    table = page.evaluate_handle("() => document.querySelector('.spn-table')")
+
+    # the kernel's reply: detail of layer 28; only the spectrum and the lens are redrawn
+    page.evaluate("""() => { const m = window.spinalModel;
+        m.set('_spectra_header', { ...m.get('_spectra_header'), layer: 28 });
+        m.set('_lens_header', { ...m.get('_lens_header'), layer: 28 }); }""")
+    after = page.evaluate(PANELS)
+    for sel in (".spn-spectrum", ".spn-lens"):
+        assert not after[sel]["stale"] and after[sel]["note"] is None, sel
+    assert after[".spn-spectrum"]["title"] == "Spectrum at layer 28" and after[".spn-spectrum"]["svg"]
+    assert after[".spn-lens"]["title"].startswith("Logit lens at layer 28") and after[".spn-lens"]["cols"] >= 1
+    assert page.evaluate("(t) => document.querySelector('.spn-table') === t", table)
+
+
+def test_one_redraw_per_batch_of_changes(page20):
+    page = page20
+    # a reply sets several traits in one go: the scrubber draws once, after all of them
+    n = page.evaluate("""async () => { const m = window.spinalModel;
+        const box = document.querySelector('.spn-spectrum');
+        let swaps = 0;
+        const mo = new MutationObserver((recs) => { for (const r of recs) swaps += r.addedNodes.length ? 1 : 0; });
+        mo.observe(box, { childList: true });
+        m.set('_spectra_header', { ...m.get('_spectra_header') });
+        m.set('_spectra', m.get('_spectra').slice());
+        m.set('_lens_header', { ...m.get('_lens_header') });
+        m.set('_lens', m.get('_lens').slice());
+        await new Promise((r) => setTimeout(r, 50));
+        mo.disconnect();
+        return swaps; }""")
+    assert n == 1
+
+
+def test_the_selected_row_stays_in_view_while_scrubbing(page20):
+    page = page20
+    assert page.evaluate("() => { const w = document.querySelector('.spn-table-wrap'); return w.scrollHeight > w.clientHeight; }")
+    assert page.evaluate("() => document.querySelector('.spn-table tr.spn-on').dataset.checkpoint") == "19"
+    assert page.evaluate(ROW_IN_VIEW)
+    page.locator(".spinal-nb").first.focus()
+    for _ in range(4):
+        page.keyboard.press("ArrowLeft")
+    page.wait_for_function("() => document.querySelector('.spn-scrubber').dataset.layer === '25'")
+    assert page.evaluate(ROW_IN_VIEW)
+    # selecting a checkpoint whose row is scrolled out of view brings it in
+    page.evaluate("() => window.spinalModel.set('checkpoint', 'ckpt00')")
+    page.wait_for_function("() => document.querySelector('.spn-table tr.spn-on').dataset.checkpoint === '0'")
+    assert page.evaluate(ROW_IN_VIEW)
