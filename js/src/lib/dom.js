@@ -93,3 +93,19 @@ export function onResize(el, cb) {
   ro.observe(el);
   return () => ro.disconnect();
 }
+
+// Mount a plot that is drawn at its element's width: subscribes `on` ([[trait names, callback], ...]) on the store,
+// redraws on a width change (`resize(w)` hands the view its new width, then `draw()`), takes the element's width now
+// if it has one, draws once; returns the teardown (unsubscribes, stops observing).
+export function mountPlot(plot, store, { on = [], resize, draw }) {
+  const offs = [
+    ...on.map(([names, cb]) => store.on(names, cb)),
+    onResize(plot, (w) => {
+      resize(w);
+      draw();
+    }),
+  ];
+  if (plot.clientWidth) resize(plot.clientWidth);
+  draw();
+  return () => offs.forEach((off) => off());
+}

@@ -1,6 +1,6 @@
 // Depth path: every checkpoint's trace through (contraction, transport) space, or one score against depth.
 
-import { axes, clear, h, onResize, s } from "../lib/dom.js";
+import { axes, clear, h, mountPlot, s } from "../lib/dom.js";
 import { nearest, pathD, placeTooltip } from "../lib/geometry.js";
 import { fmt, fmtInterval, fmtTick, linear, nice } from "../lib/scales.js";
 import { legend } from "./legend.js";
@@ -263,16 +263,9 @@ export function mountDepthPath(parent, store, { height = 380 } = {}) {
     store.set({ checkpoint: store.names[t.checkpoint[r]], layer: t.layer[r] });
   });
 
-  const offs = [
-    store.on("mode window _data _header", draw),
-    store.on("layer checkpoint", restyle),
-    store.on("checkpoint reference", drawLegend),
-    onResize(plot, (w) => {
-      width = w;
-      draw();
-    }),
-  ];
-  width = plot.clientWidth || width;
-  draw();
-  return () => offs.forEach((off) => off());
+  return mountPlot(plot, store, {
+    on: [["mode window _data _header", draw], ["layer checkpoint", restyle], ["checkpoint reference", drawLegend]],
+    resize: (w) => { width = w; },
+    draw,
+  });
 }

@@ -1,7 +1,7 @@
 // Training heatmap: one column per evaluated training step, one row per layer, colour = α, 𝓛 or entropy (or its
 // paired difference from the reference step). Click or drag selects (step, layer); alerts are marked on the steps.
 
-import { clear, h, onResize, s } from "../lib/dom.js";
+import { clear, h, mountPlot, s } from "../lib/dom.js";
 import { placeTooltip } from "../lib/geometry.js";
 import { diverging, heatColor, heatDomain, heatLayout, labelEvery, stepOrder, valueGrid } from "../lib/heatmap.js";
 import { fmt, fmtInterval, fmtSigned, fmtTick, sequential } from "../lib/scales.js";
@@ -264,15 +264,9 @@ export function mountHeatmap(parent, store, { height = 380 } = {}) {
   svg.addEventListener("pointercancel", stop);
   svg.addEventListener("pointerleave", () => { tip.style.display = "none"; });
 
-  const offs = [
-    store.on("heat delta window reference _data _header _deltas _alerts", draw),
-    store.on("layer checkpoint", restyle),
-    onResize(plot, (w) => {
-      width = w;
-      draw();
-    }),
-  ];
-  width = plot.clientWidth || width;
-  draw();
-  return () => offs.forEach((off) => off());
+  return mountPlot(plot, store, {
+    on: [["heat delta window reference _data _header _deltas _alerts", draw], ["layer checkpoint", restyle]],
+    resize: (w) => { width = w; },
+    draw,
+  });
 }

@@ -1,7 +1,7 @@
 // Step and layer scrubbers with a readout of the selected cell, and the selected layer's score over training
 // (interval band, reference level, selected step, alerts).
 
-import { axes, clear, h, onResize, s } from "../lib/dom.js";
+import { axes, clear, h, mountPlot, s } from "../lib/dom.js";
 import { bandD, pathD } from "../lib/geometry.js";
 import { extent, fmt, fmtInterval, fmtSigned, fmtTick, linear, nice } from "../lib/scales.js";
 import { HEAT, alertSteps, trainingOrder } from "./heatmap.js";
@@ -179,14 +179,9 @@ export function mountOverTraining(parent, store, { height = 200 } = {}) {
     if (best >= 0) store.setCheckpoint(trainingOrder(store).order[best]);
   });
 
-  const offs = [
-    store.on("layer checkpoint reference heat window _data _header _alerts", draw),
-    onResize(plot, (w) => {
-      width = w;
-      draw();
-    }),
-  ];
-  width = plot.clientWidth || width;
-  draw();
-  return () => offs.forEach((off) => off());
+  return mountPlot(plot, store, {
+    on: [["layer checkpoint reference heat window _data _header _alerts", draw]],
+    resize: (w) => { width = w; },
+    draw,
+  });
 }
