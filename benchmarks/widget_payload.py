@@ -3,7 +3,7 @@
 Frames are synthetic (spinal_nb.synthetic, real accumulators) with d = 576 (SmolLM2's width, so each row keeps a
 575-value spectrum) and a lens table for 2 prompts. Sizes come from the widget's own `payload_bytes`; a scrub is
 one `widget.layer = k` assignment (the observer rebuilds the selected layer's spectra and lens buffers).
-Not measured here: the browser's redraw time (needs the Playwright harness in tests/ui).
+The browser's redraw time per scrub: benchmarks/widget_redraw.py (Playwright, headless Chromium).
 
     python benchmarks/widget_payload.py --checkpoints 20 --layers 64
 """
