@@ -164,52 +164,67 @@ class GramAccumulator:
                 full: bool = True) -> tuple[np.ndarray | None, list[np.ndarray]]:
         """(spectrum of all rows, [spectrum with group g left out for g in leave_out]) of one layer.
 
-        The same numbers as `spectrum` called once per group, with the layer's total Gram formed once (the Grams of
-        row-stored groups as one X^T X). A row set with N < d rows (then every group in it is row-stored) takes the
-        N x N kernel route instead. Eigenvalues come from LAPACK's symmetric solver through numpy (float64): on one
-        CPU thread it is 1.5-3x faster than torch's, and finalize does (L + 1) x (1 + n_groups) of them.
+        The same numbers as `spectrum` called once per group, with the layer's total Gram formed once (a row-stored
+        group's Gram X_g^T X_g is formed from its rows when needed, one group at a time). A row set with N < d rows
+        (then every group in it is row-stored) takes the N x N kernel route instead. Eigenvalues come from LAPACK's
+        symmetric solver through numpy (float64): on one CPU thread it is 1.5-3x faster than torch's, and finalize
+        does (L + 1) x (1 + n_groups) of them.
         """
         n_g = self.count[layer].tolist()
         n = sum(n_g)
         s = self.colsum[layer].sum(0)
-        by_rows = [g for g in range(self.n_groups) if self._gram[layer][g] is None and n_g[g] > 0]
-        rows = self._layer_rows(layer, by_rows) if by_rows else None
-        start = dict(zip(by_rows, np.cumsum([0] + [n_g[g] for g in by_rows]).tolist(), strict=False))
+        stored = self._gram[layer]
+
+        def by_kernel(out: int | None) -> bool:  # fewer rows than d, all of them stored as rows
+            kept = n - (n_g[out] if out is not None else 0)
+            return self.kernel and kept < self.d and all(
+                stored[g] is None for g in range(self.n_groups) if g != out and n_g[g] > 0)
+
+        rows, start = None, {}  # the layer's rows joined, only for the kernel route (then fewer than 2d of them)
+        if any(by_kernel(out) for out in ([None] if full else []) + list(leave_out)):
+            by_rows = [g for g in range(self.n_groups) if stored[g] is None and n_g[g] > 0]
+            rows = self._layer_rows(layer, by_rows)
+            start = dict(zip(by_rows, np.cumsum([0] + [n_g[g] for g in by_rows]).tolist(), strict=False))
+
+        def group_rows(g: int) -> torch.Tensor:
+            return rows[start[g]:start[g] + n_g[g]] if g in start else self._layer_rows(layer, [g])
+
+        def group_gram(g: int) -> torch.Tensor | None:
+            if stored[g] is not None or n_g[g] == 0:
+                return stored[g]
+            x = group_rows(g)
+            return x.T @ x
+
         total: list[torch.Tensor] = []  # the layer's Gram, formed on first use
 
         def total_gram() -> torch.Tensor:
             if not total:
                 t = torch.zeros(self.d, self.d, dtype=torch.float64, device=self.device)
                 for g in range(self.n_groups):
-                    if self._gram[layer][g] is not None:
-                        t += self._gram[layer][g]
-                if rows is not None:
-                    t.addmm_(rows.T, rows)
+                    if stored[g] is not None:
+                        t += stored[g]
+                    elif n_g[g]:
+                        x = group_rows(g)
+                        t.addmm_(x.T, x)
                 total.append(t)
             return total[0]
 
-        def rows_only(out: int | None) -> bool:  # kernel route: fewer rows than d, and all of them stored as rows
-            kept = n - (n_g[out] if out is not None else 0)
-            return self.kernel and kept < self.d and all(
-                self._gram[layer][g] is None for g in range(self.n_groups) if g != out and n_g[g] > 0)
-
         whole = None
         if full:
-            if rows_only(None):
+            if by_kernel(None):
                 whole = self._kernel_spectrum(layer, rows, s, n, center)
             else:
                 whole = self._spectrum_of(layer, total_gram(), s, n, center)
         parts = []
         for g in leave_out:
             s_out, n_out = s - self.colsum[layer, g], n - n_g[g]
-            mine = None if g not in start else rows[start[g]:start[g] + n_g[g]]
-            if rows_only(g):
-                kept = rows if mine is None else torch.cat([rows[:start[g]], rows[start[g] + n_g[g]:]])
+            if by_kernel(g):
+                kept = rows if g not in start else torch.cat([rows[:start[g]], rows[start[g] + n_g[g]:]])
                 parts.append(self._kernel_spectrum(layer, kept, s_out, n_out, center))
                 continue
-            gram_g = self._gram[layer][g] if mine is None else mine.T @ mine
-            gram = total_gram() if gram_g is None else total_gram() - gram_g
-            parts.append(self._spectrum_of(layer, gram, s_out, n_out, center))
+            gram_g = group_gram(g)
+            parts.append(self._spectrum_of(layer, total_gram() if gram_g is None else total_gram() - gram_g,
+                                           s_out, n_out, center))
         return whole, parts
 
     def _spectrum_of(self, layer: int, gram: torch.Tensor, s: torch.Tensor, n: int, center: bool) -> np.ndarray:
