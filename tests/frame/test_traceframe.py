@@ -192,3 +192,50 @@ def test_null_contraction_keeps_reason():
     row = tiny.data.row(0, named=True)
     assert row["contraction"] is None and "trace more tokens" in row["contraction_reason"]
     assert np.isfinite(row["transport"])
+
+
+def test_corrupted_bytes_never_load_as_a_different_trace(tmp_path, pair):
+    """Random byte flips and truncations: each read is a FrameError or the original frame, never another one and
+    never a raw error from the Parquet reader (a Rust panic in polars is a BaseException, not an Exception)."""
+    import random
+
+    base, _ = pair
+    src = base.to_parquet(tmp_path / "a.parquet").read_bytes()
+    rng, outcomes = random.Random(0), {"error": 0, "same": 0}
+    for i in range(300):
+        b = bytearray(src)
+        if i % 2:
+            b = b[:rng.randrange(len(b))]
+        else:
+            for _ in range(rng.randint(1, 8)):
+                b[rng.randrange(len(b))] = rng.randrange(256)
+        (tmp_path / "c.parquet").write_bytes(bytes(b))
+        try:
+            got = read_parquet(tmp_path / "c.parquet")
+        except FrameError:
+            outcomes["error"] += 1
+            continue
+        assert got == base, f"corruption {i} loaded as a different trace"
+        outcomes["same"] += 1
+    assert outcomes["error"] > 250  # the corruptions really hit
+
+
+def test_files_without_a_checksum_still_load(tmp_path, pair):
+    """Traces written before the content checksum existed carry no digest: they load unchanged."""
+    import polars as pl
+
+    from spinal_nb.frame.traceframe import DIGEST_KEY
+
+    base, _ = pair
+    p = base.to_parquet(tmp_path / "a.parquet")
+    kv = pl.read_parquet_metadata(p)
+    assert DIGEST_KEY in kv
+    legacy = tmp_path / "legacy.parquet"
+    pl.read_parquet(p).write_parquet(legacy, metadata={k: v for k, v in kv.items()
+                                                       if k.startswith("spinal_nb.") and k != DIGEST_KEY})
+    assert read_parquet(legacy) == base
+    tampered = tmp_path / "tampered.parquet"
+    pl.read_parquet(p).with_columns(pl.col("contraction") * 1.01).write_parquet(
+        tampered, metadata={k: v for k, v in kv.items() if k.startswith("spinal_nb.")})
+    with pytest.raises(FrameError, match="checksum"):
+        read_parquet(tampered)

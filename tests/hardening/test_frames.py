@@ -67,6 +67,13 @@ def test_foreign_and_tampered_parquet(tmp_path, frame, good_file):
         read_parquet(foreign)
 
     meta = pl.read_parquet_metadata(good_file)
+    assert "spinal_nb.sha256" in meta
+    p = tmp_path / "t.parquet"
+    frame.data.write_parquet(p, metadata={**meta, "spinal_nb.meta": meta["spinal_nb.meta"].replace('"', '"', 1) + " "})
+    with pytest.raises(FrameError, match="checksum"):  # any edit of a checksummed file is caught first ...
+        read_parquet(p)
+    meta = {k: v for k, v in meta.items() if k != "spinal_nb.sha256"}  # ... the structure checks below guard files
+    # without one (written before the checksum existed, or by hand)
 
     def write(data, **kv):
         p = tmp_path / "t.parquet"
@@ -101,6 +108,11 @@ def test_paths_that_are_not_files(tmp_path):
 GOOD_CHECKPOINT = {"model": "m", "n_layers": 6, "d_model": 8, "extra": {}}
 
 
+def _hand_edited(path):
+    """The file's metadata minus its checksum: what a hand-edited (or pre-checksum) file carries."""
+    return {k: v for k, v in pl.read_parquet_metadata(path).items() if k != "spinal_nb.sha256"}
+
+
 @pytest.mark.parametrize("meta,says", [
     ("[1, 2, 3]", "must be a JSON object"),
     ('"str"', "must be a JSON object"),
@@ -121,7 +133,7 @@ GOOD_CHECKPOINT = {"model": "m", "n_layers": 6, "d_model": 8, "extra": {}}
     ('{"mixed_params": "yes"}', "mixed_params"),
 ])
 def test_metadata_with_the_wrong_structure_is_a_frame_error(tmp_path, frame, good_file, meta, says):
-    kv = pl.read_parquet_metadata(good_file)
+    kv = _hand_edited(good_file)
     p = tmp_path / "t.parquet"
     frame.data.write_parquet(p, metadata={**kv, "spinal_nb.meta": meta})
     with pytest.raises(FrameError, match="corrupt spinal-nb metadata.*" + says):
@@ -132,7 +144,7 @@ def test_metadata_with_extra_keys_and_nulls_still_loads(tmp_path, frame, good_fi
     """The checks refuse wrong structure only: extra keys (e.g. the monitor's) and nulls are fine."""
     meta = {**frame.meta, "monitor": {"events": []}, "checkpoints": {
         "base": {**GOOD_CHECKPOINT, "revision": None, "own_key": [1, "x"]}}}
-    kv = pl.read_parquet_metadata(good_file)
+    kv = _hand_edited(good_file)
     p = tmp_path / "t.parquet"
     frame.data.write_parquet(p, metadata={**kv, "spinal_nb.meta": json.dumps(meta)})
     assert read_parquet(p).meta == meta
