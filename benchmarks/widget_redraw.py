@@ -43,15 +43,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import polars as pl
@@ -319,43 +316,16 @@ def profile_steps(page, view: str, start: int, max_layer: int, keys: tuple[str, 
 
 
 # --- live JupyterLab -----------------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_lab(home: Path):
-    """A JupyterLab server with all its state under `home` (as tests/ui/conftest.py starts one)."""
+    """A JupyterLab server with all its state under `home`, started as the UI tests start theirs."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "ui"))
+    from lab_server import start_lab as start
+
     work = home / "work"
-    for d in ("config", "data", "runtime", "settings", "workspaces", "work"):
-        (home / d).mkdir(parents=True, exist_ok=True)
-    notif = home / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
-    notif.parent.mkdir(parents=True, exist_ok=True)
-    notif.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    (home / "config" / "jupyter_server_config.json").write_text(
-        json.dumps({"ServerApp": {"jpserver_extensions": {"jupyterlab": True}}}))
-    port, token = _free_port(), secrets.token_hex(16)
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTER_DATA_DIR": str(home / "data"),
-           "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
-           "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"), "IPYTHONDIR": str(home / "ipython"),
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-           "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    log = open(home / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--no-browser", "--ip", "127.0.0.1", f"--port={port}",
-                             "--allow-root", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}",
-                             "--ServerApp.port_retries=0"], cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while True:
-        try:
-            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                raise SystemExit(f"jupyter server did not start; see {home / 'server.log'}") from None
-            time.sleep(0.5)
+    try:
+        proc, log, base, token = start(home, work, home / "server.log")
+    except RuntimeError as e:
+        raise SystemExit(str(e)) from None
     return proc, log, base, token, work
 
 

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from .lab_server import start_lab
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # the tests import the synthetic frames of tests/widgets, as does the notebook kernel
@@ -84,12 +82,6 @@ def check_served(url: str, timeout: float = 60) -> None:
                 f"Notebook 7 must be installed and enabled (pip install -e '.[ui]'). See {ARTIFACTS / 'jupyter-server.log'}.")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -99,44 +91,10 @@ def artifacts() -> Path:
 @pytest.fixture(scope="session")
 def jupyter_server(artifacts):
     """(base_url, token, work_dir) of a headless Jupyter server serving both /lab and /notebooks (Notebook 7)."""
-    home = artifacts / "jupyter"
     work = artifacts / "work"
-    for d in ("config", "data", "runtime", "settings", "workspaces"):
-        (home / d).mkdir(parents=True, exist_ok=True)
-    work.mkdir(exist_ok=True)
-    # no "news" / update toasts in the screenshots
-    notif = home / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
-    notif.parent.mkdir(parents=True, exist_ok=True)
-    notif.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    # enable the server extensions explicitly in this server's own config dir, so that a machine-wide config that
-    # disables one cannot take /lab or /notebooks away
-    exts = {"jupyterlab": True, **({"notebook": True} if _missing_notebook7() is None else {})}
-    (home / "config" / "jupyter_server_config.json").write_text(
-        json.dumps({"ServerApp": {"jpserver_extensions": exts}}))
-    port, token = _free_port(), secrets.token_hex(16)
-    env = {**os.environ,
-           "JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTER_DATA_DIR": str(home / "data"),
-           "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
-           "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"), "IPYTHONDIR": str(home / "ipython"),
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-           "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    log = open(artifacts / "jupyter-server.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip", "127.0.0.1", f"--port={port}",
-         "--allow-root", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}",
-         "--ServerApp.port_retries=0"],
-        cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+    proc, log, base, token = start_lab(artifacts / "jupyter", work, artifacts / "jupyter-server.log",
+                                       notebook7=_missing_notebook7() is None)
     try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"jupyter server did not start; see {artifacts / 'jupyter-server.log'}") from None
-                time.sleep(0.5)
         yield base, token, work
     finally:
         proc.terminate()
