@@ -188,6 +188,14 @@ def hidden_size(model: Any, arch: Architecture) -> int:
     raise ArchitectureError(f"Cannot read the residual width of {type(unwrap(model)).__name__} from its config.")
 
 
+def model_dtype(model: Any) -> torch.dtype:
+    """The dtype of the model's first floating-point parameter (float32 when it has none)."""
+    for p in unwrap(model).parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return torch.float32
+
+
 def block_state(out: Any) -> torch.Tensor:
     """The residual-stream tensor of a block output (transformers 5 returns a tensor, older versions a tuple)."""
     return out[0] if isinstance(out, (tuple, list)) else out

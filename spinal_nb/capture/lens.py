@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from ..scores import fisher_rao_sqrt, lens_point_
-from .architectures import Architecture, get_path, lens_logits, unwrap
+from .architectures import Architecture, get_path, lens_logits, model_dtype, unwrap
 
 # elements of one [rows x vocab] buffer: a chunk of positions fits the last-level cache on CPU; on GPUs bigger
 # chunks mean fewer kernel launches
@@ -50,8 +50,9 @@ class LensEngine:
         self.linear = type(unembed) is torch.nn.Linear and w is not None and w.dtype in (torch.float32, torch.float64)
         self.weight = w if self.linear else None
         self.bias = unembed.bias if self.linear else None
-        self.dtype = w.dtype if self.linear else (torch.float64 if _param_dtype(self.raw) == torch.float64
+        self.dtype = w.dtype if self.linear else (torch.float64 if model_dtype(self.raw) == torch.float64
                                                   else torch.float32)
+        self.vocab = w.shape[0] if self.linear else None
         self._buf: dict[str, torch.Tensor] = {}
 
     # -- buffers --------------------------------------------------------------------------------------------------
@@ -95,9 +96,9 @@ class LensEngine:
     def reduce(self, rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(steps [L, N], entropies [L + 1, N]), float64 on the rows' device, for rows[l] = [N, d] of layer l."""
         n, n_layers, device = rows[0].shape[0], len(rows), rows[0].device
-        vocab = self.weight.shape[0] if self.linear else None
-        if vocab is None:  # generic route: learn the width from one row
-            vocab = lens_logits(self.raw, self.arch, rows[-1][:1]).shape[-1]
+        if self.vocab is None:  # generic route: learn the width from one row, once per trace
+            self.vocab = lens_logits(self.raw, self.arch, rows[-1][:1]).shape[-1]
+        vocab = self.vocab
         steps = torch.empty(n_layers - 1, n, dtype=torch.float64, device=device)
         ents = torch.empty(n_layers, n, dtype=torch.float64, device=device)
         chunk, k = self._plan(n, n_layers, vocab, device)
@@ -115,11 +116,6 @@ class LensEngine:
                     if layer > 0:
                         steps[layer - 1, start:stop] = fisher_rao_sqrt(sq[(layer - 1) % 2], s, scratch=scratch)
         return steps, ents
-
-
-def _param_dtype(raw: torch.nn.Module) -> torch.dtype:
-    p = next(raw.parameters(), None)
-    return p.dtype if p is not None else torch.float32
 
 
 def _postprocess_(raw: torch.nn.Module, arch: Architecture, z: torch.Tensor) -> torch.Tensor:

@@ -49,6 +49,7 @@ from .architectures import (
     get_path,
     hidden_size,
     lens_logits,
+    model_dtype,
     n_blocks,
     resolve_architecture,
     unwrap,
@@ -214,13 +215,6 @@ def _model_device(raw: torch.nn.Module) -> torch.device:
     for p in raw.parameters():
         return p.device
     return torch.device("cpu")
-
-
-def _model_dtype(raw: torch.nn.Module) -> torch.dtype:
-    for p in raw.parameters():
-        if p.is_floating_point():
-            return p.dtype
-    return torch.float32
 
 
 def _forward_kwargs(raw: torch.nn.Module) -> dict[str, Any]:
@@ -701,7 +695,7 @@ def trace(model: Any, prompts: Any, *, tokenizer: Any = None, checkpoint: str | 
     if save_to is not None:
         call = {"model": _model_fingerprint(raw), "tokens": hashlib.sha256(json.dumps(token_ids).encode()).hexdigest(),
                 "params": params.to_dict(), "batch_size": batch_size, "arch": arch.to_dict(),
-                "dtype": str(_model_dtype(raw)), "server": server}
+                "dtype": str(model_dtype(raw)), "server": server}
         ckpt = _Checkpointer(save_to, hashlib.sha256(json.dumps(call, sort_keys=True).encode()).hexdigest())
         state = ckpt.load(gram, transport)
         done = int(state["prompts_done"]) if state else 0
@@ -741,7 +735,7 @@ def trace(model: Any, prompts: Any, *, tokenizer: Any = None, checkpoint: str | 
         raise InputError(f"No token positions to score: every prompt has at most skip_first={params.skip_first} "
                          "tokens. Use longer prompts or a smaller skip_first.")
     cols = finalize(gram, transport, params, keep_spectra=keep_spectra)
-    info = {"model": name, "revision": rev, "dtype": str(_model_dtype(raw)).replace("torch.", ""),
+    info = {"model": name, "revision": rev, "dtype": str(model_dtype(raw)).replace("torch.", ""),
             "device": "ndif" if _remote_wanted(remote) else str(dev), "n_prompts": n_prompts,
             "prompts_sha256": prompts_sha, "n_layers": L, "d_model": d,
             "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), "versions": _versions(),
