@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import difflib
 import html
+import io
 import json
 import os
 import tempfile
@@ -255,8 +256,13 @@ class TraceFrame:
         if not path.exists():
             raise FrameError(f"No such file: {path}.")
         try:
-            kv = pl.read_parquet_metadata(path)
-            data = pl.read_parquet(path)
+            # one read of the bytes, parsed twice: opening the path twice (metadata, then data) could pair the
+            # footer of one file with the data of the next when a writer replaces it in between (os.replace)
+            with open(path, "rb") as f:
+                raw = io.BytesIO(f.read())
+            kv = pl.read_parquet_metadata(raw)
+            raw.seek(0)
+            data = pl.read_parquet(raw)
         except (Exception, _PanicException) as e:  # a Rust panic in the reader is not an Exception
             raise FrameError(f"{path} is not a readable Parquet file (corrupt or truncated?): {e}") from e
         if META_KEY not in kv:
