@@ -6,8 +6,9 @@ run. The baseline keeps every layer's states (float32) for its SVD at the end, s
 spinal-nb streams them into per layer and jackknife group accumulators that hold the group's float64 rows while it
 has fewer than d of them and its d x d Gram from then on: min(N_g, d) * d * 8 bytes per group and layer, so it grows
 like the baseline (x2, float64) for small N and stops growing once every group has d rows. "acc" is what the Gram
-accumulator holds at the end (measured: its tensors' bytes), "old acc" the layout before hybrid storage
-((L + 1) * n_groups * d^2 * 8 bytes, computed).
+accumulator held in memory at most (measured: its tensors' bytes, just before each spill and at the end),
+"spilled" what went to disk (finished groups, read back layer by layer at finalize), "old acc" the layout before
+hybrid storage ((L + 1) * n_groups * d^2 * 8 bytes, computed).
 
     python benchmarks/memory_vs_baseline.py --model shape576 --prompts 20 200 1000
     python benchmarks/memory_vs_baseline.py --model tiny --prompts 20 200 1000
@@ -25,7 +26,7 @@ import subprocess
 import sys
 
 CHILD = r"""
-import json, sys, time
+import json, os, sys, time
 sys.path.insert(0, sys.argv[4])
 from _bench import baseline, brown_word_tokenizer, load_model, peak_rss_mb, pin_threads, real_prompts, spinal
 import psutil, torch
@@ -42,10 +43,17 @@ if model_name == "wide2048":
 else:
     model, tok = load_model(model_name)
 made = []
-class Recorded(tracer.GramAccumulator):  # the accumulators trace() builds, to read their size at the end
+class Recorded(tracer.GramAccumulator):  # the accumulators trace() builds, to read their size
     def __init__(self, *a, **k):
         super().__init__(*a, **k)
         made.append(self)
+        self.held_max, self.spilled = 0, 0
+    def spill(self, group):  # the most held in memory is just before a spill (or at the end)
+        self.held_max = max(self.held_max, self.storage_bytes())
+        done = super().spill(group)
+        if done:
+            self.spilled += os.path.getsize(self.spill_dir / f"group-{group}.npz")
+        return done
 tracer.GramAccumulator = Recorded
 prompts = real_prompts(n)
 run = {"spinal": spinal, "baseline": baseline}[impl]
@@ -60,7 +68,8 @@ acc = {}
 if impl == "spinal":
     g = made[-1]
     held = g.storage_bytes() if hasattr(g, "storage_bytes") else g.gram.numel() * 8  # (the pre-hybrid layout)
-    acc = {"acc_mb": round(held / 2**20, 1),
+    acc = {"acc_mb": round(max(held, getattr(g, "held_max", 0)) / 2**20, 1),
+           "spilled_mb": round(getattr(g, "spilled", 0) / 2**20, 1),
            "old_acc_mb": round(g.n_layers * g.n_groups * g.d**2 * 8 / 2**20, 1)}
 print(json.dumps({"impl": impl, "prompts": n, "tokens": ntok, "seconds": round(dt, 1),
                   "rss_before_mb": round(before, 1), "peak_rss_mb": round(peak_rss_mb(), 1), **acc}))
@@ -87,13 +96,14 @@ def main() -> None:
             print(json.dumps({**rows[-1], "load_avg": [round(x, 2) for x in os.getloadavg()]}), flush=True)
     print(f"\nmodel {args.model}; fresh process per row; 1 thread\n")
     print("| implementation | prompts | tokens | seconds | RSS before (MB) | peak RSS (MB) | peak / peak at "
-          f"{args.prompts[0]} prompts | peak − before (MB) | acc (MiB) | old acc (MiB) |\n"
-          "|---|---|---|---|---|---|---|---|---|---|")
+          f"{args.prompts[0]} prompts | peak − before (MB) | acc in memory, max (MiB) | spilled to disk (MiB) | "
+          "old acc (MiB) |\n|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         first = next(x for x in rows if x["impl"] == r["impl"])
         print(f"| {r['impl']} | {r['prompts']} | {r['tokens']} | {r['seconds']} | {r['rss_before_mb']} | "
               f"{r['peak_rss_mb']} | {r['peak_rss_mb'] / first['peak_rss_mb']:.3f}× | "
-              f"{r['peak_rss_mb'] - r['rss_before_mb']:.0f} | {r.get('acc_mb', '')} | {r.get('old_acc_mb', '')} |")
+              f"{r['peak_rss_mb'] - r['rss_before_mb']:.0f} | {r.get('acc_mb', '')} | {r.get('spilled_mb', '')} | "
+              f"{r.get('old_acc_mb', '')} |")
 
 
 if __name__ == "__main__":

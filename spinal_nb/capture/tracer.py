@@ -2,7 +2,9 @@
 
 Per batch of prompts, one nnsight trace reads the input of block 1 and every block's raw output at the selected
 positions (positions.py); the rows go straight into the streaming accumulators (spinal_nb.scores) and are dropped,
-so memory stays flat in the number of prompts. The logit lens (lens.LensEngine) is evaluated on the selected rows only,
+so memory stays flat in the number of prompts. Prompts run jackknife group by group (`_group_major`), and a
+finished group's accumulators are spilled to disk (GramAccumulator.spill), so what stays in memory is about one
+group's worth whatever the number of prompts. The logit lens (lens.LensEngine) is evaluated on the selected rows only,
 a cache-sized chunk of positions at a time, in buffers reused for the whole trace: nothing of size
 tokens × vocab × layers ever exists, and the lens memory does not grow with the batch.
 
@@ -21,7 +23,10 @@ import json
 import math
 import os
 import platform
+import shutil
+import socket
 import tempfile
+import uuid
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +36,7 @@ import numpy as np
 import torch
 
 from .._version import __version__
+from ..data.cache import file_sha256, user_cache_dir
 from ..data.prompts import as_texts
 from ..errors import InputError, ModelLoadError, NumericsError, RemoteError, SpinalError
 from ..frame import TraceFrame
@@ -38,6 +44,7 @@ from ..params import SpinalParams
 from ..scores import (
     GramAccumulator,
     TransportAccumulator,
+    assign_groups,
     check_entropy_finite,
     finalize,
     lens_point,
@@ -57,7 +64,8 @@ from .architectures import (
 from .lens import LensEngine
 from .positions import Batch, make_batch
 
-CHECKPOINT_FORMAT = 2  # 2: hybrid Gram accumulator state (per group rows below d, Gram above); 1 is not read
+CHECKPOINT_FORMAT = 3  # 3: prompts run group by group, finished groups spilled; 2 (hybrid, prompt order) not read
+_SPILL_MIN_BYTES = 16 << 20  # a finished group holding at least this much goes to disk (smaller ones stay: no IO)
 _LENS_ROWS_BUDGET = 1 << 24  # positions x vocab per top-k lens chunk (16M floats = 64 MB in float32)
 
 
@@ -534,6 +542,50 @@ def _lens_table(nn_model: Any, arch: Architecture, tokenizer: Any, texts: list[s
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# group-by-group order and spilling finished groups
+# ---------------------------------------------------------------------------------------------------------------
+def _group_major(n_prompts: int, n_groups: int) -> tuple[list[int], dict[int, int]]:
+    """The order prompts run in (jackknife group 0's prompts first, each group in prompt order) and, per group, the
+    position in that order after which the group is finished. Group membership stays prompt index % n_groups, so
+    the order changes no score (beyond float64 summation order); it lets finished groups leave memory."""
+    groups = assign_groups(np.arange(n_prompts), n_groups)
+    order = np.argsort(groups, kind="stable").tolist()
+    last = {int(groups[i]): pos for pos, i in enumerate(order)}
+    return order, last
+
+
+def _spill_root() -> Path:
+    """Where a trace without `save_to` spills finished groups: $SPINAL_SPILL_DIR, else the user cache folder
+    (on disk; not the system temp folder, which is RAM-backed tmpfs on many Linux systems)."""
+    return Path(os.environ["SPINAL_SPILL_DIR"]).expanduser() if os.environ.get("SPINAL_SPILL_DIR") \
+        else user_cache_dir() / "spill"
+
+
+def _private_spill_dir() -> Path:
+    """A new run-<host>-<pid>-<random> folder name under the spill root (created only if a group spills); folders
+    of this host's dead processes (runs killed outright) are removed first."""
+    root = _spill_root()
+    host = socket.gethostname().replace("-", "_")
+    for old in root.glob(f"run-{host}-*") if root.is_dir() else []:
+        try:
+            os.kill(int(old.name.split("-")[2]), 0)
+        except (ValueError, IndexError):
+            continue
+        except ProcessLookupError:
+            shutil.rmtree(old, ignore_errors=True)
+        except OSError:  # alive but not ours (PermissionError) or undecidable: leave it
+            continue
+    return root / f"run-{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def _spill_finished(gram: GramAccumulator, last: dict[int, int], end: int) -> None:
+    """Spill every group whose prompts all ran (positions < end) and that holds at least _SPILL_MIN_BYTES."""
+    for g, pos in last.items():
+        if pos < end and g not in gram.spilled_groups() and gram.storage_bytes(group=g) >= _SPILL_MIN_BYTES:
+            gram.spill(g)
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # checkpointing (resume)
 # ---------------------------------------------------------------------------------------------------------------
 def _atomic_write(path: Path, write) -> None:
@@ -549,15 +601,13 @@ def _atomic_write(path: Path, write) -> None:
             os.unlink(tmp)
 
 
-def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 class _Checkpointer:
-    """Partial accumulators in `save_to/` : state-<prompts>.npz (numpy arrays only) + progress.json.
+    """Partial accumulators in `save_to/` : state-<prompts>.npz (numpy arrays only) + progress.json, and
+    spill/group-<g>.npz for finished groups (written once; the state names them with their sha256).
 
     The npz is written first under a new name, then progress.json (which names it and holds its sha256) replaces
     the old one, then the old npz is removed: a crash at any moment leaves a consistent pair. No pickle anywhere.
+    `prompts_done` counts prompts in the order they run (group by group, `_group_major`).
     """
 
     def __init__(self, folder: str | os.PathLike, call_sha256: str):
@@ -566,6 +616,7 @@ class _Checkpointer:
             raise InputError(f"save_to={str(folder)!r} is a file; pass a folder for the partial results.")
         self.call_sha256 = call_sha256
         self.progress_path = self.folder / "progress.json"
+        self.spill_dir = self.folder / "spill"
 
     def load(self, gram: GramAccumulator, transport: TransportAccumulator) -> dict[str, Any] | None:
         if not self.progress_path.exists():
@@ -583,7 +634,7 @@ class _Checkpointer:
             raise InputError(f"save_to={str(self.folder)!r} holds a run of a different call (other model, prompts, "
                              "parameters or batch size). Use another folder, or delete it to start over.")
         state_path = self.folder / progress["state_file"]
-        if not state_path.exists() or _file_sha256(state_path) != progress["state_sha256"]:
+        if not state_path.exists() or file_sha256(state_path) != progress["state_sha256"]:
             raise InputError(f"The saved state {state_path} is missing or does not match progress.json; "
                              "delete the folder to start over.")
         with np.load(state_path, allow_pickle=False) as z:
@@ -606,7 +657,7 @@ class _Checkpointer:
         _atomic_write(state_path, lambda f: np.savez(f, **arrays))
         progress = {"format": CHECKPOINT_FORMAT, "call_sha256": self.call_sha256, "prompts_done": prompts_done,
                     "n_prompts": n_prompts, "complete": prompts_done >= n_prompts, "state_file": state_path.name,
-                    "state_sha256": _file_sha256(state_path), "extra": extra,
+                    "state_sha256": file_sha256(state_path), "extra": extra,
                     "saved": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
         _atomic_write(self.progress_path, lambda f: f.write(json.dumps(progress, indent=1).encode()))
         if old and old != state_path.name and (self.folder / old).exists():
@@ -686,6 +737,7 @@ def trace(model: Any, prompts: Any, *, tokenizer: Any = None, checkpoint: str | 
     fwd = _forward_kwargs(raw)
     gram = GramAccumulator(L + 1, d, params.n_groups, row_normalize=params.row_normalize, device=acc_device)
     transport = TransportAccumulator(L + 1, params.n_groups)
+    order, last = _group_major(n_prompts, params.n_groups)
     server = bool(remote)
     lens_engine = None if server else LensEngine(raw, arch, params.temperature)  # buffers live for the whole trace
 
@@ -697,52 +749,63 @@ def trace(model: Any, prompts: Any, *, tokenizer: Any = None, checkpoint: str | 
                 "params": params.to_dict(), "batch_size": batch_size, "arch": arch.to_dict(),
                 "dtype": str(model_dtype(raw)), "server": server}
         ckpt = _Checkpointer(save_to, hashlib.sha256(json.dumps(call, sort_keys=True).encode()).hexdigest())
+        gram.spill_dir = ckpt.spill_dir  # spilled groups are part of the saved partial results
         state = ckpt.load(gram, transport)
         done = int(state["prompts_done"]) if state else 0
+    else:
+        gram.spill_dir = _private_spill_dir()  # removed when this call ends, however it ends
+        gram.spill_fsync = False
 
-    from tqdm.auto import tqdm
-
-    was_training = raw.training
-    raw.eval()  # dropout off: the states must be the model's deterministic ones
     try:
-        with torch.no_grad(), tqdm(total=n_prompts, initial=done, disable=not progress, unit="prompt",
-                                   desc=f"spinal trace {checkpoint}") as bar:
-            n_batches = 0
-            for start in range(done, n_prompts, batch_size):
-                idx = list(range(start, min(start + batch_size, n_prompts)))
-                batch = make_batch([token_ids[i] for i in idx], idx, pad_id=pad_id, skip_first=params.skip_first,
-                                   stride=params.position_stride, n_groups=params.n_groups)
-                if batch.n_selected:
-                    _run_batch(nn_model, raw, arch, batch, fwd, params, remote, dev, gram, transport, lens_engine)
-                n_batches += 1
-                bar.update(len(idx))
-                if ckpt is not None and (n_batches % checkpoint_every == 0 or idx[-1] == n_prompts - 1):
-                    ckpt.save(gram, transport, idx[-1] + 1, n_prompts, {"n_truncated": n_truncated})
-            lens = None
-            if lens_idx:
-                lens = _lens_table(nn_model, arch, tok, texts, token_ids, lens_idx, checkpoint, fwd, lens_top_k,
-                                   params.temperature, remote, dev, params.n_groups, pad_id)
-    except SpinalError:
-        raise
-    except Exception as e:
-        if _remote_wanted(remote) and isinstance(e, _remote_errors()):
-            raise _remote_error(e, name) from e
-        raise
-    finally:
-        raw.train(was_training)
+        from tqdm.auto import tqdm
 
-    if gram.n_rows(0) == 0:
-        raise InputError(f"No token positions to score: every prompt has at most skip_first={params.skip_first} "
-                         "tokens. Use longer prompts or a smaller skip_first.")
-    cols = finalize(gram, transport, params, keep_spectra=keep_spectra)
-    info = {"model": name, "revision": rev, "dtype": str(model_dtype(raw)).replace("torch.", ""),
-            "device": "ndif" if _remote_wanted(remote) else str(dev), "n_prompts": n_prompts,
-            "prompts_sha256": prompts_sha, "n_layers": L, "d_model": d,
-            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), "versions": _versions(),
-            "extra": {"architecture": arch.family, "model_class": type(raw).__name__, "batch_size": batch_size,
-                      "n_truncated": n_truncated, "max_length": limit, "remote": remote or False,
-                      "n_positions": gram.n_rows(0), "resumed_from": done or None}}
-    return TraceFrame.from_columns(cols, checkpoint, params, info, lens=lens)
+        was_training = raw.training
+        raw.eval()  # dropout off: the states must be the model's deterministic ones
+        try:
+            with torch.no_grad(), tqdm(total=n_prompts, initial=done, disable=not progress, unit="prompt",
+                                       desc=f"spinal trace {checkpoint}") as bar:
+                n_batches = 0
+                _spill_finished(gram, last, done)  # a resumed run: groups finished before the last checkpoint
+                for start in range(done, n_prompts, batch_size):
+                    end = min(start + batch_size, n_prompts)
+                    idx = order[start:end]
+                    batch = make_batch([token_ids[i] for i in idx], idx, pad_id=pad_id, skip_first=params.skip_first,
+                                       stride=params.position_stride, n_groups=params.n_groups)
+                    if batch.n_selected:
+                        _run_batch(nn_model, raw, arch, batch, fwd, params, remote, dev, gram, transport, lens_engine)
+                    _spill_finished(gram, last, end)
+                    n_batches += 1
+                    bar.update(len(idx))
+                    if ckpt is not None and (n_batches % checkpoint_every == 0 or end == n_prompts):
+                        ckpt.save(gram, transport, end, n_prompts, {"n_truncated": n_truncated})
+                lens = None
+                if lens_idx:
+                    lens = _lens_table(nn_model, arch, tok, texts, token_ids, lens_idx, checkpoint, fwd, lens_top_k,
+                                       params.temperature, remote, dev, params.n_groups, pad_id)
+        except SpinalError:
+            raise
+        except Exception as e:
+            if _remote_wanted(remote) and isinstance(e, _remote_errors()):
+                raise _remote_error(e, name) from e
+            raise
+        finally:
+            raw.train(was_training)
+
+        if gram.n_rows(0) == 0:
+            raise InputError(f"No token positions to score: every prompt has at most skip_first={params.skip_first} "
+                             "tokens. Use longer prompts or a smaller skip_first.")
+        cols = finalize(gram, transport, params, keep_spectra=keep_spectra)
+        info = {"model": name, "revision": rev, "dtype": str(model_dtype(raw)).replace("torch.", ""),
+                "device": "ndif" if _remote_wanted(remote) else str(dev), "n_prompts": n_prompts,
+                "prompts_sha256": prompts_sha, "n_layers": L, "d_model": d,
+                "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), "versions": _versions(),
+                "extra": {"architecture": arch.family, "model_class": type(raw).__name__, "batch_size": batch_size,
+                          "n_truncated": n_truncated, "max_length": limit, "remote": remote or False,
+                          "n_positions": gram.n_rows(0), "resumed_from": done or None}}
+        return TraceFrame.from_columns(cols, checkpoint, params, info, lens=lens)
+    finally:
+        if ckpt is None:
+            shutil.rmtree(gram.spill_dir, ignore_errors=True)
 
 
 def _run_batch(nn_model: Any, raw: torch.nn.Module, arch: Architecture, batch: Batch, fwd: dict[str, Any],

@@ -7,17 +7,28 @@ accumulating, so that centering later does not subtract two huge numbers (residu
 direction). A group keeps its rows while it has fewer than d of them and switches to its d x d Gram the moment it
 reaches d (rows are the smaller form below d, the Gram above), so memory is min(N_g, d) * d float64 values per
 group and layer. Leave-one-group-out spectra, and with them intervals, come at no extra pass over the data.
+
+A group that will take no more rows (the tracer feeds prompts group by group) can be spilled: its rows / Grams go to
+one uncompressed .npz in `spill_dir`, bit for bit, and are read back one layer at a time at finalize. Then the
+memory held is one group's worth, whatever the number of prompts (a 1,000-prompt trace of SmolLM2's shape: 79 MiB
+instead of 785 MiB of accumulators).
 """
 from __future__ import annotations
 
 import ctypes
 import math
+import os
+import tempfile
 import time
+import warnings
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..data.cache import file_sha256
 from ..errors import InputError, NumericsError
 
 
@@ -51,7 +62,27 @@ def _return_freed_heap() -> None:
         _malloc_trim(0)
 
 
-FORMAT = 2  # layout of GramAccumulator.state_dict (1: one d x d Gram per layer and group, before hybrid storage)
+FORMAT = 3  # layout of GramAccumulator.state_dict (1: one d x d Gram per layer and group; 2: hybrid, no spilling)
+
+
+def _write_npz(path: Path, arrays, fsync: bool = True) -> None:
+    """Write (name, array) pairs as an uncompressed .npz, one array at a time (a generator keeps only one joined
+    array alive), atomically: a temp file in the same folder, fsync (when the file must survive a crash), rename."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+                for name, a in arrays:
+                    with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
+                        np.lib.format.write_array(member, np.ascontiguousarray(a), allow_pickle=False)
+            f.flush()
+            if fsync:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
 
 
 class GramAccumulator:
@@ -68,7 +99,7 @@ class GramAccumulator:
     """
 
     def __init__(self, n_layers: int, d: int, n_groups: int, *, row_normalize: bool = False,
-                 device: str | torch.device = "cpu", kernel: bool = True):
+                 device: str | torch.device = "cpu", kernel: bool = True, spill_dir: str | os.PathLike | None = None):
         if n_layers < 1 or d < 1 or n_groups < 1:
             raise InputError(f"GramAccumulator needs n_layers, d, n_groups >= 1, got {n_layers}, {d}, {n_groups}.")
         self.n_layers, self.d, self.n_groups = n_layers, d, n_groups
@@ -84,6 +115,13 @@ class GramAccumulator:
         self._rows: list[list[list[torch.Tensor]]] = [[[] for _ in range(n_groups)] for _ in range(n_layers)]
         self._gram: list[list[torch.Tensor | None]] = [[None] * n_groups for _ in range(n_layers)]
         self._n: list[list[int]] = [[0] * n_groups for _ in range(n_layers)]  # host copy of count: no device sync
+        # spilled groups: file name in spill_dir (None: in memory), and per layer whether the file holds a Gram
+        self.spill_dir = Path(spill_dir) if spill_dir is not None else None
+        self.spill_fsync = True  # False for a private folder that dies with the run: no point waiting for the disk
+        self._disk: list[str | None] = [None] * n_groups
+        self._disk_gram = np.zeros((n_layers, n_groups), dtype=bool)
+        self._disk_sha: dict[int, str] = {}  # sha256 of a spilled file, computed when a checkpoint first needs it
+        self._spill_failed = False
         self._freed = 0  # bytes of row chunks freed by switches since the last trim
         self._trimmed: float | None = None  # time of the last trim; None while no group has switched
 
@@ -103,6 +141,9 @@ class GramAccumulator:
                                 "try float32 instead of float16, or check the model's weights.")
         if g.min() < 0 or g.max() >= self.n_groups:
             raise InputError(f"group ids must lie in [0, {self.n_groups}).")
+        spilled = [i for i in torch.unique(g).tolist() if self._disk[i] is not None]
+        if spilled:
+            raise InputError(f"group(s) {spilled} were spilled to disk as finished; they take no more rows.")
         if self.row_normalize:
             x = x / x.norm(dim=1, keepdim=True).clamp_min(1e-300)
         if not self.has_shift[layer]:
@@ -139,16 +180,82 @@ class GramAccumulator:
     def nonempty_groups(self, layer: int = 0) -> list[int]:
         return [i for i in range(self.n_groups) if int(self.count[layer, i]) > 0]
 
-    def storage_bytes(self, layer: int | None = None) -> int:
-        """Bytes held in the per-group rows and Grams (of one layer, or all): the part that grows with d and N."""
+    def storage_bytes(self, layer: int | None = None, group: int | None = None) -> int:
+        """Bytes held in memory in the per-group rows and Grams (of one layer, or all; of one group, or all): the
+        part that grows with d and N. Spilled groups hold none (see `spilled_bytes`)."""
         layers = range(self.n_layers) if layer is None else [layer]
-        return sum(t.numel() * t.element_size() for i in layers for g in range(self.n_groups)
+        groups = range(self.n_groups) if group is None else [group]
+        return sum(t.numel() * t.element_size() for i in layers for g in groups
                    for t in (self._rows[i][g] + [x for x in [self._gram[i][g]] if x is not None]))
+
+    def spilled_bytes(self) -> int:
+        """Bytes of the spilled groups' files on disk."""
+        return sum(os.path.getsize(self.spill_dir / f) for f in self._disk if f is not None)
+
+    def spilled_groups(self) -> list[int]:
+        return [g for g in range(self.n_groups) if self._disk[g] is not None]
+
+    # -- spilling -----------------------------------------------------------------------------------------------
+    def spill(self, group: int) -> bool:
+        """Move a finished group's rows / Grams (all layers) to `spill_dir`/group-<g>.npz and free them.
+
+        The caller promises the group takes no more rows (`update` refuses them afterwards). The float64 values are
+        written as they are, so every spectrum is bit-identical to the one from memory. Returns False (nothing
+        done) without a spill_dir, for an empty group, or when the group is already on disk.
+        """
+        if self.spill_dir is None or self._spill_failed or self._disk[group] is not None:
+            return False
+        if not any(self._n[i][group] for i in range(self.n_layers)):
+            return False
+        name = f"group-{group}.npz"
+        is_gram = np.array([self._gram[i][group] is not None for i in range(self.n_layers)])
+
+        def arrays():
+            for i in range(self.n_layers):
+                if is_gram[i]:
+                    yield f"gram{i}", self._gram[i][group].cpu().numpy()
+                elif self._n[i][group]:
+                    yield f"rows{i}", self._layer_rows(i, [group]).cpu().numpy()
+
+        try:
+            self.spill_dir.mkdir(parents=True, exist_ok=True)
+            _write_npz(self.spill_dir / name, arrays(), fsync=self.spill_fsync)
+        except OSError as e:  # read-only or full disk: slower to bound memory than to lose the run
+            self._spill_failed = True
+            warnings.warn(f"Could not spill finished accumulator groups to {self.spill_dir} ({e}); keeping them in "
+                          "memory. Set SPINAL_SPILL_DIR to a writable folder on disk to bound memory.", stacklevel=2)
+            return False
+        for i in range(self.n_layers):
+            self._freed += sum(t.numel() * t.element_size() for t in self._rows[i][group])
+            self._rows[i][group] = []
+            self._gram[i][group] = None
+        self._disk[group], self._disk_gram[:, group] = name, is_gram
+        self._disk_sha.pop(group, None)
+        if self.device.type == "cpu":
+            _return_freed_heap()
+            self._freed, self._trimmed = 0, time.monotonic()
+        return True
+
+    def _from_disk(self, layer: int, group: int) -> torch.Tensor:
+        key = f"{'gram' if self._disk_gram[layer, group] else 'rows'}{layer}"
+        with np.load(self.spill_dir / self._disk[group], allow_pickle=False) as z:  # reads only this member
+            a = z[key]
+        return torch.from_numpy(a).to(self.device)
+
+    def _is_gram(self, layer: int, group: int) -> bool:
+        if self._disk[group] is not None:
+            return bool(self._disk_gram[layer, group])
+        return self._gram[layer][group] is not None
+
+    def _gram_tensor(self, layer: int, group: int) -> torch.Tensor:
+        """A Gram-stored group's Gram: the live tensor (do not modify it) or a fresh copy read from disk."""
+        return self._from_disk(layer, group) if self._disk[group] is not None else self._gram[layer][group]
 
     def _layer_rows(self, layer: int, groups: list[int]) -> torch.Tensor:
         """The rows of row-stored `groups` stacked in group order: a temporary copy (the chunks stay as they are,
         so that joining them never leaves freed chunks plus joined copies resident)."""
-        chunks = [c for g in groups for c in self._rows[layer][g]]
+        chunks = [c for g in groups for c in (
+            [self._from_disk(layer, g)] if self._disk[g] is not None and self._n[layer][g] else self._rows[layer][g])]
         return torch.cat(chunks) if chunks else torch.zeros(0, self.d, dtype=torch.float64, device=self.device)
 
     def spectrum(self, layer: int, leave_out: int | None = None, center: bool = True) -> np.ndarray:
@@ -173,16 +280,16 @@ class GramAccumulator:
         n_g = self.count[layer].tolist()
         n = sum(n_g)
         s = self.colsum[layer].sum(0)
-        stored = self._gram[layer]
+        is_gram = [self._is_gram(layer, g) for g in range(self.n_groups)]
 
         def by_kernel(out: int | None) -> bool:  # fewer rows than d, all of them stored as rows
             kept = n - (n_g[out] if out is not None else 0)
             return self.kernel and kept < self.d and all(
-                stored[g] is None for g in range(self.n_groups) if g != out and n_g[g] > 0)
+                not is_gram[g] for g in range(self.n_groups) if g != out and n_g[g] > 0)
 
         rows, start = None, {}  # the layer's rows joined, only for the kernel route (then fewer than 2d of them)
         if any(by_kernel(out) for out in ([None] if full else []) + list(leave_out)):
-            by_rows = [g for g in range(self.n_groups) if stored[g] is None and n_g[g] > 0]
+            by_rows = [g for g in range(self.n_groups) if not is_gram[g] and n_g[g] > 0]
             rows = self._layer_rows(layer, by_rows)
             start = dict(zip(by_rows, np.cumsum([0] + [n_g[g] for g in by_rows]).tolist(), strict=False))
 
@@ -195,8 +302,8 @@ class GramAccumulator:
             if not total:
                 t = torch.zeros(self.d, self.d, dtype=torch.float64, device=self.device)
                 for g in range(self.n_groups):
-                    if stored[g] is not None:
-                        t += stored[g]
+                    if is_gram[g]:
+                        t += self._gram_tensor(layer, g)
                     elif n_g[g]:
                         x = group_rows(g)
                         t.addmm_(x.T, x)
@@ -216,8 +323,8 @@ class GramAccumulator:
                 kept = rows if g not in start else torch.cat([rows[:start[g]], rows[start[g] + n_g[g]:]])
                 parts.append(self._kernel_spectrum(layer, kept, s_out, n_out, center))
                 continue
-            if stored[g] is not None:
-                gram = total_gram() - stored[g]
+            if is_gram[g]:
+                gram = total_gram() - self._gram_tensor(layer, g)
             else:  # the group's own Gram subtracted in place: no d x d temporary for it
                 gram = total_gram().clone()
                 if n_g[g]:
@@ -259,13 +366,22 @@ class GramAccumulator:
     # -- resume -------------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:
         """numpy arrays only: `is_gram` [layers, groups]; `gram` [groups stored as Grams, d, d] and `rows`
-        [rows of the other groups, d], both in (layer, group) order; colsum, count, shift, has_shift; format."""
-        is_gram = np.array([[x is not None for x in per] for per in self._gram], dtype=bool)
-        grams = [self._gram[i][g].cpu().numpy() for i in range(self.n_layers) for g in range(self.n_groups)
-                 if is_gram[i, g]]
-        rows = [self._layer_rows(i, [g for g in range(self.n_groups) if not is_gram[i, g]]).cpu().numpy()
-                for i in range(self.n_layers)]
-        out = {"format": np.array(FORMAT, dtype=np.int64), "is_gram": is_gram,
+        [rows of the other groups, d], both in (layer, group) order and for groups in memory only; `spilled`
+        [groups] and `spill_sha256` [groups, 32] (the spilled files stay where they are, in spill_dir: a checkpoint
+        names them and their digests instead of copying them); colsum, count, shift, has_shift; format."""
+        L, G = self.n_layers, self.n_groups
+        spilled = np.array([f is not None for f in self._disk], dtype=bool)
+        is_gram = np.array([[self._is_gram(i, g) for g in range(G)] for i in range(L)], dtype=bool)
+        grams = [self._gram[i][g].cpu().numpy() for i in range(L) for g in range(G) if is_gram[i, g] and not spilled[g]]
+        rows = [self._layer_rows(i, [g for g in range(G) if not is_gram[i, g] and not spilled[g]]).cpu().numpy()
+                for i in range(L)]
+        sha = np.zeros((G, 32), dtype=np.uint8)
+        for g in np.flatnonzero(spilled).tolist():
+            if g not in self._disk_sha:
+                self._disk_sha[g] = file_sha256(self.spill_dir / self._disk[g])
+            sha[g] = np.frombuffer(bytes.fromhex(self._disk_sha[g]), dtype=np.uint8)
+        out = {"format": np.array(FORMAT, dtype=np.int64), "is_gram": is_gram, "spilled": spilled,
+               "spill_sha256": sha,
                "gram": np.stack(grams) if grams else np.zeros((0, self.d, self.d)),
                "rows": np.concatenate(rows) if rows else np.zeros((0, self.d))}
         out.update({k: getattr(self, k).cpu().numpy() for k in ("colsum", "count", "shift", "has_shift")})
@@ -276,7 +392,8 @@ class GramAccumulator:
             found = int(np.asarray(state["format"])) if "format" in state else 1
             raise InputError(f"Saved accumulator state has layout {found}, this spinal-nb reads layout {FORMAT} "
                              "(saved by another version); delete the folder of partial results to start over.")
-        missing = {"is_gram", "gram", "rows", "colsum", "count", "shift", "has_shift"} - set(state)
+        missing = {"is_gram", "gram", "rows", "colsum", "count", "shift", "has_shift", "spilled",
+                   "spill_sha256"} - set(state)
         if missing:
             raise InputError(f"Saved accumulator state lacks {sorted(missing)}; delete the folder to start over.")
         L, G, d = self.n_layers, self.n_groups, self.d
@@ -287,22 +404,38 @@ class GramAccumulator:
             if tuple(new.shape) != tuple(cur.shape):
                 raise InputError(f"Saved accumulator '{k}' has shape {tuple(new.shape)}, expected {tuple(cur.shape)}.")
             small[k] = new.to(dtype=cur.dtype, device=self.device).clone()
-        is_gram, grams, rows = (np.asarray(state[k]) for k in ("is_gram", "gram", "rows"))
+        is_gram, grams, rows, spilled, sha = (np.asarray(state[k]) for k in (
+            "is_gram", "gram", "rows", "spilled", "spill_sha256"))
         count = small["count"].cpu().numpy()
-        n_rows = int(count[~is_gram].sum()) if is_gram.shape == (L, G) else -1
-        if (is_gram.shape != (L, G) or grams.shape != (int(is_gram.sum()), d, d) or rows.shape != (n_rows, d)
+        ok = is_gram.shape == (L, G) and spilled.shape == (G,) and spilled.dtype == bool and sha.shape == (G, 32)
+        in_mem = ~spilled[None, :] if ok else None
+        if (not ok or grams.shape != (int((is_gram & in_mem).sum()), d, d)
+                or rows.shape != (int(count[~is_gram & in_mem].sum()), d)
                 or (count[is_gram] < d).any() or (count[~is_gram] >= d).any()):
             raise InputError("Saved accumulator state is inconsistent (rows, Grams and counts disagree); "
                              "delete the folder to start over.")
+        disk: list[str | None] = [None] * G
+        digests: dict[int, str] = {}
+        for g in np.flatnonzero(spilled).tolist():
+            name = f"group-{g}.npz"
+            path = self.spill_dir / name if self.spill_dir is not None else None
+            want = bytes(sha[g]).hex()
+            if path is None or not path.exists() or file_sha256(path) != want:
+                raise InputError(f"The spilled accumulator file {path or name} of group {g} is missing or does not "
+                                 "match the saved state; delete the folder to start over.")
+            disk[g], digests[g] = name, want
         for k, v in small.items():
             setattr(self, k, v)
         z = dict(dtype=torch.float64, device=self.device)
+        self._disk, self._disk_gram, self._disk_sha = disk, is_gram & spilled[None, :], digests
         self._n = count.tolist()
         self._rows = [[[] for _ in range(G)] for _ in range(L)]
         self._gram = [[None] * G for _ in range(L)]
         k = r = 0
         for i in range(L):
             for g in range(G):
+                if spilled[g]:
+                    continue
                 if is_gram[i, g]:
                     self._gram[i][g] = torch.tensor(grams[k], **z)
                     k += 1

@@ -13,7 +13,10 @@ from spinal_nb.capture import trace
 from spinal_nb.errors import InputError
 
 
-def test_saved_state_is_the_hybrid_layout_and_resumes_exactly(tmp_path, monkeypatch):
+@pytest.mark.parametrize("spill", [False, True])
+def test_saved_state_is_the_hybrid_layout_and_resumes_exactly(tmp_path, monkeypatch, spill):
+    # prompts run group by group (group g = prompts g, g + 3, ...): after 12 of 30, group 0 (10 prompts) is finished
+    monkeypatch.setattr(tr, "_SPILL_MIN_BYTES", 0 if spill else 1 << 62)
     model, tok, prompts = make_model("llama"), make_tokenizer(), make_prompts(30, seed=4)
     real, calls = tr._run_batch, {"n": 0}
 
@@ -29,15 +32,48 @@ def test_saved_state_is_the_hybrid_layout_and_resumes_exactly(tmp_path, monkeypa
               n_groups=3)
     monkeypatch.setattr(tr, "_run_batch", real)
     progress = json.loads((tmp_path / "progress.json").read_text())
-    assert progress["format"] == tr.CHECKPOINT_FORMAT == 2 and progress["prompts_done"] == 12
+    assert progress["format"] == tr.CHECKPOINT_FORMAT == 3 and progress["prompts_done"] == 12
     with np.load(tmp_path / progress["state_file"], allow_pickle=False) as z:
-        is_gram, rows, grams, count = z["gram.is_gram"], z["gram.rows"], z["gram.gram"], z["gram.count"]
+        is_gram, rows, grams, count, spilled, sha = (z[f"gram.{k}"] for k in (
+            "is_gram", "rows", "gram", "count", "spilled", "spill_sha256"))
     d = rows.shape[1]
-    assert rows.shape[0] == count[~is_gram].sum() and grams.shape == (is_gram.sum(), d, d)
+    in_memory = ~spilled[None, :]
+    assert rows.shape[0] == count[~is_gram & in_memory].sum() and grams.shape == ((is_gram & in_memory).sum(), d, d)
     assert is_gram.any() and (~is_gram).any()  # the tiny model's d is small: the interruption holds both forms
+    assert spilled.tolist() == [spill, False, False]
+    if spill:  # the finished group is in its own file, named in the state with its digest, not copied into it
+        spilled_file = tmp_path / "spill" / "group-0.npz"
+        assert bytes(sha[0]).hex() == hashlib.sha256(spilled_file.read_bytes()).hexdigest()
     resumed = trace(model, prompts, tokenizer=tok, batch_size=3, progress=False, save_to=tmp_path, n_groups=3)
     full = trace(model, prompts, tokenizer=tok, batch_size=3, progress=False, n_groups=3)
     assert resumed.data.equals(full.data, null_equal=True)
+
+
+def test_a_tampered_spilled_group_is_refused_on_resume(tmp_path, monkeypatch):
+    monkeypatch.setattr(tr, "_SPILL_MIN_BYTES", 0)
+    model, tok, prompts = make_model("llama"), make_tokenizer(), make_prompts(30, seed=4)
+    real, calls = tr._run_batch, {"n": 0}
+
+    def crash(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise RuntimeError("injected crash")
+        return real(*a, **k)
+
+    monkeypatch.setattr(tr, "_run_batch", crash)
+    with pytest.raises(RuntimeError, match="injected"):
+        trace(model, prompts, tokenizer=tok, batch_size=3, progress=False, save_to=tmp_path, checkpoint_every=1,
+              n_groups=3)
+    monkeypatch.setattr(tr, "_run_batch", real)
+    spilled_file = tmp_path / "spill" / "group-0.npz"
+    raw = bytearray(spilled_file.read_bytes())
+    raw[len(raw) // 2] ^= 1  # one bit of one float64 of the spilled group
+    spilled_file.write_bytes(bytes(raw))
+    with pytest.raises(InputError, match="group 0.*does not match.*delete the folder"):
+        trace(model, prompts, tokenizer=tok, batch_size=3, progress=False, save_to=tmp_path, n_groups=3)
+    spilled_file.unlink()
+    with pytest.raises(InputError, match="missing"):
+        trace(model, prompts, tokenizer=tok, batch_size=3, progress=False, save_to=tmp_path, n_groups=3)
 
 
 def test_a_folder_of_the_older_format_is_refused_with_delete_the_folder(tmp_path):
@@ -53,13 +89,14 @@ def test_a_folder_of_the_older_format_is_refused_with_delete_the_folder(tmp_path
     path.write_text(json.dumps(old))
     with pytest.raises(InputError, match="delete the folder"):
         trace(model, prompts, tokenizer=tok, progress=False, save_to=tmp_path)
-    # a format-2 progress.json naming a state file in the old layout (per-group Grams, no rows): InputError too
+    # a current-format progress.json naming a state file in the old layout (per-group Grams, no rows): InputError too
     state = tmp_path / progress["state_file"]
     with np.load(state, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
     L, G = arrays["gram.count"].shape
     d = arrays["gram.colsum"].shape[-1]
-    arrays = {k: v for k, v in arrays.items() if k not in ("gram.format", "gram.is_gram", "gram.rows")}
+    arrays = {k: v for k, v in arrays.items()
+              if k not in ("gram.format", "gram.is_gram", "gram.rows", "gram.spilled", "gram.spill_sha256")}
     arrays["gram.gram"] = np.zeros((L, G, d, d))
     with open(state, "wb") as f:
         np.savez(f, **arrays)
