@@ -15,13 +15,18 @@ table for 2 prompts. Headless Debian Chromium through Playwright, as tests/ui do
     For the Dashboard and for the TrainingView (the same frame with a training step per checkpoint).
 (b) full round trip, `live`: a real JupyterLab 4 server and kernel; the Dashboard (`show(frame)`) in a notebook cell.
     A key press sets `layer` in the browser, which redraws what it can at once (depth path rings, compare summary,
-    table; spectrum and lens keep the previous layer's drawing, dimmed, until the reply), sends the change to the
-    kernel, whose observer sends the new layer's spectra and lens buffers back; the browser then redraws those two.
+    table; spectrum and lens too when the last reply's buffers hold the new layer, else they keep the previous
+    layer's drawing, dimmed, until the reply), sends the change to the kernel, whose observer sends the spectra and
+    lens buffers of the new layer and its neighbours back; the browser then redraws those two if still needed.
     Recorded per step, from the keydown:
       - js, first_paint: as in (a) (the front-end part of a live scrub, before the reply),
       - reply: the reply's redraw is in the DOM (the spectrum and lens of the new layer, nothing pending),
       - full:  the end of the first frame after that (same closing as first_paint; the closing message can wait
-               behind other queued tasks, e.g. the kernel's status messages).
+               behind other queued tasks, e.g. the kernel's status messages),
+      - kernel: the kernel's reply for the new layer has been taken in (the scrubber's data-detail). The widget
+               sends the selected layer's neighbours too (`PREFETCH` = 1 in spinal_nb/widgets/_base.py), so a one-layer
+               step usually draws from the previous reply before this one arrives, and the reply redraws nothing;
+               the step ends when both happened, so that steps never overlap.
     Then, for scale, the comm round trip alone in the same kernel: a 2-trait anywidget that draws nothing (the
     browser sets one trait, Python's observer sets the other, the browser sees it change).
 Elements added/removed per step are counted with a MutationObserver on the widget (SVG elements apart), and the
@@ -96,7 +101,8 @@ window.__rbArm = (k, live) => {
       mo.disconnect();
       const spec = root.querySelector('.spn-spectrum h4');
       resolve({ ...count(), js: state.sync - state.t0, first_paint: state.first - state.t0, full: t - state.t0,
-                reply: (state.reply ?? t) - state.t0, height_change: root.offsetHeight - state.height_first,
+                reply: (state.reply ?? t) - state.t0,
+                kernel: (state.kernel ?? t) - state.t0, height_change: root.offsetHeight - state.height_first,
                 input_delay: state.t0 - state.stamp,
                 layer: Number(root.querySelector('.spn-scrubber, .spn-heat').dataset.layer),
                 spectrum_title: spec ? spec.textContent : null,
@@ -110,15 +116,29 @@ window.__rbArm = (k, live) => {
       return !!(root.querySelector('.spn-spectrum svg') && h4 && h4.textContent === 'Spectrum at layer ' + k
                 && !root.querySelector('.spn-pending'));
     };
+    // and the kernel's reply for layer k has been taken in (the scrubber's data-detail names the layer it is centred
+    // on; with the neighbours prefetched, the new layer is usually drawn before that reply, which redraws nothing)
+    const kernelDone = () => root.querySelector('.spn-scrubber').dataset.detail === String(k);
+    const maybeFinish = () => {
+      if (state.shown !== undefined && state.kernel !== undefined && !state.finished) {
+        state.finished = true;
+        finish(state.shown);
+      }
+    };
     const mo = new MutationObserver((recs) => {
       records.push(...recs);
-      if (live && state.t0 !== undefined && !state.finished && done()) {
-        state.finished = true;
-        state.reply = performance.now();  // the reply's redraw is in the DOM (its frame not yet produced)
-        window.__rbAfterPaint().then(finish);
+      if (!live || state.t0 === undefined || state.finished) return;
+      const now = performance.now();
+      if (state.reply === undefined && done()) {
+        state.reply = now;  // the new layer's detail is in the DOM (its frame not yet produced)
+        window.__rbAfterPaint().then((t) => { state.shown = t; maybeFinish(); });
+      }
+      if (state.kernel === undefined && kernelDone()) {
+        state.kernel = now;
+        maybeFinish();
       }
     });
-    mo.observe(root, { childList: true, subtree: true });
+    mo.observe(root, { childList: true, subtree: true, attributes: true, attributeFilter: ['data-detail'] });
     window.addEventListener('keydown', (ev) => {
       performance.mark('rb-start');
       state.t0 = performance.now();
@@ -188,7 +208,7 @@ def scrub(page, start: int, max_layer: int, warmup: int, steps: int, live: bool,
 
 
 def summarize(part: str, view: str, rows: list[dict], extra: dict | None = None) -> dict:
-    keys = ("js", "first_paint", "reply", "full") if part == "live" else ("js", "first_paint")
+    keys = ("js", "first_paint", "reply", "full", "kernel") if part == "live" else ("js", "first_paint")
     out = {"part": part, "view": view, "load_avg": [round(x, 2) for x in os.getloadavg()]}
     for k in keys:
         out[k + "_ms"] = stats([r[k] for r in rows])

@@ -144,16 +144,29 @@ def frame_payload(frame, spectrum_points: int = 48) -> tuple[dict[str, Any], lis
     return {"_header": header, "_data": blob}, points
 
 
-def spectra_payload(points: list, layers: np.ndarray, layer: int | None) -> dict[str, Any]:
-    """Downsampled spectra of the rows at `layer` (all rows when None: the static export). Per row: start, count;
-    per point: rank k and σ_k. The live widget sends one layer at a time (≈ 8 bytes × points × checkpoints)."""
+def _span(layer: int | None, around: int) -> list[int] | None:
+    return None if layer is None else [layer - around, layer + around]
+
+
+def _in_span(values: np.ndarray, span: list[int] | None) -> np.ndarray:
+    v = np.asarray(values)
+    return np.ones(v.shape, dtype=bool) if span is None else (v >= span[0]) & (v <= span[1])
+
+
+def spectra_payload(points: list, layers: np.ndarray, layer: int | None, around: int = 0) -> dict[str, Any]:
+    """Downsampled spectra of the rows at layers `layer` ± `around` (all rows when `layer` is None: the static
+    export). Per row: start, count; per point: rank k and σ_k. The header's `span` [lo, hi] tells the front end which
+    layers the buffer holds, so a scrub step inside it draws at once, before the kernel's reply (≈ 8 bytes × points ×
+    checkpoints per layer)."""
     if not any(p is not None for p in points):
         return {"_spectra_header": {}, "_spectra": b""}
+    span = _span(layer, around)
+    keep = _in_span(layers, span)
     start = np.zeros(len(points), dtype=np.uint32)
     count = np.zeros(len(points), dtype=np.uint16)
     ks, sig, total = [], [], 0
     for i, p in enumerate(points):
-        if p is None or (layer is not None and layers[i] != layer):
+        if p is None or not keep[i]:
             continue
         start[i], count[i] = total, p[0].size
         ks.append(p[0])
@@ -163,7 +176,7 @@ def spectra_payload(points: list, layers: np.ndarray, layer: int | None) -> dict
     header, blob = pack({"start": ("u32", start), "count": ("u16", count),
                          "k": ("u32", np.concatenate(ks) if ks else empty),
                          "sigma": ("f32", np.concatenate(sig) if sig else empty)}, len(points))
-    header["layer"] = layer
+    header.update({"layer": layer, "span": span})
     return {"_spectra_header": header, "_spectra": blob}
 
 
@@ -205,14 +218,16 @@ def lens_detail(frame) -> dict[str, Any] | None:
     return {"columns": cols, "strings": strings, "prompts": prompts}
 
 
-def lens_payload(detail: dict[str, Any] | None, layer: int | None) -> dict[str, Any]:
-    """The lens rows at `layer` (all when None). Token strings travel as JSON strings and are shown as text."""
+def lens_payload(detail: dict[str, Any] | None, layer: int | None, around: int = 0) -> dict[str, Any]:
+    """The lens rows at layers `layer` ± `around` (all when `layer` is None), with the same `span` as
+    spectra_payload. Token strings travel as JSON strings and are shown as text."""
     if detail is None:
         return {"_lens_header": {}, "_lens": b""}
     cols = detail["columns"]
-    keep = np.ones(cols["layer"][1].size, dtype=bool) if layer is None else cols["layer"][1] == layer
+    span = _span(layer, around)
+    keep = _in_span(cols["layer"][1], span)
     header, blob = pack({name: (code, np.asarray(v)[keep]) for name, (code, v) in cols.items()}, int(keep.sum()))
-    header.update({"strings": detail["strings"], "prompts": detail["prompts"], "layer": layer})
+    header.update({"strings": detail["strings"], "prompts": detail["prompts"], "layer": layer, "span": span})
     return {"_lens_header": header, "_lens": blob}
 
 

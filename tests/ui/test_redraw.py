@@ -79,15 +79,19 @@ def test_a_pending_layer_keeps_the_previous_drawing_until_the_reply(page20, arti
 
 def test_one_redraw_per_batch_of_changes(page20):
     page = page20
-    # a reply sets several traits in one go: the scrubber draws once, after all of them
+    # a reply sets several traits in one go: the scrubber draws once, after all of them (the browser first asks for
+    # a layer the buffers do not hold, as the live widget's buffers hold one layer and its neighbours)
     n = page.evaluate("""async () => { const m = window.spinalModel;
+        m.set('_spectra_header', { ...m.get('_spectra_header'), layer: 29 });
+        m.set('_lens_header', { ...m.get('_lens_header'), layer: 29 });
+        m.set('layer', 20);
         const box = document.querySelector('.spn-spectrum');
         let swaps = 0;
         const mo = new MutationObserver((recs) => { for (const r of recs) swaps += r.addedNodes.length ? 1 : 0; });
         mo.observe(box, { childList: true });
-        m.set('_spectra_header', { ...m.get('_spectra_header') });
+        m.set('_spectra_header', { ...m.get('_spectra_header'), layer: 20 });
         m.set('_spectra', m.get('_spectra').slice());
-        m.set('_lens_header', { ...m.get('_lens_header') });
+        m.set('_lens_header', { ...m.get('_lens_header'), layer: 20 });
         m.set('_lens', m.get('_lens').slice());
         await new Promise((r) => setTimeout(r, 50));
         mo.disconnect();
@@ -109,3 +113,36 @@ def test_the_selected_row_stays_in_view_while_scrubbing(page20):
     page.evaluate("() => window.spinalModel.set('checkpoint', 'ckpt00')")
     page.wait_for_function("() => document.querySelector('.spn-table tr.spn-on').dataset.checkpoint === '0'")
     assert page.evaluate(ROW_IN_VIEW)
+
+
+def test_a_step_to_a_prefetched_neighbour_draws_at_once_and_the_reply_redraws_nothing(page20):
+    page = page20
+    # the live widget's buffers hold layer 29 and its neighbours (span [28, 30]); the browser steps to 28
+    page.evaluate("""() => { const m = window.spinalModel;
+        m.set('_spectra_header', { ...m.get('_spectra_header'), layer: 29, span: [28, 30] });
+        m.set('_lens_header', { ...m.get('_lens_header'), layer: 29, span: [28, 30] });
+        m.set('layer', 28); }""")
+    now = page.evaluate(PANELS)
+    for sel in (".spn-spectrum", ".spn-lens"):
+        assert not now[sel]["stale"] and now[sel]["note"] is None, sel  # drawn, not waiting for the kernel
+    assert now[".spn-spectrum"]["title"] == "Spectrum at layer 28" and now[".spn-spectrum"]["svg"]
+    assert now[".spn-lens"]["title"].startswith("Logit lens at layer 28") and now[".spn-lens"]["cols"] >= 1
+    # the kernel's reply (centred on 28) changes no drawing: nothing is rebuilt under the pointer
+    swaps = page.evaluate("""async () => { const m = window.spinalModel;
+        let swaps = 0;
+        const mo = new MutationObserver((recs) => { swaps += recs.length; });
+        for (const sel of ['.spn-spectrum', '.spn-lens']) mo.observe(document.querySelector(sel), { childList: true });
+        m.set('_spectra_header', { ...m.get('_spectra_header'), layer: 28, span: [27, 29] });
+        m.set('_spectra', m.get('_spectra').slice());
+        m.set('_lens_header', { ...m.get('_lens_header'), layer: 28, span: [27, 29] });
+        m.set('_lens', m.get('_lens').slice());
+        await new Promise((r) => setTimeout(r, 50));
+        mo.disconnect();
+        return swaps; }""")
+    assert swaps == 0
+    assert page.evaluate("() => document.querySelector('.spn-scrubber').dataset.detail") == "28"
+    # two steps away is outside the span: the previous drawing stays, dimmed, until the reply
+    page.evaluate("() => window.spinalModel.set('layer', 26)")
+    far = page.evaluate(PANELS)
+    assert far[".spn-spectrum"]["stale"] and far[".spn-spectrum"]["note"] == "loading layer 26…"
+    assert far[".spn-spectrum"]["title"] == "Spectrum at layer 28"

@@ -72,16 +72,19 @@ def test_spectra_follow_the_selected_layer(frame3):
     view = Dashboard(frame3, layer=12)
     sp = unpack(view._spectra_header, view._spectra)
     layers = frame3.data.get_column("layer").to_numpy()
-    assert view._spectra_header["layer"] == 12
-    assert set(np.flatnonzero(sp["count"] > 0)) == set(np.flatnonzero(layers == 12))
+    # the selected layer and its neighbours (prefetch: a ←/→ step draws before the kernel replies), nothing else
+    assert view._spectra_header["layer"] == 12 and view._spectra_header["span"] == [11, 13]
+    assert set(np.flatnonzero(sp["count"] > 0)) == set(np.flatnonzero(abs(layers - 12) <= 1))
     for r in np.flatnonzero(sp["count"]):
         k = sp["k"][sp["start"][r]:sp["start"][r] + sp["count"][r]]
         sigma = sp["sigma"][sp["start"][r]:sp["start"][r] + sp["count"][r]]
         full = np.asarray(frame3.data.get_column("spectrum")[int(r)].to_list())
         np.testing.assert_allclose(sigma, full[k - 1].astype(np.float32))
         assert k[0] == 1 and k[-1] == full.size
-    view.layer = 3
-    assert view._spectra_header["layer"] == 3
+    view.layer = 0  # at the edge the span reaches past it; the rows are those that exist
+    assert view._spectra_header["span"] == [-1, 1]
+    assert set(np.flatnonzero(unpack(view._spectra_header, view._spectra)["count"] > 0)) == set(
+        np.flatnonzero(layers <= 1))
     every = view.detail_payload(None)
     assert (unpack(every["_spectra_header"], every["_spectra"])["count"] > 0).all()
 
@@ -90,8 +93,8 @@ def test_lens_rows_and_untrusted_strings_round_trip(frame3):
     view = Dashboard(frame3, layer=30)
     hdr = view._lens_header
     lens = unpack(hdr, view._lens)
-    expect = frame3.lens.filter(pl.col("layer") == 30)
-    assert hdr["n"] == expect.height
+    expect = frame3.lens.filter(pl.col("layer").is_between(29, 31))  # the frame's own row order
+    assert hdr["n"] == expect.height and hdr["span"] == [29, 31] and set(lens["layer"]) == {29, 30}
     assert [hdr["strings"][i] for i in lens["lens_token"]] == expect.get_column("lens_token").to_list()
     np.testing.assert_allclose(lens["prob"], expect.get_column("prob").to_numpy().astype(np.float32))
     assert XSS in hdr["strings"]  # the string is carried verbatim; the browser renders it as text
@@ -126,7 +129,9 @@ def test_payload_of_a_training_run_stays_small(frame_steps):
     sizes = view.payload_bytes
     assert sizes["_data"] == 20 * 65 * (2 + 4 + 4 * (len(SCORE_COLUMNS) + 3))  # u16 + i32 + f32 columns
     assert sizes["_data"] < 100_000
-    assert sizes["_spectra"] < 16_000  # one layer: 20 checkpoints × ≤ 48 points × 8 B + row offsets
+    # the selected layer ± 1 (prefetch): 3 layers × 20 checkpoints × ≤ 48 points × (u32 k + f32 σ), plus a start
+    # (u32) and a count (u16) for every row of the table, plus alignment
+    assert sizes["_spectra"] <= 3 * 20 * 48 * 8 + 20 * 65 * 6 + 4 * 8
     total = sum(sizes.values())
     assert total < 160_000
     per_row_json = len(frame_steps.data.drop("spectrum", "contraction_jk", "transport_jk", "entropy_jk")

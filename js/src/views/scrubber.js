@@ -28,17 +28,26 @@ export function mountScrubber(parent, store) {
   let specWidth = 360;
   let scrolledFor = -1; // the checkpoint whose table row was last scrolled into view
   // One redraw per batch of trait changes, of the parts they touch: a live scrub changes `layer` (everything), then
-  // the kernel's reply sets _spectra, _lens and their headers in one go (the spectrum and the lens only).
+  // the kernel's reply sets _spectra, _lens and their headers in one go (the spectrum and the lens only). A reply
+  // whose buffers hold a layer already drawn from the previous buffers (prefetched neighbours) redraws nothing: the
+  // drawing would be the same, and rebuilding it under the pointer would drop hover and focus.
   const dirty = new Set();
+  const shown = { spectrum: null, lens: null }; // what each box shows, drawn from real data (not pending)
   function schedule(part) {
     if (!dirty.size) {
       queueMicrotask(() => {
         const parts = new Set(dirty);
         dirty.clear();
+        const layer = store.get("layer");
+        panel.dataset.detail = String(store.get("_spectra_header")?.layer ?? store.get("_lens_header")?.layer);
         if (parts.has("all")) update();
         else {
-          if (parts.has("spectrum")) drawSpectrum(store.get("layer"), store.checkpointIndex());
-          if (parts.has("lens")) drawLens(store.get("layer"));
+          const sel = store.checkpointIndex();
+          if (parts.has("spectrum") && !(shown.spectrum === `${layer}:${sel}`
+              && sameLayer(store.get("_spectra_header"), layer))) drawSpectrum(layer, sel);
+          if (parts.has("lens") && !(shown.lens === `${layer}` && sameLayer(store.get("_lens_header"), layer))) {
+            drawLens(layer);
+          }
         }
       });
     }
@@ -121,6 +130,7 @@ export function mountScrubber(parent, store) {
   function drawSpectrum(layer, sel) {
     const sp = store.spectra;
     if (!store.header.has_spectra) {
+      shown.spectrum = null;
       clear(specBox);
       return;
     }
@@ -134,6 +144,7 @@ export function mountScrubber(parent, store) {
       return { c, r, k: sp.k.subarray(a, a + sp.count[r]), sigma: sp.sigma.subarray(a, a + sp.count[r]) };
     }).filter(Boolean);
     const title = h("h4", { class: "spn-subtitle", text: `Spectrum at layer ${layer}` });
+    shown.spectrum = pending ? null : `${layer}:${sel}`;
     if (pending) {
       if (hasDrawing(specBox)) showStale(specBox, layer);
       else fresh(specBox).append(title, h("p", { class: "spn-muted spn-pending", text: "loading…" }));
@@ -183,10 +194,12 @@ export function mountScrubber(parent, store) {
   function drawLens(layer) {
     const lens = store.lens;
     if (!store.header.has_lens || !lens || !lens.prompts.length) {
+      shown.lens = null;
       clear(lensBox);
       return;
     }
     const pending = !sameLayer(store.get("_lens_header"), layer);
+    shown.lens = pending ? null : `${layer}`;
     if (pending && hasDrawing(lensBox)) {
       showStale(lensBox, layer);
       return;
@@ -278,9 +291,13 @@ export function mountScrubber(parent, store) {
   return () => offs.forEach((off) => off());
 }
 
-// Detail buffers hold one layer (live widget) or every layer (static export: layer null).
-function sameLayer(header, layer) {
-  return !!header && (header.layer === null || header.layer === undefined || header.layer === layer);
+// Detail buffers hold every layer (static export: layer null), or the live widget's selected layer and its
+// neighbours (`span` [lo, hi]), so that a step to a neighbour draws at once, before the kernel's reply.
+export function sameLayer(header, layer) {
+  if (!header) return false;
+  if (header.layer === null || header.layer === undefined) return true;
+  if (Array.isArray(header.span)) return header.span[0] <= layer && layer <= header.span[1];
+  return header.layer === layer;
 }
 
 // Make whitespace-only or control tokens visible without changing printable text (tokens are shown literally).
