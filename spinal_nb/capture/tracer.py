@@ -563,10 +563,11 @@ def _spill_root() -> Path:
 
 def _private_spill_dir() -> Path:
     """A new run-<host>-<pid>-<random> folder name under the spill root (created only if a group spills); folders
-    of this host's dead processes (runs killed outright) are removed first."""
+    of this host's dead processes (runs killed outright) are removed first (POSIX only: on Windows os.kill(pid, 0)
+    would terminate the process)."""
     root = _spill_root()
     host = socket.gethostname().replace("-", "_")
-    for old in root.glob(f"run-{host}-*") if root.is_dir() else []:
+    for old in root.glob(f"run-{host}-*") if root.is_dir() and os.name == "posix" else []:
         try:
             os.kill(int(old.name.split("-")[2]), 0)
         except (ValueError, IndexError):

@@ -10,8 +10,8 @@ group and layer. Leave-one-group-out spectra, and with them intervals, come at n
 
 A group that will take no more rows (the tracer feeds prompts group by group) can be spilled: its rows / Grams go to
 one uncompressed .npz in `spill_dir`, bit for bit, and are read back one layer at a time at finalize. Then the
-memory held is one group's worth, whatever the number of prompts (a 1,000-prompt trace of SmolLM2's shape: 79 MiB
-instead of 785 MiB of accumulators).
+memory held is one group's worth, whatever the number of prompts (a 1,000-prompt trace of SmolLM2's shape: at most
+85 MiB instead of 785 MiB of accumulators in memory).
 """
 from __future__ import annotations
 
@@ -82,7 +82,6 @@ def _write_npz(path: Path, arrays, fsync: bool = True) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-
 
 
 class GramAccumulator:
@@ -220,7 +219,7 @@ class GramAccumulator:
         try:
             self.spill_dir.mkdir(parents=True, exist_ok=True)
             _write_npz(self.spill_dir / name, arrays(), fsync=self.spill_fsync)
-        except OSError as e:  # read-only or full disk: slower to bound memory than to lose the run
+        except OSError as e:  # read-only or full disk: better to hold the groups in memory than to lose the run
             self._spill_failed = True
             warnings.warn(f"Could not spill finished accumulator groups to {self.spill_dir} ({e}); keeping them in "
                           "memory. Set SPINAL_SPILL_DIR to a writable folder on disk to bound memory.", stacklevel=2)
