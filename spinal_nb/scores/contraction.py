@@ -320,7 +320,7 @@ class GramAccumulator:
             s_out, n_out = s - self.colsum[layer, g], n - n_g[g]
             if by_kernel(g):
                 kept = rows if g not in start else torch.cat([rows[:start[g]], rows[start[g] + n_g[g]:]])
-                parts.append(self._kernel_spectrum(layer, kept, s_out, n_out, center))
+                parts.append(self._kernel_spectrum(layer, kept, s_out, n_out, center, own=g in start))
                 continue
             if is_gram[g]:
                 gram = total_gram() - self._gram_tensor(layer, g)
@@ -348,18 +348,27 @@ class GramAccumulator:
         return self._sqrt_eig(c, rank)
 
     def _kernel_spectrum(self, layer: int, rows: torch.Tensor | None, s: torch.Tensor, n: int,
-                         center: bool) -> np.ndarray:
-        """The same singular values from the n x n kernel Y Y^T of the (centered or unshifted) rows Y, n < d."""
+                         center: bool, own: bool = False) -> np.ndarray:
+        """The same singular values from the n x n kernel Y Y^T of the (centered or unshifted) rows Y, n < d.
+        `own`: `rows` is a temporary of the caller's, centered in place (one n x d copy less at finalize)."""
         if n < 2 or rows is None:
             return np.zeros(0)
-        y = rows - s / n if center else rows + self.shift[layer]
+        shift = -s / n if center else self.shift[layer]
+        y = rows.add_(shift) if own else rows + shift
         return self._sqrt_eig(y @ y.T, min(n - 1, self.d) if center else min(n, self.d))
 
     @staticmethod
-    def _sqrt_eig(c: torch.Tensor, rank: int) -> np.ndarray:
-        """sqrt of the top `rank` eigenvalues of 0.5 (c + c^T); c (a temporary) is overwritten."""
-        c = c.add_(c.T.contiguous()).mul_(0.5)
-        ev = np.linalg.eigvalsh(c.cpu().numpy())[::-1].clip(min=0.0)  # ascending -> descending
+    def _sqrt_eig(c: torch.Tensor, rank: int, block: int = 512) -> np.ndarray:
+        """sqrt of the top `rank` eigenvalues of 0.5 (c + c^T); c (a temporary) is overwritten.
+
+        numpy's eigvalsh reads the lower triangle only, so only that is symmetrized, a block of rows at a time from
+        the still untouched upper triangle: the same values as a full 0.5 (c + c^T), without its d x d copy."""
+        for i in range(0, c.shape[0], block):
+            j = min(i + block, c.shape[0])
+            c[i:j, :i].add_(c[:i, i:j].T).mul_(0.5)
+            diag = c[i:j, i:j]
+            diag.copy_(diag + diag.T).mul_(0.5)
+        ev = np.linalg.eigvalsh(c.cpu().numpy(), UPLO="L")[::-1].clip(min=0.0)  # ascending -> descending
         return np.sqrt(ev[:rank])
 
     # -- resume -------------------------------------------------------------------------------------------------
