@@ -118,7 +118,11 @@ window.__rbArm = (k, live) => {
     };
     // and the kernel's reply for layer k has been taken in (the scrubber's data-detail names the layer it is centred
     // on; with the neighbours prefetched, the new layer is usually drawn before that reply, which redraws nothing)
-    const kernelDone = () => root.querySelector('.spn-scrubber').dataset.detail === String(k);
+    // (bundles from before the prefetch have no data-detail: their redraw of layer k is the reply)
+    const kernelDone = () => {
+      const d = root.querySelector('.spn-scrubber').dataset.detail;
+      return d === undefined || d === String(k);
+    };
     const maybeFinish = () => {
       if (state.shown !== undefined && state.kernel !== undefined && !state.finished) {
         state.finished = true;
