@@ -151,6 +151,20 @@ def test_rerun_uses_the_cache_and_gives_the_same_summary(run, cache, brown_tgz, 
     assert meta[LAB.reference]["extra"]["resumed_from"] == N_PROMPTS  # the finished trace was not redone
 
 
+def test_an_upgrade_with_a_new_resume_format_retraces_instead_of_failing(run, cache, brown_tgz, tmp_path, monkeypatch):
+    # the demo's trace cache is its own: a spinal-nb whose resume folders have another format must not stop the demo
+    # with "delete the folder" (the tracer's answer for a folder the user passed)
+    import spinal_nb.capture.tracer as tracer
+
+    monkeypatch.setattr(tracer, "CHECKPOINT_FORMAT", tracer.CHECKPOINT_FORMAT + 1)
+    again = demo.run_demo(tmp_path, budget="tiny", n_prompts=N_PROMPTS, cache_dir=cache, corpus=brown_tgz,
+                          progress=False, quiet=True)
+    meta = TraceFrame.read_parquet(again.parquet).meta["checkpoints"]
+    assert meta[LAB.reference]["extra"]["resumed_from"] is None  # traced afresh, in a folder of the new format
+    first = json.loads((run[0] / demo.SUMMARY).read_text())
+    assert _close(again.summary["pairs"]["lab"]["comparison"], first["pairs"]["lab"]["comparison"])
+
+
 def test_verdict_reads_the_intervals():
     def s(a, t):
         return {"window": 0.7, "confidence": 0.95, "window_contraction": dict(zip(("mean", "lo", "hi"), a, strict=True)),
