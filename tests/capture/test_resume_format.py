@@ -13,10 +13,8 @@ from spinal_nb.capture import trace
 from spinal_nb.errors import InputError
 
 
-@pytest.mark.parametrize("spill", [False, True])
-def test_saved_state_is_the_hybrid_layout_and_resumes_exactly(tmp_path, monkeypatch, spill):
-    # prompts run group by group (group g = prompts g, g + 3, ...): after 12 of 30, group 0 (10 prompts) is finished
-    monkeypatch.setattr(tr, "_SPILL_MIN_BYTES", 0 if spill else 1 << 62)
+def interrupted_after_12_of_30(folder, monkeypatch):
+    """A resumable trace of 30 prompts (batches of 3, 3 groups) that crashes in its 5th batch: 12 prompts saved."""
     model, tok, prompts = make_model("llama"), make_tokenizer(), make_prompts(30, seed=4)
     real, calls = tr._run_batch, {"n": 0}
 
@@ -28,9 +26,17 @@ def test_saved_state_is_the_hybrid_layout_and_resumes_exactly(tmp_path, monkeypa
 
     monkeypatch.setattr(tr, "_run_batch", crash)
     with pytest.raises(RuntimeError, match="injected"):
-        trace(model, prompts, tokenizer=tok, batch_size=3, progress=False, save_to=tmp_path, checkpoint_every=1,
+        trace(model, prompts, tokenizer=tok, batch_size=3, progress=False, save_to=folder, checkpoint_every=1,
               n_groups=3)
     monkeypatch.setattr(tr, "_run_batch", real)
+    return model, tok, prompts
+
+
+@pytest.mark.parametrize("spill", [False, True])
+def test_saved_state_is_the_hybrid_layout_and_resumes_exactly(tmp_path, monkeypatch, spill):
+    # prompts run group by group (group g = prompts g, g + 3, ...): after 12 of 30, group 0 (10 prompts) is finished
+    monkeypatch.setattr(tr, "_SPILL_MIN_BYTES", 0 if spill else 1 << 62)
+    model, tok, prompts = interrupted_after_12_of_30(tmp_path, monkeypatch)
     progress = json.loads((tmp_path / "progress.json").read_text())
     assert progress["format"] == tr.CHECKPOINT_FORMAT == 3 and progress["prompts_done"] == 12
     with np.load(tmp_path / progress["state_file"], allow_pickle=False) as z:
@@ -51,20 +57,7 @@ def test_saved_state_is_the_hybrid_layout_and_resumes_exactly(tmp_path, monkeypa
 
 def test_a_tampered_spilled_group_is_refused_on_resume(tmp_path, monkeypatch):
     monkeypatch.setattr(tr, "_SPILL_MIN_BYTES", 0)
-    model, tok, prompts = make_model("llama"), make_tokenizer(), make_prompts(30, seed=4)
-    real, calls = tr._run_batch, {"n": 0}
-
-    def crash(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == 5:
-            raise RuntimeError("injected crash")
-        return real(*a, **k)
-
-    monkeypatch.setattr(tr, "_run_batch", crash)
-    with pytest.raises(RuntimeError, match="injected"):
-        trace(model, prompts, tokenizer=tok, batch_size=3, progress=False, save_to=tmp_path, checkpoint_every=1,
-              n_groups=3)
-    monkeypatch.setattr(tr, "_run_batch", real)
+    model, tok, prompts = interrupted_after_12_of_30(tmp_path, monkeypatch)
     spilled_file = tmp_path / "spill" / "group-0.npz"
     raw = bytearray(spilled_file.read_bytes())
     raw[len(raw) // 2] ^= 1  # one bit of one float64 of the spilled group

@@ -105,13 +105,23 @@ WRITE_CHILD = textwrap.dedent("""
 """)
 
 
-def test_sigkill_during_parquet_writes_never_leaves_a_valid_but_wrong_file(tmp_path):
-    path = tmp_path / "trace.parquet"
+def start_writer(path):
+    """A child process writing two different frames alternately to `path`, and the two frames (once it is ready)."""
     child = subprocess.Popen([sys.executable, "-c", WRITE_CHILD, str(path)], env=ENV, cwd=ROOT,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert child.stdout.readline().decode().strip() == "ready", child.stderr.read().decode()[-2000:]
-        a, b = read_parquet(f"{path}.a"), read_parquet(f"{path}.b")
+        return child, read_parquet(f"{path}.a"), read_parquet(f"{path}.b")
+    except BaseException:
+        child.kill()
+        child.wait()
+        raise
+
+
+def test_sigkill_during_parquet_writes_never_leaves_a_valid_but_wrong_file(tmp_path):
+    path = tmp_path / "trace.parquet"
+    child, a, b = start_writer(path)
+    try:
         rng = random.Random(3)
         seen = set()
         for _ in range(12):
@@ -143,11 +153,8 @@ def test_reading_while_another_process_replaces_the_file_always_gives_one_whole_
     # The reader used to open the path twice (metadata, then data) and paired one file's footer with the next
     # file's pages about 6 % of the time ("Invalid thrift", "wrong page size", checksum mismatch)
     path = tmp_path / "trace.parquet"
-    child = subprocess.Popen([sys.executable, "-c", WRITE_CHILD, str(path)], env=ENV, cwd=ROOT,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child, a, b = start_writer(path)
     try:
-        assert child.stdout.readline().decode().strip() == "ready", child.stderr.read().decode()[-2000:]
-        a, b = read_parquet(f"{path}.a"), read_parquet(f"{path}.b")
         seen, reads, start = set(), 0, time.monotonic()
         while time.monotonic() - start < 8 or len(seen) < 2:
             assert time.monotonic() - start < 60, "the writer never switched frames"
