@@ -25,7 +25,6 @@ import os
 import platform
 import shutil
 import socket
-import tempfile
 import uuid
 import warnings
 from collections.abc import Sequence
@@ -36,7 +35,7 @@ import numpy as np
 import torch
 
 from .._version import __version__
-from ..data.cache import file_sha256, user_cache_dir
+from ..data.cache import atomic_file, file_sha256, user_cache_dir
 from ..data.prompts import as_texts
 from ..errors import InputError, ModelLoadError, NumericsError, RemoteError, SpinalError
 from ..frame import TraceFrame
@@ -589,19 +588,6 @@ def _spill_finished(gram: GramAccumulator, last: dict[int, int], end: int) -> No
 # ---------------------------------------------------------------------------------------------------------------
 # checkpointing (resume)
 # ---------------------------------------------------------------------------------------------------------------
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 class _Checkpointer:
     """Partial accumulators in `save_to/` : state-<prompts>.npz (numpy arrays only) + progress.json, and
     spill/group-<g>.npz for finished groups (written once; the state names them with their sha256).
@@ -655,12 +641,12 @@ class _Checkpointer:
         arrays = {f"gram.{k}": v for k, v in gram.state_dict().items()}
         arrays.update({f"transport.{k}": v for k, v in transport.state_dict().items()})
         state_path = self.folder / f"state-{prompts_done}.npz"
-        _atomic_write(state_path, lambda f: np.savez(f, **arrays))
+        atomic_file(state_path, lambda f: np.savez(f, **arrays))
         progress = {"format": CHECKPOINT_FORMAT, "call_sha256": self.call_sha256, "prompts_done": prompts_done,
                     "n_prompts": n_prompts, "complete": prompts_done >= n_prompts, "state_file": state_path.name,
                     "state_sha256": file_sha256(state_path), "extra": extra,
                     "saved": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
-        _atomic_write(self.progress_path, lambda f: f.write(json.dumps(progress, indent=1).encode()))
+        atomic_file(self.progress_path, lambda f: f.write(json.dumps(progress, indent=1).encode()))
         if old and old != state_path.name and (self.folder / old).exists():
             (self.folder / old).unlink()
 

@@ -64,6 +64,25 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def atomic_file(path: str | os.PathLike, write, fsync: bool = True) -> None:
+    """Write a file through ``write(binary_file)`` into a temp sibling, fsync it (when it must survive a crash) and
+    rename it to ``path``: readers see the old file or the whole new one, never a part; nothing is left on failure."""
+    import tempfile
+
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            if fsync:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 @contextlib.contextmanager
 def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     """Yield an empty temporary folder next to ``final``; rename it to ``final`` when the block succeeds.

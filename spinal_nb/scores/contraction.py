@@ -18,7 +18,6 @@ from __future__ import annotations
 import ctypes
 import math
 import os
-import tempfile
 import time
 import warnings
 import zipfile
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.cache import file_sha256
+from ..data.cache import atomic_file, file_sha256
 from ..errors import InputError, NumericsError
 
 
@@ -67,21 +66,14 @@ FORMAT = 3  # layout of GramAccumulator.state_dict (1: one d x d Gram per layer 
 
 def _write_npz(path: Path, arrays, fsync: bool = True) -> None:
     """Write (name, array) pairs as an uncompressed .npz, one array at a time (a generator keeps only one joined
-    array alive), atomically: a temp file in the same folder, fsync (when the file must survive a crash), rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-                for name, a in arrays:
-                    with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
-                        np.lib.format.write_array(member, np.ascontiguousarray(a), allow_pickle=False)
-            f.flush()
-            if fsync:
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    array alive), atomically (data.cache.atomic_file)."""
+    def write(f):
+        with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for name, a in arrays:
+                with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.ascontiguousarray(a), allow_pickle=False)
+
+    atomic_file(path, write, fsync=fsync)
 
 
 class GramAccumulator:
