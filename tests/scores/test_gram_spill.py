@@ -100,3 +100,28 @@ def test_an_unwritable_spill_folder_warns_once_and_keeps_groups_in_memory(tmp_pa
     assert sum("Could not spill" in str(w.message) for w in caught) == 1
     assert acc.spilled_groups() == [] and acc.storage_bytes() == ref.storage_bytes()
     same(all_spectra(acc), all_spectra(ref))
+
+
+def test_a_disk_that_fills_up_mid_spill_leaves_no_file_and_keeps_the_group(tmp_path, monkeypatch):
+    import errno
+
+    d, L, G = 8, 3, 2
+    acc, ref = GramAccumulator(L, d, G, spill_dir=tmp_path), GramAccumulator(L, d, G)
+    for _ in feed(ref, 4, G, [6, 7], d, L):
+        pass
+    for _ in feed(acc, 4, G, [6, 7], d, L):
+        pass
+    real, calls = np.lib.format.write_array, {"n": 0}
+
+    def full_disk(*a, **k):  # the second layer's array no longer fits
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*a, **k)
+
+    monkeypatch.setattr(np.lib.format, "write_array", full_disk)
+    with pytest.warns(UserWarning, match="No space left"):
+        assert not acc.spill(0)
+    assert list(tmp_path.iterdir()) == []  # the half-written temp file is gone, no group-0.npz
+    assert acc.spilled_groups() == [] and acc.storage_bytes() == ref.storage_bytes()
+    same(all_spectra(acc), all_spectra(ref))
