@@ -684,7 +684,10 @@ def trace(model: Any, prompts: Any, *, tokenizer: Any = None, checkpoint: str | 
     prompts are refused; prompts longer than the model's context (or `max_length`) are truncated with a warning.
     SPINAL parameters (SPEC.md) come as keywords (`skip_first=1`, `n_groups=10`, `top_k=None`, ...) or `params=`.
     `save_to=folder` checkpoints the partial sums every `checkpoint_every` batches; calling again with the same
-    arguments resumes there (and returns at once when the run had finished). `lens_prompts` (an int n: the first n
+    arguments resumes there (and returns at once when the run had finished). Prompts run jackknife group by group,
+    and each finished group's float64 accumulators (≥ 16 MiB) are spilled to disk — to `save_to/spill/`, else to a
+    private folder under `$SPINAL_SPILL_DIR` or the user cache, removed when the call ends — so memory holds about
+    one group whatever the number of prompts (the scores are bit-identical either way). `lens_prompts` (an int n: the first n
     prompts, or a list of indices) adds the top-`lens_top_k` lens tokens per layer and position as `frame.lens`.
     `remote=True` runs on NDIF (Hub ids only; needs NDIF_API_KEY); `remote="local"` simulates it offline.
 
