@@ -50,7 +50,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -454,12 +453,9 @@ def live_part(browser, frame, args, tmp: Path) -> dict:
         page.close()
         return res
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        from lab_server import stop_lab
+
+        stop_lab(proc, log)
 
 
 def main() -> None:

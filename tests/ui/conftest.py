@@ -9,14 +9,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from .lab_server import start_lab
+from .lab_server import start_lab, stop_lab
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # the tests import the synthetic frames of tests/widgets, as does the notebook kernel
@@ -97,12 +96,7 @@ def jupyter_server(artifacts):
     try:
         yield base, token, work
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        stop_lab(proc, log)
 
 
 @pytest.fixture(scope="session")

@@ -63,3 +63,13 @@ def start_lab(home: Path, work: Path, log_path: Path, notebook7: bool = False):
                 log.close()
                 raise RuntimeError(f"jupyter server did not start; see {log_path}") from None
             time.sleep(0.5)
+
+
+def stop_lab(proc: subprocess.Popen, log) -> None:
+    """Stop a server from start_lab (terminate, then kill after 20 s) and close its log."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
