@@ -201,15 +201,26 @@ def test_state_dict_round_trip_mid_stream_equals_no_interruption(cut, row_normal
     assert second.storage_bytes() == first.storage_bytes()
     for layer in range(n_layers):
         feed(second, split(xs[layer][cut:], groups[cut:], [c - cut for c in cuts if c > cut]), layer)
+    # The two runs cut the stream into different batches, so their Gram sums add the same products in another order:
+    # equal to float64 rounding, not bit for bit (BLAS kernels, hence summation orders, differ between CPUs; the
+    # AVX-512 kernels gave 5e-15 relative here). A Gram eigen-solver is accurate to eps * sigma_1^2 on every
+    # sigma_k^2, so: |sigma_k^2 - ref_k^2| <= 1e-13 * ref_1^2 (tests/scores/test_blas_paths.py reruns this on
+    # other kernels), and the state to 1e-13 relative.
     for layer in range(n_layers):
         for center in (True, False):
             a, pa = full.spectra(layer, list(range(n_groups)), center=center)
             b, pb = second.spectra(layer, list(range(n_groups)), center=center)
-            np.testing.assert_array_equal(a, b)
-            for u, v in zip(pa, pb, strict=True):
-                np.testing.assert_array_equal(u, v)
-    for k, v in full.state_dict().items():
-        np.testing.assert_array_equal(second.state_dict()[k], v)
+            for u, v in zip([a, *pa], [b, *pb], strict=True):
+                assert u.shape == v.shape
+                np.testing.assert_array_less(np.abs(v**2 - u**2), 1e-13 * u[0] ** 2 + 1e-300)
+    state_full, state_second = full.state_dict(), second.state_dict()
+    assert state_full.keys() == state_second.keys()
+    for k, v in state_full.items():
+        if v.dtype.kind in "biu":  # storage kinds and counts are exact integers
+            np.testing.assert_array_equal(state_second[k], v, err_msg=k)
+        else:
+            np.testing.assert_allclose(state_second[k], v, rtol=1e-13, atol=1e-13 * max(np.abs(v).max(initial=0), 1e-300),
+                                       err_msg=k)
 
 
 def _held_bytes(acc, layer):
