@@ -39,6 +39,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     terminalreporter.section("unexpected skips (--strict-skips)", sep="=", red=True, bold=True)
     for r in unexpected:
         reason = r.longrepr[2] if isinstance(r.longrepr, tuple) else str(r.longrepr)
+        reason = reason.removeprefix("Skipped: ")
         terminalreporter.line(f"{r.nodeid}: {reason}")
     terminalreporter.line(f"{len(unexpected)} test(s) skipped for reasons not in ALLOWED_SKIPS: install what they "
                           "name (`make test` does), or list the skip there with why it is acceptable.")
