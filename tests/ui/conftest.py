@@ -7,12 +7,18 @@ or playwright is missing.
 The tests wait for states, never for a time: each notebook's kernel is started through the REST API and is idle
 before the page opens (tests/ui/lab_server.py), cells run once the page's kernel is connected and idle, and every
 effect of a click, a key or a cell is awaited as the DOM or Python state it produces. Timeouts only bound failures.
+
+Busy machine: `SPINAL_UI_BURN=<seconds> pytest tests/ui` runs the UI tests with every core busy (one CPU-burning
+process per core, os.cpu_count()); each burner exits by itself after <seconds>, and all are killed when the session
+ends, failed or not.
 """
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
+import subprocess
 import sys
 import time
 from contextlib import contextmanager
@@ -29,6 +35,16 @@ ARTIFACTS = ROOT / "tests" / "ui" / "artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+
+# One burner: spins until its deadline (argv[1] seconds from now), or until its parent (argv[2], the pytest process)
+# is gone.
+BURN = """import os, sys, time
+end, parent = time.monotonic() + float(sys.argv[1]), int(sys.argv[2])
+while time.monotonic() < end and os.getppid() == parent:
+    for _ in range(200_000):
+        pass
+"""
+
 
 def _missing() -> str | None:
     if not Path(CHROMIUM).exists():
@@ -57,6 +73,53 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason=reason))
         elif nb7 and getattr(item, "callspec", None) and item.callspec.params.get("app") == "notebook":
             item.add_marker(pytest.mark.skip(reason=nb7))
+
+
+def _burn_seconds() -> float:
+    raw = os.environ.get("SPINAL_UI_BURN", "").strip()
+    if not raw:
+        return 0.0
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise pytest.UsageError(f"SPINAL_UI_BURN must be a number of seconds, not {raw!r}") from None
+    if seconds < 0:
+        raise pytest.UsageError(f"SPINAL_UI_BURN must be a number of seconds >= 0, not {raw!r}")
+    return seconds
+
+
+@pytest.fixture(scope="session", autouse=True)
+def burn_cpu():
+    """With SPINAL_UI_BURN=<seconds>: one CPU-burning process per core for the UI session (see the module docstring).
+    Yields the burners (empty without the variable)."""
+    seconds = _burn_seconds()
+    procs: list[subprocess.Popen] = []
+    if seconds:
+        procs = [subprocess.Popen([sys.executable, "-c", BURN, str(seconds), str(os.getpid())])
+                 for _ in range(os.cpu_count() or 1)]
+        _BURNED.update(burners=len(procs), seconds=seconds, start=time.monotonic())
+    try:
+        yield procs
+    finally:
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.wait()
+        if procs:
+            _BURNED.update(end=time.monotonic(), load=os.getloadavg())
+
+
+_BURNED: dict = {}  # what burn_cpu did, for the summary line
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if _BURNED:
+        b = _BURNED
+        held = b.get("end", time.monotonic()) - b["start"]
+        load = ", ".join(f"{x:.2f}" for x in b.get("load", os.getloadavg()))
+        terminalreporter.write_line(
+            f"SPINAL_UI_BURN={b['seconds']:g}: {b['burners']} CPU burners (one per core) for {held:.0f} s of the UI "
+            f"session (each stops by itself after {b['seconds']:g} s); load average when they stopped: {load}")
 
 
 def check_served(url: str, timeout: float = 60) -> None:
