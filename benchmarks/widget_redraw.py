@@ -63,6 +63,9 @@ from spinal_nb.frame import TraceFrame
 from spinal_nb.synthetic import synthetic_trace
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "ui"))
+import lab_server  # noqa: E402  (tests/ui/lab_server.py: the UI tests' server, session and notebook-page helpers)
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
@@ -339,17 +342,13 @@ def profile_steps(page, view: str, start: int, max_layer: int, keys: tuple[str, 
 
 
 # --- live JupyterLab -----------------------------------------------------------------------------------------------
-def start_lab(home: Path):
-    """A JupyterLab server with all its state under `home`, started as the UI tests start theirs."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "ui"))
-    from lab_server import start_lab as start
-
-    work = home / "work"
+def start_lab(home: Path) -> lab_server.Lab:
+    """A JupyterLab server with all its state under `home` (notebooks in home/work), started as the UI tests start
+    theirs."""
     try:
-        proc, log, base, token = start(home, work, home / "server.log")
+        return lab_server.start_lab(home, home / "work", home / "server.log")
     except RuntimeError as e:
         raise SystemExit(str(e)) from None
-    return proc, log, base, token, work
 
 
 PING = '''import anywidget, traitlets
@@ -376,27 +375,11 @@ class Ping(anywidget.AnyWidget):  # a comm round trip with nothing to draw: the 
 Ping()'''
 
 
-def run_cell(page, i: int) -> None:
-    """Run cell i; a run sent while the kernel connection is still settling can be dropped (as tests/ui notes), so
-    retry once when no execution count shows."""
-    done = """(i) => { const p = document.querySelectorAll('.jp-Notebook .jp-Cell')[i].querySelector('.jp-InputPrompt');
-                       return p && /\\[\\d+\\]/.test(p.textContent); }"""
-    for attempt in (1, 2):
-        page.locator(".jp-Notebook .jp-Cell").nth(i).locator(".jp-InputPrompt").click()
-        page.keyboard.press("Shift+Enter")
-        try:
-            page.wait_for_function(done, arg=i, timeout=45_000 if attempt == 1 else 120_000)
-            return
-        except Exception:
-            if attempt == 2:
-                raise
-
-
 def live_part(browser, frame, args, tmp: Path) -> dict:
     home = tmp / "lab"
     parquet = tmp / "frame.parquet"
     frame.to_parquet(parquet)
-    proc, log, base, token, work = start_lab(home)
+    lab = start_lab(home)
     try:
         src = (f"import spinal_nb\nfrom spinal_nb.widgets import show\nframe = spinal_nb.read_parquet({str(parquet)!r})\n"
                f"dash = show(frame, title='redraw benchmark')\n")
@@ -409,15 +392,14 @@ def live_part(browser, frame, args, tmp: Path) -> dict:
                          "source": code} for i, code in enumerate((src, PING))],
               "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
               "nbformat": 4, "nbformat_minor": 5}
-        (work / "redraw.ipynb").write_text(json.dumps(nb))
+        (lab.work / "redraw.ipynb").write_text(json.dumps(nb))
+        # the kernel is started and idle before the page opens the notebook, which attaches to it (lab_server)
+        lab_server.start_session(lab, "redraw.ipynb")
         page = browser.new_page(viewport=VIEWPORT)
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(f"{e}\n{e.stack}") if "blob:" in (e.stack or "") else None)
-        page.goto(f"{base}/lab/tree/redraw.ipynb?token={token}&reset")
-        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
-        page.wait_for_function("""() => { const k = document.querySelector('.jp-Notebook-ExecutionIndicator');
-                                          return k && k.getAttribute('data-status') === 'idle'; }""", timeout=90_000)
-        run_cell(page, 0)
+        lab_server.open_notebook(page, lab, "redraw.ipynb")
+        lab_server.run_cell(page, 0)
         try:
             page.wait_for_selector(".spinal-nb .spn-spectrum svg", state="attached", timeout=120_000)
         except Exception:
@@ -444,7 +426,7 @@ def live_part(browser, frame, args, tmp: Path) -> dict:
         if args.profile:
             profile_steps(page, "dashboard", dom_layer(page), args.layers, ("ArrowLeft", "ArrowRight"), True)
         # the same kernel, nothing to draw: the comm round trip alone (browser -> server -> kernel -> browser)
-        run_cell(page, 1)
+        lab_server.run_cell(page, 1)
         page.wait_for_function("() => typeof window.__rbPing === 'function'", timeout=60_000)
         pings = [page.evaluate("() => window.__rbPing()") for _ in range(args.warmup + args.steps)][args.warmup:]
         ping = {"part": "live", "view": "comm round trip, no redraw (a 2-trait anywidget)",
@@ -453,9 +435,7 @@ def live_part(browser, frame, args, tmp: Path) -> dict:
         page.close()
         return res
     finally:
-        from lab_server import stop_lab
-
-        stop_lab(proc, log)
+        lab_server.stop_lab(lab.proc, lab.log)
 
 
 def main() -> None:

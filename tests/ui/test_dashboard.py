@@ -7,12 +7,14 @@ Python-side traits (a cell prints them), Python -> browser (`dash.layer = 5`), a
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
 from tests.widgets.conftest import XSS, make_frame
 
-from .conftest import ROOT, check_served, write_notebook
+from .conftest import ROOT, notebook_page, wait_drawn, wait_tooltip
+from .lab_server import run_cell
 
 pytestmark = pytest.mark.ui
 
@@ -30,32 +32,33 @@ def cells(page):
     return page.locator(".jp-Notebook .jp-Cell")
 
 
-def run_cell(page, i: int, timeout: float = 120_000) -> None:
-    """Select cell i (command mode) and run it; waits until its prompt shows an execution count."""
-    done = """(i) => { const c = document.querySelectorAll('.jp-Notebook .jp-Cell')[i];
-                       const p = c && c.querySelector('.jp-InputPrompt');
-                       return p && /\\[\\d+\\]/.test(p.textContent); }"""
-    for attempt in (1, 2):  # a run sent while the kernel connection is still settling can be dropped: retry once
-        cells(page).nth(i).locator(".jp-InputPrompt").click()
-        page.keyboard.press("Shift+Enter")
-        try:
-            page.wait_for_function(done, arg=i, timeout=timeout if attempt == 2 else 45_000)
-            return
-        except Exception:
-            if attempt == 2:
-                raise
-
-
 def output_text(page, i: int) -> str:
     return cells(page).nth(i).locator(".jp-OutputArea").inner_text()
 
 
-def py_state(page) -> tuple[int, str, str]:
-    run_cell(page, 1)
-    page.wait_for_function("""() => /PY \\d+/.test(document.querySelectorAll('.jp-Notebook .jp-Cell')[1]
-                              .querySelector('.jp-OutputArea').textContent)""", timeout=30_000)
-    m = re.search(r"PY (\d+) (\S+) (\S+)", output_text(page, 1))
-    return int(m.group(1)), m.group(2), m.group(3)
+def print_state(page, cell: int, pattern: str) -> tuple[str, ...]:
+    """Run the cell that prints the widget's Python-side traits ("PY ..."); the groups of `pattern` in its output."""
+    run_cell(page, cell)
+    page.wait_for_function("""(i) => /PY \\d+/.test(document.querySelectorAll('.jp-Notebook .jp-Cell')[i]
+                              .querySelector('.jp-OutputArea').textContent)""", arg=cell, timeout=60_000)
+    return re.search(pattern, output_text(page, cell)).groups()
+
+
+def py_state_when(page, cell: int, pattern: str, parse, want: tuple, timeout: float = 120) -> tuple:
+    """The Python-side traits (parse(groups)) once they start with `want`, or the last ones read when `timeout`
+    seconds have passed (the caller asserts). The browser's change reaches the kernel as a comm message, which the
+    widget library may hold back until the kernel has answered its previous one, so a read can come before it: read
+    again. Each read is a run of the printing cell, started once the kernel is idle."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = parse(print_state(page, cell, pattern))
+        if state[:len(want)] == want or time.monotonic() > deadline:
+            return state
+
+
+def py_state(page, want: tuple) -> tuple[int, str, str]:
+    """(layer, checkpoint, mode) in Python, once they start with `want` (see py_state_when)."""
+    return py_state_when(page, 1, r"PY (\d+) (\S+) (\S+)", lambda g: (int(g[0]), g[1], g[2]), want)
 
 
 def dom_layer(page) -> int:
@@ -75,95 +78,96 @@ def drag_slider_to(page, layer: int, max_layer: int = 30) -> None:
     page.mouse.up()
 
 
-def open_notebook(browser, jupyter_server, app: str, name: str):
-    base, token, work = jupyter_server
-    write_notebook(work / name, CELLS)
-    page = browser.new_page(viewport={"width": 1400, "height": 1500})
-    errors: list[str] = []
-    # errors of the front end's own code (anywidget loads our ESM from a blob: URL); the host app's are not ours
-    page.on("pageerror", lambda e: errors.append(f"{e}\n{e.stack}") if "blob:" in (e.stack or "") else None)
-    page.on("dialog", lambda d: (errors.append("dialog: " + d.message), d.dismiss()))
-    url = f"{base}/lab/tree/{name}?token={token}&reset" if app == "lab" else f"{base}/notebooks/{name}?token={token}"
-    check_served(url)
-    page.goto(url)
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
-    page.wait_for_function("""() => { const k = document.querySelector('.jp-Notebook-ExecutionIndicator');
-                                      return k && k.getAttribute('data-status') === 'idle'; }""", timeout=90_000)
-    return page, errors
+# the scrubber shows layer `layer` (a string)
+AT_LAYER = "(layer) => document.querySelector('.spn-scrubber').dataset.layer === layer"
+# the slider has moved the scrubber away from layer `start`, and the scrubber shows the slider's layer
+DRAGGED = """(start) => { const p = document.querySelector('.spn-scrubber');
+  return p.dataset.layer !== start && p.dataset.layer === p.querySelector('.spn-slider').value; }"""
+# mode `mode` is on, and checkpoint `c` (an index, as a string) and layer `layer` are selected in the DOM
+SELECTED = """([mode, c, layer]) => {
+  const on = document.querySelector('.spn-depth .spn-seg.spn-on'), row = document.querySelector('.spn-table tr.spn-on');
+  return !!on && on.dataset.mode === mode && !!row && row.dataset.checkpoint === c
+    && document.querySelector('.spn-scrubber').dataset.layer === layer; }"""
+# the lens shows a token containing `text`
+LENS_SHOWS = "(text) => [...document.querySelectorAll('.spn-lens-tok')].some((e) => e.textContent.includes(text))"
 
 
 @pytest.mark.parametrize("app", ["lab", "notebook"])
 def test_dashboard_in_a_real_notebook(browser, jupyter_server, artifacts, app):
-    page, errors = open_notebook(browser, jupyter_server, app, f"dashboard_{app}.ipynb")
-    try:
-        run_cell(page, 0)
-        page.wait_for_selector(".spinal-nb.spn-dashboard .spn-series", timeout=60_000)
-        page.wait_for_timeout(500)
-        dash = page.locator(".spinal-nb.spn-dashboard")
-        assert page.locator(".spn-depth .spn-series").count() == 3
-        assert dom_layer(page) == 29
-        dash.screenshot(path=str(artifacts / f"{app}-dashboard.png"))
+    with notebook_page(browser, jupyter_server, f"dashboard_{app}.ipynb", CELLS, app) as (page, errors):
+        try:
+            _dashboard_steps(page, errors, artifacts, app)
+        except Exception:
+            page.screenshot(path=str(artifacts / f"{app}-failure.png"), full_page=True)
+            raise
 
-        # drag the scrubber: the DOM highlights that layer, and Python's trait follows
-        drag_slider_to(page, 10)
-        page.wait_for_timeout(300)
-        dragged = dom_layer(page)
-        assert abs(dragged - 10) <= 1
-        ring = page.locator(".spn-layer-ring-selected")
-        assert ring.get_attribute("data-layer") == str(dragged)
-        assert page.locator(".spn-readout").inner_text() == f"{dragged} / 30"
-        # arrow keys on the focused widget (not the slider): two steps right
-        page.locator(".spn-dash-title").click()
-        page.keyboard.press("ArrowRight")
-        page.keyboard.press("ArrowRight")
-        page.wait_for_timeout(300)
-        assert dom_layer(page) == dragged + 2
-        assert py_state(page)[:2] == (dragged + 2, "dpo")
 
-        # hover a trace: tooltip with layer and values, other traces fade
-        svg = page.locator(".spn-depth svg.spn-svg")
-        pt = page.locator('.spn-series[data-checkpoint="0"] .spn-dots circle[data-layer="20"]')
-        bb = pt.bounding_box()
-        page.mouse.move(bb["x"] + bb["width"] / 2, bb["y"] + bb["height"] / 2)
-        page.wait_for_timeout(250)
-        tip = page.locator(".spn-tooltip")
-        assert tip.is_visible()
-        text = tip.inner_text()
-        assert "base" in text and "layer 20 of 30" in text and "α contraction" in text
-        assert "spn-has-hover" in (svg.get_attribute("class") or "")
-        dash.screenshot(path=str(artifacts / f"{app}-hover.png"))
-        # click it: selects that checkpoint and layer, in Python too
-        page.mouse.click(bb["x"] + bb["width"] / 2, bb["y"] + bb["height"] / 2)
-        page.mouse.move(5, 5)
-        page.get_by_role("button", name="α vs depth").click()
-        page.wait_for_timeout(300)
-        assert py_state(page) == (20, "base", "contraction")
-        dash.screenshot(path=str(artifacts / f"{app}-contraction-vs-depth.png"))
+def _dashboard_steps(page, errors, artifacts, app):
+    run_cell(page, 0)
+    page.wait_for_selector(".spinal-nb.spn-dashboard .spn-series", timeout=60_000)
+    wait_drawn(page)  # at its width in the notebook: positions read from now on stay valid
+    dash = page.locator(".spinal-nb.spn-dashboard")
+    assert page.locator(".spn-depth .spn-series").count() == 3
+    assert dom_layer(page) == 29
+    dash.screenshot(path=str(artifacts / f"{app}-dashboard.png"))
 
-        # Python moves the browser
-        run_cell(page, 2)
-        page.wait_for_function("() => document.querySelector('.spn-scrubber').dataset.layer === '5'", timeout=30_000)
-        assert page.locator(".spn-table tr.spn-on .spn-name").inner_text().strip() == "sft"
+    # drag the scrubber: the DOM highlights that layer, and Python's trait follows
+    drag_slider_to(page, 10)
+    page.wait_for_function(DRAGGED, arg="29", timeout=30_000)
+    dragged = dom_layer(page)
+    assert abs(dragged - 10) <= 1
+    ring = page.locator(".spn-layer-ring-selected")
+    assert ring.get_attribute("data-layer") == str(dragged)
+    assert page.locator(".spn-readout").inner_text() == f"{dragged} / 30"
+    # arrow keys on the focused widget (not the slider): two steps right
+    page.locator(".spn-dash-title").click()
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function(AT_LAYER, arg=str(dragged + 2), timeout=30_000)
+    assert dom_layer(page) == dragged + 2
+    assert py_state(page, (dragged + 2, "dpo"))[:2] == (dragged + 2, "dpo")
 
-        # the untrusted token: literal text, no element, nothing executed
-        page.locator(".spn-dash-title").click()
-        page.keyboard.press("End")
-        page.wait_for_function("() => document.querySelector('.spn-scrubber').dataset.layer === '30'", timeout=30_000)
-        page.locator('select[aria-label="prompt"]').select_option("1")
-        page.wait_for_timeout(300)
-        literal = page.locator(".spn-lens-tok", has_text="<img src=x onerror=")
-        assert literal.count() >= 1
-        assert literal.first.evaluate("e => e.textContent") == XSS
-        assert page.locator(".spn-token", has_text="<img").first.evaluate("e => e.textContent") == " " + XSS
-        assert page.evaluate("() => document.querySelectorAll('.spinal-nb img').length") == 0
-        assert page.evaluate("() => window.__spinal_xss === undefined")
-        page.locator(".spn-scrubber").screenshot(path=str(artifacts / f"{app}-scrubber-lens.png"))
-        assert not errors, errors
-    except Exception:
-        page.screenshot(path=str(artifacts / f"{app}-failure.png"), full_page=True)
-        raise
-    finally:
-        page.close()
+    # hover a trace: tooltip with layer and values, other traces fade
+    svg = page.locator(".spn-depth svg.spn-svg")
+    pt = page.locator('.spn-series[data-checkpoint="0"] .spn-dots circle[data-layer="20"]')
+    wait_drawn(page)
+    bb = pt.bounding_box()
+    page.mouse.move(bb["x"] + bb["width"] / 2, bb["y"] + bb["height"] / 2)
+    wait_tooltip(page, ".spn-depth")
+    tip = page.locator(".spn-tooltip")
+    assert tip.is_visible()
+    text = tip.inner_text()
+    assert "base" in text and "layer 20 of 30" in text and "α contraction" in text
+    assert "spn-has-hover" in (svg.get_attribute("class") or "")
+    dash.screenshot(path=str(artifacts / f"{app}-hover.png"))
+    # click it: selects that checkpoint and layer, in Python too
+    page.mouse.click(bb["x"] + bb["width"] / 2, bb["y"] + bb["height"] / 2)
+    page.mouse.move(5, 5)
+    page.get_by_role("button", name="α vs depth").click()
+    page.wait_for_function(SELECTED, arg=["contraction", "0", "20"], timeout=30_000)
+    assert py_state(page, (20, "base", "contraction")) == (20, "base", "contraction")
+    dash.screenshot(path=str(artifacts / f"{app}-contraction-vs-depth.png"))
+
+    # Python moves the browser
+    run_cell(page, 2)
+    page.wait_for_function("""() => document.querySelector('.spn-scrubber').dataset.layer === '5'
+        && document.querySelector('.spn-table tr.spn-on .spn-name').textContent.trim() === 'sft'""", timeout=30_000)
+    assert page.locator(".spn-table tr.spn-on .spn-name").inner_text().strip() == "sft"
+
+    # the untrusted token: literal text, no element, nothing executed
+    page.locator(".spn-dash-title").click()
+    page.keyboard.press("End")
+    page.wait_for_function(AT_LAYER, arg="30", timeout=30_000)
+    page.locator('select[aria-label="prompt"]').select_option("1")
+    page.wait_for_function(LENS_SHOWS, arg="<img src=x onerror=", timeout=30_000)
+    literal = page.locator(".spn-lens-tok", has_text="<img src=x onerror=")
+    assert literal.count() >= 1
+    assert literal.first.evaluate("e => e.textContent") == XSS
+    assert page.locator(".spn-token", has_text="<img").first.evaluate("e => e.textContent") == " " + XSS
+    assert page.evaluate("() => document.querySelectorAll('.spinal-nb img').length") == 0
+    assert page.evaluate("() => window.__spinal_xss === undefined")
+    page.locator(".spn-scrubber").screenshot(path=str(artifacts / f"{app}-scrubber-lens.png"))
+    assert not errors, errors
 
 
 def test_static_html_works_offline(browser, artifacts, tmp_path):
@@ -181,7 +185,7 @@ def test_static_html_works_offline(browser, artifacts, tmp_path):
         assert page.locator(".spn-depth .spn-series").count() == 3
         page.locator(".spn-dash-title").click()
         page.keyboard.press("ArrowLeft")
-        page.wait_for_timeout(200)
+        page.wait_for_function(AT_LAYER, arg="28", timeout=30_000)
         assert dom_layer(page) == 28
         assert page.evaluate("() => window.spinalModel.get('layer')") == 28
         page.keyboard.press("End")
@@ -212,7 +216,7 @@ def test_training_run_with_many_checkpoints(browser, artifacts):
                                   .map(g => g.style.getPropertyValue('--c'))""")
         assert len(set(colors)) == 20
         page.locator('.spn-ramp-tick[data-checkpoint="4"]').hover()
-        page.wait_for_timeout(200)
+        page.wait_for_selector(".spn-series.spn-hovered", timeout=30_000)
         assert page.locator('.spn-series.spn-hovered').get_attribute("data-checkpoint") == "4"
         page.screenshot(path=str(artifacts / "training-run.png"), full_page=True)
     finally:

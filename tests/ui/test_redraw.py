@@ -23,6 +23,15 @@ PANELS = """() => Object.fromEntries(['.spn-spectrum', '.spn-lens'].map((sel) =>
                  svg: !!box.querySelector('svg'), cols: box.querySelectorAll('.spn-lens-col').length }];
 }))"""
 
+# In-page: resolves once the next frame has been produced (an animation frame, then a message, which runs after that
+# frame's callbacks, resize observers, layout and paint). Any redraw that a batch of changes schedules (a microtask, an
+# animation frame, a resize observer) has happened by then; the tests count them after it.
+AFTER_FRAME = """new Promise((resolve) => requestAnimationFrame(() => {
+  const ch = new MessageChannel();
+  ch.port1.onmessage = () => resolve();
+  ch.port2.postMessage(0);
+}))"""
+
 ROW_IN_VIEW = """() => { const wrap = document.querySelector('.spn-table-wrap').getBoundingClientRect();
   const row = document.querySelector('.spn-table tr.spn-on').getBoundingClientRect();
   return row.top >= wrap.top - 1 && row.bottom <= wrap.bottom + 1; }"""
@@ -93,9 +102,10 @@ def test_one_redraw_per_batch_of_changes(page20):
         m.set('_spectra', m.get('_spectra').slice());
         m.set('_lens_header', { ...m.get('_lens_header'), layer: 20 });
         m.set('_lens', m.get('_lens').slice());
-        await new Promise((r) => setTimeout(r, 50));
+        await AFTER_FRAME;
+        for (const r of mo.takeRecords()) swaps += r.addedNodes.length ? 1 : 0;
         mo.disconnect();
-        return swaps; }""")
+        return swaps; }""".replace("AFTER_FRAME", AFTER_FRAME))
     assert n == 1
 
 
@@ -136,9 +146,10 @@ def test_a_step_to_a_prefetched_neighbour_draws_at_once_and_the_reply_redraws_no
         m.set('_spectra', m.get('_spectra').slice());
         m.set('_lens_header', { ...m.get('_lens_header'), layer: 28, span: [27, 29] });
         m.set('_lens', m.get('_lens').slice());
-        await new Promise((r) => setTimeout(r, 50));
+        await AFTER_FRAME;
+        swaps += mo.takeRecords().length;
         mo.disconnect();
-        return swaps; }""")
+        return swaps; }""".replace("AFTER_FRAME", AFTER_FRAME))
     assert swaps == 0
     assert page.evaluate("() => document.querySelector('.spn-scrubber').dataset.detail") == "28"
     # two steps away is outside the span: the previous drawing stays, dimmed, until the reply
