@@ -228,7 +228,8 @@ def _shrinkage(cs: np.ndarray) -> float:
     return float(np.clip(((1 - r[off] ** 2) ** 2).sum() / (g - 1) / den, 0.0, 1.0))
 
 
-def _max_t_quantile(sets: list[np.ndarray], confidence: float, n_sim: int, seed: int) -> tuple[float, tuple]:
+def _max_t_quantile(sets: list[np.ndarray], confidence: float, n_sim: int, seed: int,
+                    shrink: bool = True) -> tuple[float, tuple]:
     """The `confidence` quantile of max_l |e_l| / s_l under a Gaussian model of the jackknife: per replicate set k
     (nu_k = G_k - 1 degrees of freedom), nu_k + 1 independent N(0, Sigma_k) vectors w_0..w_nu; e = sum_k w_0,
     s^2 = sum_k mean_j w_j^2 (the law of a mean's error and of its variance estimate from G_k groups). Sigma_k =
@@ -243,18 +244,19 @@ def _max_t_quantile(sets: list[np.ndarray], confidence: float, n_sim: int, seed:
         cs = np.zeros_like(c)
         cs[live] = c[live] / norm[live, None]  # rows: unit vectors, cs @ cs.T = correlation
         se = np.sqrt((s.shape[1] - 1) / s.shape[1]) * norm
-        lam = _shrinkage(cs[live]) if live.sum() >= 2 else 0.0
+        lam = _shrinkage(cs[live]) if shrink and live.sum() >= 2 else 0.0
         parts.append((cs, se, lam, s.shape[1] - 1))
     out, chunk = [], max(1, min(n_sim, 200_000 // max(m, 1)))
     for start in range(0, n_sim, chunk):
         k = min(chunk, n_sim - start)
         e = np.zeros((k, m))
         v = np.zeros((k, m))
-        for cs, se, lam, nu in parts:
-            u = rng.standard_normal((k, nu + 1, cs.shape[1]))
-            w = math.sqrt(1 - lam) * np.einsum("lg,sjg->sjl", cs, u)
-            w += math.sqrt(lam) * rng.standard_normal((k, nu + 1, m))
-            w *= se
+        for cs, se, lam, nu in parts:  # float32 draws: Monte Carlo error dwarfs rounding
+            w = rng.standard_normal((k * (nu + 1), cs.shape[1]), dtype=np.float32) @ (
+                math.sqrt(1 - lam) * cs.T).astype(np.float32)
+            if lam > 0:
+                w += math.sqrt(lam) * rng.standard_normal(w.shape, dtype=np.float32)
+            w = w.reshape(k, nu + 1, m) * se.astype(np.float32)
             e += w[:, 0]
             v += (w[:, 1:] ** 2).mean(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -263,15 +265,16 @@ def _max_t_quantile(sets: list[np.ndarray], confidence: float, n_sim: int, seed:
     return float(np.quantile(np.concatenate(out), confidence)), tuple(p[2] for p in parts)
 
 
-def simultaneous_band(estimates, replicates: Replicates, confidence: float = 0.95, *, n_sim: int = 20_000,
-                      seed: int = 0) -> Band:
+def simultaneous_band(estimates, replicates: Replicates, confidence: float = 0.95, *, n_sim: int = 10_000,
+                      seed: int = 0, shrinkage: bool = True) -> Band:
     """Family-wise (max-|t|) band over layers: estimate +- crit * se, one crit for all layers.
 
     se is the per-layer jackknife se (the pointwise interval's), crit the `confidence` quantile of
     max_l |t_l| under a Gaussian model with the replicates' (shrunk) correlation across layers and G - 1 degrees of
     freedom (Monte Carlo with `n_sim` draws, fixed `seed`: the same input gives the same band). crit is clipped to
     [per-layer t, Bonferroni t], both valid bounds of the exact value. Layers with a missing estimate or replicate
-    are left out of the family (NaN bounds).
+    are left out of the family (NaN bounds). `shrinkage=False` uses the raw correlation (for calibration studies
+    only: it is anti-conservative with more layers than groups).
 
     >>> rng = np.random.default_rng(1)
     >>> reps = rng.standard_normal((6, 10)) * 0.01
@@ -296,7 +299,7 @@ def simultaneous_band(estimates, replicates: Replicates, confidence: float = 0.9
     bonferroni = float(stats.t.ppf(1 - (1 - confidence) / (2 * max(m, 1)), df=df))
     crit, lam = pointwise, ()
     if m >= 2:
-        crit, lam = _max_t_quantile([s[family] for s in sets], confidence, n_sim, seed)
+        crit, lam = _max_t_quantile([s[family] for s in sets], confidence, n_sim, seed, shrinkage)
         crit = float(np.clip(crit, pointwise, bonferroni))
     lo, hi = np.full(est.size, np.nan), np.full(est.size, np.nan)
     lo[family], hi[family] = est[family] - crit * se[family], est[family] + crit * se[family]
@@ -320,7 +323,7 @@ class Onset:
 
 
 def onset(estimates, replicates: Replicates, confidence: float = 0.95, *, layers: Sequence[int] | None = None,
-          band: Band | None = None, n_sim: int = 20_000, seed: int = 0) -> Onset:
+          band: Band | None = None, n_sim: int = 10_000, seed: int = 0) -> Onset:
     """Onset of a change: walking from the deepest layer that has a band (trailing layers without one, like
     transport at layer L, are skipped) toward layer 0, the run of layers whose simultaneous band excludes 0 with the
     deepest one's sign; onset is its first layer. None (sign 0) when the deepest banded layer's band touches 0. A
@@ -534,17 +537,23 @@ class NCheck:
     reason: str
 
 
-def comparable_n(n_a, n_b, d_a: int, d_b: int | None = None, *, rel_tol: float = 0.0) -> NCheck:
-    """Contraction deltas are read only between traces of the same width d and the same number of scored positions
-    N at every layer (within `rel_tol`, default 0: exactly equal). alpha-hat is a biased estimator whose bias
-    depends on N/d (and on the spectrum itself, so it cannot be subtracted): at d = 64 and population alpha 0.6 its
-    mean is 0.99 at N = d, 0.71 at N = 4d, 0.61 at N = 64d, while its jackknife se is 0.005-0.03; traces of 20 and
-    80 prompts differ by many se with no change in the model (benchmarks/results/stat_calibration.md). Traces of the
-    same prompts and tokenizer have equal N; others can be made equal with a position budget
-    (`subsample_positions`).
+def comparable_n(n_a, n_b, d_a: int, d_b: int | None = None, *, prompts_a: int | None = None,
+                 prompts_b: int | None = None, rel_tol: float = 0.0) -> NCheck:
+    """Whether contraction deltas between two traces may be read: same width d, same number of scored positions N
+    at every layer (within `rel_tol`, default 0: exactly equal) and, when given, the same number of prompts.
+
+    alpha-hat is biased, and its bias depends on the sampling design, not only on the model: on N/d (at d = 64 and
+    population alpha 0.6 its mean is ~0.98 at N = d, ~0.70 at N = 4d, ~0.61 at N = 64d, against a jackknife se of
+    0.005-0.03), on d itself at equal N/d, and on how many prompts the N positions come from (prompt-level
+    correlation: 80 prompts subsampled to the N of 20 prompts still read lower). The bias also depends on the
+    unknown spectrum, so it cannot be subtracted reliably below N ~ 4d (benchmarks/results/stat_calibration.md).
+    Traces of the same prompts and tokenizer have equal N and prompts; traces of the same prompts under different
+    tokenizers can be made equal with one position budget (`subsample_positions`).
 
     >>> comparable_n(1000, 1000, 576).ok, comparable_n(1000, 4000, 576).ok
     (True, False)
+    >>> comparable_n(1000, 1000, 576, prompts_a=20, prompts_b=80).ok
+    False
     """
     na, nb = np.atleast_1d(np.asarray(n_a, dtype=np.int64)), np.atleast_1d(np.asarray(n_b, dtype=np.int64))
     d_b = d_a if d_b is None else d_b
@@ -560,6 +569,9 @@ def comparable_n(n_a, n_b, d_a: int, d_b: int | None = None, *, rel_tol: float =
                              f"{worst}, N/d = {na[worst] / d_a:.2f} and {nb[worst] / d_a:.2f}): α̂ depends on N/d, so "
                              "Δα would partly be that difference. Trace both on the same prompts, or with the same "
                              "position budget.")
+    if prompts_a is not None and prompts_b is not None and prompts_a != prompts_b:
+        return NCheck(False, f"Equal N but {prompts_a:,} and {prompts_b:,} prompts: α̂ depends on how many prompts the "
+                             "positions come from (tokens of a prompt are alike). Trace both on the same prompts.")
     return NCheck(True, f"Equal N ({int(na.max()):,} scored positions, N/d = {na.max() / d_a:.2f}) and width d = {d_a}.")
 
 
