@@ -11,7 +11,8 @@ as in compare).
 
 Error control (measured in benchmarks/stat_calibration.py, table in benchmarks/results/stat_calibration.md):
 - `simultaneous_band`: max-|t| critical value over layers, from the replicates' correlation across layers;
-- `onset`: the deepest run of layers the band separates from 0, all of one sign (family-wise error <= 1 - confidence);
+- `onset`: the deepest run of layers separated from 0, all of one sign, by the band or as a fixed sequence (both:
+  family-wise error <= 1 - confidence);
 - `localization`: share of sum |delta| in the terminal window with an interval, read against the share of layers;
 - `verdict`: one vocabulary; an effect counts only when its interval excludes 0 (and, with seeds, the seed interval);
 - `comparable_n` / `subsample_positions`: alpha-hat depends on the number of scored positions N, so contraction
@@ -314,44 +315,64 @@ def simultaneous_band(estimates, replicates: Replicates, confidence: float = 0.9
 
 @dataclass(frozen=True)
 class Onset:
-    """First layer of the deepest run that the simultaneous band separates from 0, all of one sign."""
+    """First layer of the deepest sign-consistent run of layers separated from 0 (see `onset`)."""
 
     layer: int | None
     sign: int
     run: tuple[int, ...]
     band: Band
+    procedure: str = "band"
+
+
+ONSET_PROCEDURES = ("band", "sequence")
 
 
 def onset(estimates, replicates: Replicates, confidence: float = 0.95, *, layers: Sequence[int] | None = None,
-          band: Band | None = None, n_sim: int = 10_000, seed: int = 0) -> Onset:
-    """Onset of a change: walking from the deepest layer that has a band (trailing layers without one, like
-    transport at layer L, are skipped) toward layer 0, the run of layers whose simultaneous band excludes 0 with the
-    deepest one's sign; onset is its first layer. None (sign 0) when the deepest banded layer's band touches 0. A
-    layer without a band or of the other sign ends the run. The family-wise band bounds the chance of any onset
-    claim when nothing changed, and of extending a run into unchanged layers, by 1 - confidence.
+          band: Band | None = None, procedure: str = "band", n_sim: int = 10_000, seed: int = 0) -> Onset:
+    """Onset of a change: walking from the deepest layer that has an interval (trailing layers without one, like
+    transport at layer L, are skipped) toward layer 0, the run of layers whose interval excludes 0 with the deepest
+    one's sign; onset is its first layer. None (sign 0) when the deepest layer's interval touches 0. A layer without
+    an interval or of the other sign ends the run.
+
+    `procedure="band"`: the intervals are the simultaneous band's. `procedure="sequence"`: the pointwise intervals
+    (estimate +- t_{G-1} se), read as a fixed-sequence test from the deepest layer down, stopping at the first
+    layer that is not separated. Both bound by 1 - confidence the chance of any onset claim when nothing changed and
+    of a run reaching into unchanged layers (for the sequence: a false step needs the first unchanged layer in the
+    order to be rejected, a single level-(1 - confidence) test). The sequence's run always contains the band's, so
+    it is the more powerful of the two for this claim; the band also gives intervals valid for all layers at once.
 
     >>> rng = np.random.default_rng(2)
     >>> reps = 0.001 * rng.standard_normal((9, 10)) + np.r_[np.zeros(6), 0.1, 0.1, 0.1][:, None]
     >>> o = onset(reps.mean(1), reps)
-    >>> o.layer, o.sign
-    (6, 1)
+    >>> o.layer, o.sign, onset(reps.mean(1), reps, procedure="sequence").layer
+    (6, 1, 6)
     """
+    if procedure not in ONSET_PROCEDURES:
+        raise InputError(f"procedure must be one of {ONSET_PROCEDURES}, got {procedure!r}.")
     b = band if band is not None else simultaneous_band(estimates, replicates, confidence, n_sim=n_sim, seed=seed)
     idx = list(range(b.estimate.size)) if layers is None else [int(x) for x in layers]
     if len(idx) != b.estimate.size:
         raise InputError(f"layers has {len(idx)} entries for {b.estimate.size} estimates.")
-    has = np.isfinite(b.lo) & np.isfinite(b.hi)
+    lo, hi = b.lo, b.hi
+    if procedure == "sequence":
+        family = np.isfinite(b.lo) & (b.se > 0)
+        lo, hi = lo.copy(), hi.copy()
+        lo[family] = b.estimate[family] - b.pointwise_crit * b.se[family]
+        hi[family] = b.estimate[family] + b.pointwise_crit * b.se[family]
+    has = np.isfinite(lo) & np.isfinite(hi)
+    with np.errstate(invalid="ignore"):
+        signs = np.where(lo > 0, 1, np.where(hi < 0, -1, 0))
     if not has.any():
-        return Onset(None, 0, (), b)
+        return Onset(None, 0, (), b, procedure)
     last = int(np.flatnonzero(has)[-1])
-    sign = int(b.sign[last])
+    sign = int(signs[last])
     if sign == 0:
-        return Onset(None, 0, (), b)
+        return Onset(None, 0, (), b, procedure)
     i = last
-    while i - 1 >= 0 and has[i - 1] and b.sign[i - 1] == sign:
+    while i - 1 >= 0 and has[i - 1] and signs[i - 1] == sign:
         i -= 1
     run = tuple(idx[i:last + 1])
-    return Onset(run[0], sign, run, b)
+    return Onset(run[0], sign, run, b, procedure)
 
 
 # ---------------------------------------------------------------------------------------------------------------

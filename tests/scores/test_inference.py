@@ -183,6 +183,24 @@ def test_onset_needs_one_sign_the_deepest_layer_and_no_gap():
     assert onset(est, reps).layer == 3
 
 
+def test_fixed_sequence_onset_contains_the_band_onset_and_keeps_out_of_unchanged_layers():
+    # 21 unchanged layers then 10 changed by 8 se: a run reaching below layer 21 is a family-wise error.
+    rng = np.random.default_rng(8)
+    n, early = 150, {"band": 0, "sequence": 0}
+    for trial in range(n):
+        x = ar_groups(rng, 31, 0.9) + np.r_[np.zeros(21), np.full(10, 8 / math.sqrt(G))]
+        est, reps = mean_and_replicates(x)
+        band = onset(est, reps, n_sim=1000, seed=trial)
+        seq = onset(est, reps, band=band.band, procedure="sequence")
+        assert band.layer is None or (seq.layer is not None and seq.layer <= band.layer)
+        assert set(band.run) <= set(seq.run) and seq.procedure == "sequence"
+        for name, o in (("band", band), ("sequence", seq)):
+            early[name] += o.layer is not None and o.layer < 21
+    assert max(early.values()) / n <= limit(n), early
+    with pytest.raises(InputError):
+        onset(est, reps, procedure="pointwise")
+
+
 def test_a_small_uniform_effect_is_no_onset_at_layer_zero_without_family_wise_evidence():
     # Every layer 3 se away from 0, independent across 31 layers: each pointwise interval excludes 0, so the old
     # rule read "onset layer 0"; the family-wise band (critical value ~4.4 here) makes no claim.
@@ -318,15 +336,17 @@ def test_family_wise_error_of_band_onset_and_window_calls_on_synthetic_nulls():
     rng = np.random.default_rng(10)
     n, depth = 200, np.arange(31) / 30
     for rho in (0.0, 0.9):
-        bands = onsets = pointwise_any = windows = 0
+        bands = onsets = sequences = pointwise_any = windows = 0
         for trial in range(n):
             est, reps = mean_and_replicates(ar_groups(rng, 31, rho))
             o = onset(est, reps, n_sim=1000, seed=trial)
             bands += bool((o.band.sign != 0).any())
             onsets += o.layer is not None
+            sequences += onset(est, reps, band=o.band, procedure="sequence").layer is not None
             pointwise_any += bool((np.abs(est) / o.band.se > o.band.pointwise_crit).any())
             windows += window_mean(est, reps, depth).sign != 0
         assert onsets <= bands and bands / n <= limit(n), (rho, bands / n)
+        assert sequences / n <= limit(n), (rho, sequences / n)
         assert windows / n <= limit(n), (rho, windows / n)
         assert pointwise_any / n > 2 * limit(n)  # what pointwise intervals risk over 31 layers: the check can fail
 
@@ -364,7 +384,7 @@ def test_gram_based_paired_null_keeps_onset_and_window_calls_nominal():
     d, prompts, per, n = 16, 16, 4, 80
     alphas = np.linspace(0.6, 1.0, 5)
     depth = np.arange(5) / 4
-    onsets = windows = 0
+    onsets = sequences = windows = 0
     for trial in range(n):
         basis = np.linalg.qr(rng.standard_normal((d, d)))[0]
         lat = draws(rng, 5, prompts, per, d)
@@ -374,9 +394,12 @@ def test_gram_based_paired_null_keeps_onset_and_window_calls_nominal():
         ea, ra = gram_trace(rng, alphas, basis, lat, prompts, per)
         eb, rb = gram_trace(rng, alphas, basis, lat_b, prompts, per)
         sets = difference_replicates(ea, ra, eb, rb, paired=True)
-        onsets += onset(eb - ea, sets, n_sim=2000, seed=trial).layer is not None
+        o = onset(eb - ea, sets, n_sim=2000, seed=trial)
+        onsets += o.layer is not None
+        sequences += onset(eb - ea, sets, band=o.band, procedure="sequence").layer is not None
         windows += window_mean(eb - ea, sets, depth).sign != 0
     assert onsets / n <= limit(n), onsets / n
+    assert sequences / n <= limit(n), sequences / n
     assert windows / n <= limit(n), windows / n
 
 
