@@ -61,8 +61,8 @@ def difference_replicates(ref_estimates, ref_replicates, cand_estimates, cand_re
 
 
 def _vector(x) -> np.ndarray:
-    a = np.asarray([np.nan if v is None else v for v in np.ravel(np.asarray(x, dtype=object))], dtype=np.float64)
-    return a
+    """1-D float64 array; None (a null from a frame) becomes NaN."""
+    return np.asarray(x, dtype=np.float64).ravel()
 
 
 def _matrix(r, n_layers: int) -> np.ndarray:
@@ -162,6 +162,13 @@ def terminal_window(depth, window: float = 0.7) -> np.ndarray:
     return _vector(depth) >= window - 1e-12
 
 
+def _inside(depth, window: float, n_layers: int) -> np.ndarray:
+    inside = terminal_window(depth, window)
+    if inside.size != n_layers:
+        raise InputError(f"depth has {inside.size} entries for {n_layers} estimates.")
+    return inside
+
+
 def window_mean(estimates, replicates: Replicates, depth, window: float = 0.7,
                 confidence: float = 0.95) -> Interval:
     """Mean delta over the terminal window's usable layers (finite estimate and replicates), with its interval.
@@ -173,7 +180,7 @@ def window_mean(estimates, replicates: Replicates, depth, window: float = 0.7,
     """
     est = _vector(estimates)
     sets = _sets(replicates, est.size)
-    keep = terminal_window(depth, window) & _usable(est, sets)
+    keep = _inside(depth, window, est.size) & _usable(est, sets)
     if not keep.any():
         return Interval(None, None, None)
     return statistic_interval(lambda d: float(d[keep].mean()), est, tuple(sets), confidence)
@@ -417,9 +424,7 @@ def localization(estimates, replicates: Replicates, depth, window: float = 0.7,
     est = _vector(estimates)
     sets = _sets(replicates, est.size)
     keep = _usable(est, sets)
-    inside = terminal_window(depth, window)
-    if inside.size != est.size:
-        raise InputError(f"depth has {inside.size} entries for {est.size} estimates.")
+    inside = _inside(depth, window, est.size)
     n, n_in = int(keep.sum()), int((keep & inside).sum())
     if n == 0:
         return Localization(None, None, None, None, False, 0, 0)

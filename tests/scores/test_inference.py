@@ -237,6 +237,9 @@ def test_localization_interval_and_claim():
     est, reps = planted(np.full(9, 0.1), noise=0.002)
     est[0], reps[0] = np.nan, np.nan  # baseline over the usable layers only
     assert localization(est, reps, depth).baseline == pytest.approx(3 / 8)
+    with pytest.raises(InputError):
+        localization(est, reps, depth[:-1])
+    assert window_mean([None, 0.1], [[np.nan] * G, [0.1] * G], [0.0, 1.0]).estimate == pytest.approx(0.1)
 
 
 # -- verdict and seeds -----------------------------------------------------------------------------------------------
