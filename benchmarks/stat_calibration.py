@@ -364,40 +364,51 @@ EXPERIMENTS: dict[str, Callable] = {"bias": run_bias, "band": run_band, "nulls":
 READING = """
 ## Reading
 
-1. **α̂ is a biased estimator whose bias depends on the sampling design.** E[α̂_N] sits above the population α,
-   non-monotone in N/d with a peak near N = d (+0.3 to +0.45), ≈ +0.1 at N = 4d, ≈ +0.04 at 16d, ≤ 0.01 at 64d; at
-   equal N/d it also depends on d (below N = 2d, d = 576 reads higher than d = 64). The jackknife interval covers
-   E[α̂_N] at or above the nominal rate (it is conservative near N = d, where leaving a group out moves N along the
-   steep part of the curve), but covers the population α almost never below N ≈ 16-32d. An α interval says where
-   E[α̂_N] is, not where the population exponent is; only deltas at the same design are interpretable.
-2. **Band (section 3).** The max-|t| critical value from the raw jackknife correlation is anti-conservative once
-   layers outnumber groups (rank G − 1: 5-7 % at 31 layers); shrunk toward the identity (Schäfer-Strimmer intensity
-   with the Gaussian variance of a sample correlation) it stays at or below nominal for every ρ, and below
-   Bonferroni's critical value, which is very conservative for strongly correlated layers (ρ = 0.99).
-3. **Equal-N nulls (section 4):** window calls, family-wise onsets and localization claims all stay at or below
-   nominal; the verdict never says "signature" or "reversed".
-4. **Different-N nulls (section 5):** the naive rule calls Δα significant in nearly every 20-vs-80-prompt trial.
-   Subsampling the larger trace to the same N does not cure it when the positions come from a different number of
-   prompts (tokens of one prompt are alike: 80 prompts × 3 tokens is not 20 × 13); on the *same prompts* under
-   different tokenizations it does (nominal rates). The jackknife bias correction works only from N ≈ 8d on and
-   fails badly below 2d. `comparable_n` (same d, same N at every layer, same prompt count) refuses every
-   different-N pair, so the policy never lets a design difference through as an effect.
-5. **Power (section 6):** a +5 % late change is found (window call 100 %, onset 78 %, "the paper's signature" 97 %)
-   and the onset never reaches into unchanged layers; +2 % is seen in the window mean (82 %) but rarely as an
-   onset (every window layer must clear the family-wise band). Localization is about |Δ|: a change uniform in
-   relative terms reads as localized when α itself grows with depth; a uniform absolute change does not.
+1. **α̂ is a biased estimator whose bias depends on the sampling design (sections 1-2).** E[α̂_N] sits above the
+   population α, non-monotone in N/d with a peak at N = d (+0.33 to +0.46), +0.08 to +0.14 at N = 4d, +0.03 to
+   +0.04 at 16d, ≤ 0.01 at 64d; at equal N/d it also depends on d (up to N ≈ 4d, d = 576 reads higher than d = 64).
+   The jackknife interval covers E[α̂_N] at or above the nominal rate within binomial error (it is conservative near
+   N = d: se up to 2.4× the sd at d = 128, because leaving a group out moves N along the steep part of the curve), but covers
+   the population α rarely, even at 64d (6-79 %): the bias shrinks more slowly than the se. An α interval says where
+   E[α̂_N] is, not the population exponent; only deltas between equal designs are interpretable. (d = 576: 3-4
+   trials a cell, indicative only; its means are precise, its rates are not.)
+2. **Band (section 3).** All three family-wise rules stay within Monte Carlo error of 5 %; the raw jackknife
+   correlation (rank G − 1 once layers outnumber groups) gives a systematically lower critical value than the shrunk
+   one (3.97 vs 4.26 at 31 layers, ρ = 0.9) and the highest error rates (5.0-7.0 % at 31 layers); shrinking toward
+   the identity (Schäfer-Strimmer intensity with the Gaussian variance of a sample correlation) fixes that at little
+   cost, and stays well below Bonferroni's critical value for strongly correlated layers (2.65 vs 3.62 at ρ = 0.99).
+3. **Equal-N nulls (section 4):** window calls, onsets (band and fixed sequence) and localization claims all stay at
+   or below nominal.
+4. **Different-N nulls (section 5):** the naive rule calls Δα significant in 97-100 % of 20-vs-80-prompt trials at
+   d = 64 and 128. Subsampling the larger trace to the same N does not cure it when the positions come from a
+   different number of prompts (18-48 % false calls: tokens of one prompt are alike, so 80 prompts × 3 tokens is not
+   20 × 13); on the *same prompts* under two tokenizations it does (1.7-4.7 %). The jackknife bias correction is
+   nominal at N ≥ 4d for d = 64 but fails at 2d (12-18 %) and, at d = 576, leaves biases of many se until ≈ 8d
+   (section 1). `comparable_n` (same d, same N at every layer, same prompt count) refused every different-N pair and
+   every budget-matched pair from different prompt counts: the policy never let a design difference through.
+5. **Power (section 6):** a +5 % late change is found (window call 100 %, band onset 78 %, "the paper's signature"
+   97 %); +2 % is seen in the window mean (82 %) but rarely as a band onset (10 %: every window layer must clear the
+   family-wise band). No onset ever reached into unchanged layers. Localization is about |Δ|: a change uniform in
+   relative terms reads as localized when α itself grows with depth (25 %); a uniform absolute change does not (3 %).
+6. **Onset: band or fixed sequence.** Walking down from the deepest layer with *pointwise* intervals and stopping at
+   the first layer not separated from 0 is a fixed-sequence test: a false step needs the first unchanged layer in the
+   order to be rejected, one level-5 % test, so it controls the same family-wise error (section 4: ≤ 2.5 %) and its
+   run always contains the band's. It finds the +2 % onset in 50 % of trials (band 10 %) and the +5 % one in 100 %
+   (band 78 %), never shallower than the change. The old rule was already this procedure minus the sign
+   requirement; its one real defect in these runs is running into unchanged layers of the other sign (3.3 % at
+   +5 %). `onset(procedure="band")` is the default, as the method asks; `procedure="sequence"` is offered.
 
 ## N policy (recommendation)
 
 - **compare** reads contraction deltas (window mean, onset, localization, verdict) only when
-  `comparable_n(n_tokens per layer, d, prompts)` is ok: same width, the same N at every layer (exactly), the same
+  `comparable_n(N_a, N_b, d_a, d_b, prompts_a=..., prompts_b=...)` is ok: same width, the same N (exactly), the same
   number of prompts. Otherwise the verdict is "not comparable" with the reason, and no Δα claim is made (transport
   deltas stay: a mean over tokens has no N bias). Traces of the same prompts and tokenizer pass automatically.
 - **trace** gets an optional position budget (a recorded parameter): after tokenization, keep
-  `subsample_positions(n_scored, budget, seed)` of the scored positions. With the same prompts and budget, models
-  with different tokenizers become comparable (section 5, *tokenizer*).
+  `subsample_positions(n_scored, budget, seed)` of the scored positions (prompt groups unchanged). With the same
+  prompts and the same budget, models with different tokenizers become comparable (section 5, *tokenizer*).
 - **Not** a bias-corrected estimator for comparisons: the correction depends on the unknown spectrum and fails below
-  N ≈ 8d. `jackknife_debiased` may label an absolute α level when N ≥ 8d.
+  N ≈ 4-8d. `jackknife_debiased` may label an absolute α level when N ≥ 8d.
 - Aim for N ≥ 4d where possible: the curve flattens and the intervals narrow.
 """
 
