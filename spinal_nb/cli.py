@@ -25,7 +25,7 @@ from .params import SpinalParams
 
 EXIT_ERROR = 2
 
-# One line per SPINAL parameter (SPEC.md): what it means. Defaults are read from SpinalParams itself.
+# One line per SPINAL parameter (docs/method.md): what it means. Defaults are read from SpinalParams itself.
 PARAM_HELP = {
     "skip_first": "leading positions of every prompt left out of the scores (BOS / attention sink)",
     "center": "column-center the stacked states before the spectrum (--no-center turns it off)",
@@ -34,7 +34,7 @@ PARAM_HELP = {
     "floor": "drop singular values at or below X times the largest before the fit",
     "min_points": "fewer spectrum points than this in the window -> contraction is null (with a reason)",
     "temperature": "softmax temperature of the logit lens",
-    "top_k": "lens over the union of both layers' top-K tokens, renormalized (SPEC's truncation knob; on CPU it is "
+    "top_k": "lens over the union of both layers' top-K tokens, renormalized (a speed knob; on CPU it is "
              "slower than the exact lens, which it approximates: BENCHMARKS.md; default: the exact full vocabulary)",
     "position_stride": "use every K-th selected position (1 = all)",
     "n_groups": "prompt groups of the delete-a-group jackknife (intervals come from resampling prompts)",

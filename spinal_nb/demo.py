@@ -37,8 +37,7 @@ resumes where it stopped and a finished trace returns at once.
 
 Threads: torch is pinned to one thread during the demo (``threads=1``; restored afterwards). Measured on the shared
 2-core machine with another job on the other core: tracing the lab base on the 100 prompts took 1.7-2.0 s with one
-thread and 76-121 s with two (torch's thread pool stalls when a core is taken; see ../shared/notes/offline-models.md
-§5.6). On an idle machine two threads are at best ~1.8x faster for the SmolLM2 build; pass ``threads=2`` there.
+thread and 76-121 s with two (torch's thread pool stalls when a core is taken). On an idle machine two threads are at best ~1.8x faster for the SmolLM2 build; pass ``threads=2`` there.
 
 >>> from pathlib import Path
 >>> result = run_demo(Path("spinal-demo"))                # doctest: +SKIP
@@ -64,6 +63,7 @@ from typing import Any
 
 from ._version import __version__
 from .errors import InputError, ModelLoadError
+from .io import atomic_file, atomic_text
 
 PARQUET, HTML, SUMMARY = "spinal-demo.parquet", "spinal-demo.html", "summary.json"
 QUICKSTART = "01-quickstart.ipynb"
@@ -334,8 +334,8 @@ def _write_pngs(frame, pairs: list[PairSpec], out: Path) -> list[Path]:
         sub = frame.select([spec.reference, spec.candidate])
         for kind in ("path", "delta"):
             p = out / f"{kind}-{spec.key}.png"
-            sub.chart(kind, reference=spec.reference, candidate=spec.candidate, window=WINDOW).save(str(p),
-                                                                                                  scale_factor=2)
+            c = sub.chart(kind, reference=spec.reference, candidate=spec.candidate, window=WINDOW)
+            atomic_file(p, lambda f, c=c: c.save(f, format="png", scale_factor=2))
             pngs.append(p)
     return pngs
 
@@ -400,11 +400,11 @@ def _write_html(frame, summary: dict[str, Any], described: dict[str, dict[str, A
     page = ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
             f"<meta name='generator' content='spinal-nb {__version__}'><title>SPINAL demo</title>"
             f"<style>{_CSS}</style></head><body>{''.join(parts)}</body></html>")
-    path = out / HTML
-    tmp_path = path.with_name(f".{path.name}.tmp")
-    tmp_path.write_text(page, encoding="utf-8")
-    os.replace(tmp_path, path)
-    return path
+    return atomic_text(out / HTML, page)
+
+
+def _write_summary(summary: dict[str, Any], path: Path) -> Path:
+    return atomic_text(path, json.dumps(summary, indent=1, ensure_ascii=False, default=str))
 
 
 def _write_outputs(frame, pairs: list[PairSpec], out: Path, summary: dict[str, Any]) -> DemoResult:
@@ -421,10 +421,7 @@ def _write_outputs(frame, pairs: list[PairSpec], out: Path, summary: dict[str, A
     summary["files"] = {"parquet": str(parquet), "html": str(out / HTML), "summary": str(out / SUMMARY),
                         "pngs": [str(p) for p in pngs]}
     html_path = _write_html(frame, summary, described, pngs, out, printed)
-    spath = out / SUMMARY
-    tmp = spath.with_name(f".{spath.name}.tmp")
-    tmp.write_text(json.dumps(summary, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
-    os.replace(tmp, spath)
+    spath = _write_summary(summary, out / SUMMARY)
     return DemoResult(out, parquet, html_path, spath, pngs, summary, printed)
 
 
@@ -556,7 +553,7 @@ def run_demo(out: Path | str = Path("."), notebook: bool = False, *, budget: str
                                                                               if run_smollm2 else []))
     # the final timings (the report stage's own time included) go into the written summary.json as well
     assert result is not None
-    result.summary_json.write_text(json.dumps(summary, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
+    _write_summary(summary, result.summary_json)
     if not quiet:
         _print_final(result, summary)
     return result

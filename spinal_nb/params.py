@@ -1,4 +1,4 @@
-"""Every open choice of the SPINAL method as one frozen, recorded parameter set (see SPEC.md)."""
+"""Every open choice of the SPINAL method as one frozen, recorded parameter set (docs/method.md)."""
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,4 @@
-"""Which token positions a trace uses, and how prompts become padded batches (SPEC.md "Positions").
+"""Which token positions a trace uses, and how prompts become padded batches (docs/method.md, "Layers and positions").
 
 - Every non-padding position of every prompt except its first `skip_first`, then every `position_stride`-th of
   those (stride 1 = all).

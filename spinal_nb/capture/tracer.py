@@ -1,4 +1,4 @@
-"""`trace()`: one call from a model and prompts to a TraceFrame (SPEC.md), local or on NDIF.
+"""`trace()`: one call from a model and prompts to a TraceFrame (docs/method.md), local or on NDIF.
 
 Per batch of prompts, one nnsight trace reads the input of block 1 and every block's raw output at the selected
 positions (positions.py); the rows go straight into the streaming accumulators (spinal_nb.scores) and are dropped,
@@ -35,10 +35,11 @@ import numpy as np
 import torch
 
 from .._version import __version__
-from ..data.cache import atomic_file, file_sha256, user_cache_dir
+from ..data.cache import user_cache_dir
 from ..data.prompts import as_texts
 from ..errors import InputError, ModelLoadError, NumericsError, RemoteError, SpinalError
 from ..frame import TraceFrame
+from ..io import atomic_file, file_sha256
 from ..params import SpinalParams
 from ..scores import (
     GramAccumulator,
@@ -682,7 +683,7 @@ def trace(model: Any, prompts: Any, *, tokenizer: Any = None, checkpoint: str | 
     `NNsight` / `TransformersModel`. A loaded model is moved to `device` / cast to `dtype` *in place* when given.
     prompts: list of str, or a `datasets.Dataset` / iterable of dicts with a `text_column`. Empty or whitespace
     prompts are refused; prompts longer than the model's context (or `max_length`) are truncated with a warning.
-    SPINAL parameters (SPEC.md) come as keywords (`skip_first=1`, `n_groups=10`, `top_k=None`, ...) or `params=`.
+    SPINAL parameters (docs/method.md) come as keywords (`skip_first=1`, `n_groups=10`, `top_k=None`, ...) or `params=`.
     `save_to=folder` checkpoints the partial sums every `checkpoint_every` batches; calling again with the same
     arguments resumes there (and returns at once when the run had finished). Prompts run jackknife group by group,
     and each finished group's float64 accumulators (≥ 16 MiB) are spilled to disk — to `save_to/spill/`, else to a

@@ -1,4 +1,5 @@
-"""Comparing two checkpoints: per-layer deltas with intervals and the audit summary of SPEC.md.
+"""Comparing two checkpoints: per-layer deltas with intervals and the audit summary (docs/method.md,
+"Comparing checkpoints").
 
 Intervals come from the delete-a-group jackknife replicates stored in the frame. When both checkpoints were traced on
 the same prompts with the same grouping (same prompt hash and number of groups), the difference is *paired*: the

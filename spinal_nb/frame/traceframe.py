@@ -6,7 +6,6 @@ import html
 import io
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import polars as pl
 
 from .._version import __version__
 from ..errors import FrameError
+from ..io import atomic_path
 from ..params import SpinalParams
 from .schema import LENS_SCHEMA, REQUIRED, SCHEMA
 
@@ -216,7 +216,7 @@ class TraceFrame:
 
     # -- Parquet ------------------------------------------------------------------------------------------------
     def to_parquet(self, path: str | os.PathLike) -> Path:
-        """Write data, metadata and lens detail to one Parquet file, atomically (temp file + rename).
+        """Write data, metadata and lens detail to one Parquet file, atomically (spinal_nb.io.atomic_path).
 
         Metadata travels as JSON in the file's key-value metadata; nothing is pickled.
         """
@@ -226,28 +226,8 @@ class TraceFrame:
         if self.lens is not None:
             kv[LENS_KEY] = json.dumps(self.lens.to_dict(as_series=False))
         kv[DIGEST_KEY] = _content_digest(self.data, kv)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:  # temp file, fsync, the user's umask, rename, fsync of the folder
             self.data.write_parquet(tmp, metadata=kv)
-            fd = os.open(tmp, os.O_RDWR)
-            try:
-                os.fsync(fd)  # the bytes are on disk before the rename makes them the file
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
-            try:  # and the rename itself survives a power loss (POSIX; best effort: not every file system can)
-                dfd = os.open(path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-                try:
-                    os.fsync(dfd)
-                finally:
-                    os.close(dfd)
-            except OSError:
-                pass
-        except BaseException:  # any failure, KeyboardInterrupt included: no temp file is left behind
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
         return path
 
     @classmethod
@@ -321,7 +301,7 @@ class TraceFrame:
 
     # -- comparison and views -----------------------------------------------------------------------------------
     def compare(self, reference: str, candidate: str, window: float = 0.7, on: str = "layer"):
-        """Per-layer differences candidate - reference with intervals, and the audit summary (SPEC.md)."""
+        """Per-layer differences candidate - reference with intervals, and the audit summary (docs/method.md)."""
         from .compare import compare_checkpoints
 
         return compare_checkpoints(self, reference, candidate, window=window, on=on)

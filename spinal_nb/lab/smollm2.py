@@ -27,8 +27,9 @@ from typing import Any
 import torch
 
 from ..data import brown
-from ..data.cache import atomic_dir, clean_stale, file_sha256, recipe_hash, user_cache_dir
+from ..data.cache import recipe_hash, user_cache_dir
 from ..errors import ModelLoadError
+from ..io import atomic_dir, clean_stale, file_sha256
 from .checkpoint import LabPair, load_checkpoint, quiet_transformers, read_lab_json, save_checkpoint
 from .recipes import LAB_VERSION, SMOLLM2_DPO, SmolLM2Recipe
 

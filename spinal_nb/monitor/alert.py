@@ -43,7 +43,7 @@ class SpinalAlertWarning(UserWarning):
 class AlertRule:
     """When the training monitor raises `SpinalAlertWarning` (see the module docstring for the rule).
 
-    window: terminal window, depths ≥ this (SPEC.md default 0.7).
+    window: terminal window, depths ≥ this (default 0.7, the paper's window: docs/method.md).
     contraction / transport: watched direction of the change, "either", "rise", "fall", or None (not watched).
     tolerance: half-width of the band, as a fraction of |reference window mean| of each score.
     patience: consecutive out-of-band evaluations before the alert fires (k).

@@ -1,4 +1,4 @@
-"""Contraction score: the power-law tail exponent of a layer's singular-value spectrum (SPEC.md).
+"""Contraction score: the power-law tail exponent of a layer's singular-value spectrum (docs/method.md).
 
 The singular values of the stacked, column-centered state matrix H (N x d) are obtained exactly without keeping all
 of H: per layer we stream, per jackknife group of prompts, either the group's rows or its Gram matrix, plus the column
@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.cache import atomic_file, file_sha256
 from ..errors import InputError, NumericsError
+from ..io import atomic_file, file_sha256
 
 
 def _as_float64(x) -> torch.Tensor:

@@ -8,11 +8,10 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
 import pathlib
-import tempfile
 
 from .._version import __version__
+from ..io import atomic_text
 
 # Traits that make up a view's state (everything render() reads).
 STATE = ("layer", "checkpoint", "reference", "mode", "window", "height", "title", "_header", "_data",
@@ -93,12 +92,5 @@ def write_html(widget, path, title: str | None = None) -> pathlib.Path:
                          f"checkpoint ({widget.reference}) is fixed."),
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(page)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_text(path, page)
     return path

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from spinal_nb.data.cache import atomic_dir, clean_stale, recipe_hash, user_cache_dir
+from spinal_nb.data.cache import recipe_hash, user_cache_dir
+from spinal_nb.io import atomic_dir, clean_stale
 
 
 def test_cache_dir_precedence(monkeypatch, tmp_path):

@@ -151,6 +151,23 @@ def test_rerun_uses_the_cache_and_gives_the_same_summary(run, cache, brown_tgz, 
     assert meta[LAB.reference]["extra"]["resumed_from"] == N_PROMPTS  # the finished trace was not redone
 
 
+@pytest.mark.parametrize("umask, want", [(0o022, 0o644), (0o077, 0o600)])
+def test_outputs_follow_the_umask(run, cache, brown_tgz, tmp_path, umask, want):
+    import os
+    import stat
+
+    old = os.umask(umask)
+    try:  # the cached pair and finished traces: seconds
+        result = demo.run_demo(tmp_path, budget="tiny", n_prompts=N_PROMPTS, cache_dir=cache, corpus=brown_tgz,
+                               progress=False, quiet=True)
+    finally:
+        os.umask(old)
+    files = sorted(p for p in tmp_path.iterdir())
+    assert [p.name for p in files] == sorted([demo.PARQUET, demo.HTML, demo.SUMMARY, "path-lab.png", "delta-lab.png"])
+    assert {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in files} == {p.name: oct(want) for p in files}
+    assert result.summary_json in files
+
+
 def test_an_upgrade_with_a_new_resume_format_retraces_instead_of_failing(run, cache, brown_tgz, tmp_path, monkeypatch):
     # the demo's trace cache is its own: a spinal-nb whose resume folders have another format must not stop the demo
     # with "delete the folder" (the tracer's answer for a folder the user passed)

@@ -100,7 +100,7 @@ def test_fisher_rao_is_pi_exactly_for_disjoint_supports(ps):
 
 
 def test_fisher_rao_never_exceeds_pi():
-    # unclamped, 4 asin(sqrt(2)/2) rounds to pi + 4.4e-16 (and pi + 6e-8 on float32 top-k input): SPEC says [0, pi]
+    # unclamped, 4 asin(sqrt(2)/2) rounds to pi + 4.4e-16 (and pi + 6e-8 on float32 top-k input): docs/method.md says [0, pi]
     assert float(fisher_rao(np.array([1.0, 0.0]), np.array([0.0, 1.0]))) == math.pi
     z = torch.tensor([[0.0, -1e30]], dtype=torch.float64)
     assert float(lens_step(z, z.flip(-1))) == math.pi
