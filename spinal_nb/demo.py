@@ -196,17 +196,16 @@ def _trace_checkpoint(folder: Path, name: str, prompts: list[str], *, cache: Pat
                       batch_size: int, lens_prompts: int):
     """Trace one cached checkpoint folder; partial sums resume from ``<cache>/demo-traces/<name>``; the folder's
     ``spinal_lab.json`` (recipe, timings, behavioural evidence) goes into ``meta[...]["extra"]["lab"]``."""
-    from .capture import trace
-    from .capture.tracer import CHECKPOINT_FORMAT
+    from .capture import resume, trace
     from .data.cache import recipe_hash
     from .lab import load_checkpoint, read_lab_json
 
     model, tok = load_checkpoint(folder)
     # one resume folder per (checkpoint folder, prompts, batch size, resume format): the tracer refuses a folder of
-    # another call, and one written by a spinal-nb with another checkpoint format ("delete the folder") — which a
+    # another call, and one written by a spinal-nb with another resume format ("delete the folder") — which a
     # user who upgraded should never have to do by hand for the demo's own cache
     key = recipe_hash({"checkpoint": folder.name, "prompts": prompts, "batch_size": batch_size,
-                       "format": CHECKPOINT_FORMAT})
+                       "format": resume.RESUME_FORMAT})
     frame = trace(model, prompts, tokenizer=tok, checkpoint=name, batch_size=batch_size, progress=progress,
                   save_to=cache / "demo-traces" / f"{name}-{key}", lens_prompts=lens_prompts or None)
     info = frame.meta["checkpoints"][name]

@@ -1,4 +1,4 @@
-"""trace() runs prompts group by group and spills finished jackknife groups to disk (tracer._spill_finished):
+"""trace() runs prompts group by group and spills finished jackknife groups to disk (capture.spill.spill_finished):
 the scores are exactly those of a run that keeps everything in memory, the private spill folder is gone after the
 call however it ends, stale folders of dead processes are cleaned, and groups really leave memory as they finish."""
 import os
@@ -6,6 +6,7 @@ import socket
 
 import pytest
 
+import spinal_nb.capture.spill as spill_mod
 import spinal_nb.capture.tracer as tr
 from capture.tiny import make_model, make_prompts, make_tokenizer
 from spinal_nb.capture import trace
@@ -32,17 +33,17 @@ class Watched(GramAccumulator):
         done = super().spill(group)
         if done:
             self.events.append((group, int(self.count[0].sum()), self.storage_bytes(), set(self.spilled_groups()),
-                                sorted(p.name for p in self.spill_dir.iterdir())))
+                                sorted(p.name for p in self.store.folder.iterdir())))
         return done
 
 
 def test_spilling_changes_no_score_and_the_folder_is_removed(spill_root, monkeypatch):
     model, tok, prompts = make_model("llama"), make_tokenizer(), make_prompts(24, seed=8)
     kw = dict(tokenizer=tok, batch_size=5, progress=False, n_groups=4)
-    monkeypatch.setattr(tr, "_SPILL_MIN_BYTES", 1 << 62)
+    monkeypatch.setattr(spill_mod, "SPILL_MIN_BYTES", 1 << 62)
     kept = trace(model, prompts, **kw)
     assert not spill_root.exists()  # nothing spilled, nothing created
-    monkeypatch.setattr(tr, "_SPILL_MIN_BYTES", 0)
+    monkeypatch.setattr(spill_mod, "SPILL_MIN_BYTES", 0)
     monkeypatch.setattr(tr, "GramAccumulator", Watched)
     Watched.made.clear()
     spilled = trace(model, prompts, **kw)
@@ -63,7 +64,7 @@ def test_spilling_changes_no_score_and_the_folder_is_removed(spill_root, monkeyp
 
 def test_the_spill_folder_is_removed_when_the_trace_fails(spill_root, monkeypatch):
     model, tok, prompts = make_model("llama"), make_tokenizer(), make_prompts(24, seed=8)
-    monkeypatch.setattr(tr, "_SPILL_MIN_BYTES", 0)
+    monkeypatch.setattr(spill_mod, "SPILL_MIN_BYTES", 0)
     real, calls = tr._run_batch, {"n": 0}
 
     def crash(*a, **k):
@@ -79,7 +80,7 @@ def test_the_spill_folder_is_removed_when_the_trace_fails(spill_root, monkeypatc
 
 
 def test_folders_left_by_dead_processes_are_removed_and_live_ones_kept(spill_root, monkeypatch):
-    monkeypatch.setattr(tr, "_SPILL_MIN_BYTES", 0)
+    monkeypatch.setattr(spill_mod, "SPILL_MIN_BYTES", 0)
     host = socket.gethostname().replace("-", "_")
     dead_pid = 2**22 + 12345  # above pid_max's default ceiling on Linux: no such process
     with pytest.raises(ProcessLookupError):

@@ -171,9 +171,9 @@ def test_outputs_follow_the_umask(run, cache, brown_tgz, tmp_path, umask, want):
 def test_an_upgrade_with_a_new_resume_format_retraces_instead_of_failing(run, cache, brown_tgz, tmp_path, monkeypatch):
     # the demo's trace cache is its own: a spinal-nb whose resume folders have another format must not stop the demo
     # with "delete the folder" (the tracer's answer for a folder the user passed)
-    import spinal_nb.capture.tracer as tracer
+    import spinal_nb.capture.resume as resume
 
-    monkeypatch.setattr(tracer, "CHECKPOINT_FORMAT", tracer.CHECKPOINT_FORMAT + 1)
+    monkeypatch.setattr(resume, "RESUME_FORMAT", resume.RESUME_FORMAT + 1)
     again = demo.run_demo(tmp_path, budget="tiny", n_prompts=N_PROMPTS, cache_dir=cache, corpus=brown_tgz,
                           progress=False, quiet=True)
     meta = TraceFrame.read_parquet(again.parquet).meta["checkpoints"]

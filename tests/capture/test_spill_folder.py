@@ -1,10 +1,11 @@
-"""Spilling finished jackknife groups to disk (GramAccumulator.spill): every spectrum is bit-identical to the one
-from memory, whichever form (rows or Gram) and route (kernel or Gram) a group is in; the memory held drops to the
+"""Spilling finished jackknife groups to disk (GramAccumulator.spill into a capture.spill.SpillFolder): every
+spectrum is bit-identical to the one from memory, whichever form (rows or Gram) and route (kernel or Gram) a group is in; the memory held drops to the
 groups not yet finished; a spilled group takes no more rows; the state round-trips through a checkpoint with the
 file's digest; an unwritable folder warns and keeps the group in memory."""
 import numpy as np
 import pytest
 
+from spinal_nb.capture.spill import SpillFolder
 from spinal_nb.errors import InputError
 from spinal_nb.scores import GramAccumulator
 
@@ -39,7 +40,7 @@ def same(a, b):
 @pytest.mark.parametrize("center", [True, False])
 def test_spilled_groups_give_bit_identical_spectra(tmp_path, sizes, center):
     d, L, G = 16, 3, 4
-    mem, disk = GramAccumulator(L, d, G), GramAccumulator(L, d, G, spill_dir=tmp_path)
+    mem, disk = GramAccumulator(L, d, G), GramAccumulator(L, d, G, store=SpillFolder(tmp_path))
     for _ in feed(mem, 5, G, sizes, d, L):
         pass
     for g in feed(disk, 5, G, sizes, d, L):
@@ -55,26 +56,26 @@ def test_spilled_groups_give_bit_identical_spectra(tmp_path, sizes, center):
 
 def test_a_spilled_group_takes_no_more_rows_and_spilling_twice_is_a_no_op(tmp_path):
     d, L, G = 8, 2, 3
-    acc = GramAccumulator(L, d, G, spill_dir=tmp_path)
+    acc = GramAccumulator(L, d, G, store=SpillFolder(tmp_path))
     for _ in feed(acc, 1, G, [4, 4, 4], d, L):
         pass
     assert acc.spill(1) and not acc.spill(1)
     with pytest.raises(InputError, match=r"group\(s\) \[1\] were spilled"):
         acc.update(0, np.ones((2, d)), [0, 1])
     assert not GramAccumulator(L, d, G).spill(0)  # no spill folder: nothing happens
-    empty = GramAccumulator(L, d, G, spill_dir=tmp_path / "e")
+    empty = GramAccumulator(L, d, G, store=SpillFolder(tmp_path / "e"))
     assert not empty.spill(0) and not (tmp_path / "e").exists()  # an empty group writes nothing
 
 
 def test_state_with_spilled_groups_round_trips_and_checks_the_files(tmp_path):
     d, L, G = 12, 2, 3
-    acc = GramAccumulator(L, d, G, spill_dir=tmp_path)
+    acc = GramAccumulator(L, d, G, store=SpillFolder(tmp_path))
     for g in feed(acc, 2, G, [9, 3, 5], d, L):
         if g < 2:
             acc.spill(g)
     state = acc.state_dict()
     assert state["spilled"].tolist() == [True, True, False]
-    back = GramAccumulator(L, d, G, spill_dir=tmp_path)
+    back = GramAccumulator(L, d, G, store=SpillFolder(tmp_path))
     back.load_state_dict(state)
     same(all_spectra(acc), all_spectra(back))
     f = tmp_path / "group-1.npz"
@@ -82,16 +83,16 @@ def test_state_with_spilled_groups_round_trips_and_checks_the_files(tmp_path):
     raw[-200] ^= 0xFF
     f.write_bytes(bytes(raw))
     with pytest.raises(InputError, match="group 1 is missing or does not match"):
-        GramAccumulator(L, d, G, spill_dir=tmp_path).load_state_dict(state)
+        GramAccumulator(L, d, G, store=SpillFolder(tmp_path)).load_state_dict(state)
     with pytest.raises(InputError, match="group 0 is missing"):
-        GramAccumulator(L, d, G, spill_dir=tmp_path / "elsewhere").load_state_dict(state)
+        GramAccumulator(L, d, G, store=SpillFolder(tmp_path / "elsewhere")).load_state_dict(state)
 
 
 def test_an_unwritable_spill_folder_warns_once_and_keeps_groups_in_memory(tmp_path):
     d, L, G = 8, 2, 3
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    acc, ref = GramAccumulator(L, d, G, spill_dir=blocker / "spill"), GramAccumulator(L, d, G)
+    acc, ref = GramAccumulator(L, d, G, store=SpillFolder(blocker / "spill")), GramAccumulator(L, d, G)
     for _ in feed(ref, 3, G, [5, 6, 7], d, L):
         pass
     with pytest.warns(UserWarning, match="Could not spill.*SPINAL_SPILL_DIR") as caught:
@@ -106,7 +107,7 @@ def test_a_disk_that_fills_up_mid_spill_leaves_no_file_and_keeps_the_group(tmp_p
     import errno
 
     d, L, G = 8, 3, 2
-    acc, ref = GramAccumulator(L, d, G, spill_dir=tmp_path), GramAccumulator(L, d, G)
+    acc, ref = GramAccumulator(L, d, G, store=SpillFolder(tmp_path)), GramAccumulator(L, d, G)
     for _ in feed(ref, 4, G, [6, 7], d, L):
         pass
     for _ in feed(acc, 4, G, [6, 7], d, L):
