@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 import textwrap
@@ -20,7 +19,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import FrameError, InputError, SpinalError
+from ._version import __version__
+from .data.prompts import read_prompts
+from .errors import InputError, ModelLoadError, SpinalError
+from .frame import TraceFrame, combine, pick_pair
 from .params import SpinalParams
 
 EXIT_ERROR = 2
@@ -248,7 +250,6 @@ def build_parser(*, magic: bool = False) -> argparse.ArgumentParser:
                 description="SPINAL depth traces of language-model checkpoints: contraction α_ℓ (the spectral "
                             "tail exponent of each layer's states) and transport 𝓛_ℓ (the Fisher–Rao step of the "
                             "logit lens to the next layer), with intervals, and their comparison across checkpoints.")
-    from ._version import __version__
     p.add_argument("--version", action="version", version=f"spinal-nb {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     _add_trace(sub, magic)
@@ -279,33 +280,6 @@ def spec_parameters(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def read_prompts(source: str, text_column: str = "text") -> list[str]:
-    """Prompts from a file (text: one per line; .jsonl; .json) or '-' (standard input, one per line)."""
-    if source == "-":
-        return prompts_from_text(sys.stdin.read())
-    path = Path(source)
-    if not path.is_file():
-        raise InputError(f"Prompts file not found: {source}. Pass a text file with one prompt per line, "
-                         "a .jsonl/.json file, or - for standard input.")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() in (".jsonl", ".json"):
-        try:
-            items = ([json.loads(line) for line in text.splitlines() if line.strip()]
-                     if path.suffix.lower() == ".jsonl" else json.loads(text))
-        except json.JSONDecodeError as e:
-            raise InputError(f"{source} is not valid JSON ({e}).") from e
-        if not isinstance(items, list):
-            raise InputError(f"{source} must hold a list of prompts (strings or objects with '{text_column}').")
-        from .data.prompts import as_texts
-        return as_texts(items, text_column, where=f"{source}: ")
-    return prompts_from_text(text)
-
-
-def prompts_from_text(text: str) -> list[str]:
-    """One prompt per line; blank lines are skipped."""
-    return [line.rstrip("\r") for line in text.splitlines() if line.strip()]
-
-
 def default_checkpoint_name(model: Any) -> str:
     if isinstance(model, (str, os.PathLike)):
         name = str(model).rstrip("/\\")
@@ -319,7 +293,6 @@ def _load_tokenizer(spec: Any, args: argparse.Namespace) -> Any:
         return spec
     from transformers import AutoTokenizer
 
-    from .errors import ModelLoadError
     kw = {"gguf_file": args.gguf_file} if getattr(args, "gguf_file", None) else {}
     try:
         return AutoTokenizer.from_pretrained(str(spec), revision=args.revision,
@@ -331,8 +304,6 @@ def _load_tokenizer(spec: Any, args: argparse.Namespace) -> Any:
 
 def _check_out(args: argparse.Namespace, name: str, params: SpinalParams) -> Any:
     """Fail before tracing when --out cannot take the result; returns the existing frame for --append."""
-    from .frame import TraceFrame
-
     if args.out is None:
         if args.append:
             raise InputError("--append needs --out FILE (the Parquet file to add this checkpoint to).")
@@ -378,87 +349,14 @@ def run_trace(args: argparse.Namespace, model: Any, prompts: Any, tokenizer: Any
                   keep_spectra=not args.no_spectra,
                   load_kwargs={"gguf_file": args.gguf_file} if args.gguf_file else None, params=params)
     if old is not None:
-        from .frame import TraceFrame
         frame = TraceFrame.concat([old, frame])
     if args.out is not None:
         frame.to_parquet(args.out)
     return frame
 
 
-def combine(frames: Sequence[Any], force: bool = False):
-    from .frame import TraceFrame
-
-    if not frames:
-        raise InputError("No trace given.")
-    return frames[0] if len(frames) == 1 else TraceFrame.concat(list(frames), force=force)
-
-
-def read_traces(paths: Sequence[str]) -> list[Any]:
-    from .frame import TraceFrame
-
+def read_traces(paths: Sequence[str]) -> list[TraceFrame]:
     return [TraceFrame.read_parquet(p) for p in paths]
-
-
-def pick_pair(frame: Any, reference: str | None, candidate: str | None) -> tuple[str, str]:
-    names = frame.checkpoints
-    if len(names) < 2:
-        raise InputError(f"A comparison needs two checkpoints; this trace holds only {names}. Trace another "
-                         "checkpoint into the same file with `spinal trace ... --append`, or pass a second file.")
-    ref = reference or names[0]
-    if candidate is None:
-        rest = [n for n in names if n != ref]
-        if len(rest) > 1:
-            raise InputError(f"The trace holds {len(names)} checkpoints {names}: say which two with --reference "
-                             "and --candidate.")
-        candidate = rest[0]
-    for n in (ref, candidate):
-        if n not in names:
-            raise FrameError(f"No checkpoint {n!r} in the trace; it holds {names}.")
-    if ref == candidate:
-        raise InputError(f"--reference and --candidate are both {ref!r}; pick two different checkpoints.")
-    return ref, candidate
-
-
-def run_compare(args: argparse.Namespace, frames: Sequence[Any]):
-    frame = combine(frames, args.force)
-    ref, cand = pick_pair(frame, args.reference, args.candidate)
-    return frame.compare(ref, cand, window=args.window, on=args.on)
-
-
-def comparison_json(cmp: Any) -> str:
-    return json.dumps({"reference": cmp.reference, "candidate": cmp.candidate, "summary": cmp.summary,
-                       "layers": cmp.layers.to_dicts()}, indent=1, default=_json_default)
-
-
-def _json_default(x: Any) -> Any:
-    if hasattr(x, "item"):  # numpy scalars
-        return x.item()
-    if hasattr(x, "tolist"):
-        return x.tolist()
-    return str(x)
-
-
-def run_report(args: argparse.Namespace, frames: Sequence[Any]) -> Path:
-    frame = combine(frames, args.force)
-    ref = args.reference or frame.checkpoints[0]
-    if ref not in frame.checkpoints:
-        raise FrameError(f"No checkpoint {ref!r} in the trace; it holds {frame.checkpoints}.")
-    out = Path(args.out)
-    if out.is_dir():
-        raise InputError(f"--out {out} is a folder; pass a file name such as {out / 'report.html'}.")
-    from .widgets import show
-
-    # the widgets' offline export: the interactive dashboard, JS, CSS and data inlined in one file
-    return Path(show(frame, reference=ref, window=args.window).to_html(out))
-
-
-def report_html(frame: Any, *, reference: str | None = None, window: float = 0.7) -> str:
-    """The report of `frame` as one self-contained HTML string (what `spinal report` writes)."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        ns = argparse.Namespace(out=str(Path(tmp) / "report.html"), reference=reference, window=window, force=False)
-        return run_report(ns, [frame]).read_text(encoding="utf-8")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -484,9 +382,11 @@ def _main(args: argparse.Namespace) -> int:
         print(frame)
         print(f"wrote {args.out}" + (f" ({len(frame.checkpoints)} checkpoints)" if args.append else ""))
     elif args.command == "compare":
-        cmp = run_compare(args, read_traces(args.traces))
+        frame = combine(read_traces(args.traces), args.force)
+        cmp = frame.compare(*pick_pair(frame.checkpoints, args.reference, args.candidate), window=args.window,
+                            on=args.on)
         if args.json:
-            print(comparison_json(cmp))
+            print(cmp.to_json())
         else:
             import polars as pl
             print(cmp)
@@ -494,7 +394,11 @@ def _main(args: argparse.Namespace) -> int:
                            tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
                 print(cmp.layers)
     elif args.command == "report":
-        print(f"wrote {run_report(args, read_traces(args.traces))}")
+        from .widgets import report
+
+        path = report(combine(read_traces(args.traces), args.force), args.out, reference=args.reference,
+                      window=args.window)
+        print(f"wrote {path}")
     elif args.command == "demo":
         return run_demo(args.out, args.notebook, smollm2=args.smollm2, threads=args.threads,
                         n_prompts=args.prompts)

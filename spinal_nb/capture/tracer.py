@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from ..data.prompts import as_texts
 from ..errors import InputError, SpinalError
@@ -141,8 +142,6 @@ def trace(model: Any, prompts: Any, *, tokenizer: Any = None, checkpoint: str | 
         done = int(state["prompts_done"]) if state else 0
 
     try:
-        from tqdm.auto import tqdm
-
         was_training = raw.training
         raw.eval()  # dropout off: the states must be the model's deterministic ones
         try:

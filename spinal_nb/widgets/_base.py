@@ -1,6 +1,7 @@
 """The state every spinal-nb widget shares: the TraceFrame's payload and the linked selection traits."""
 from __future__ import annotations
 
+import json
 import pathlib
 from typing import Any
 
@@ -9,6 +10,9 @@ import polars as pl
 import traitlets
 
 from ..errors import InputError
+from ..frame import TraceFrame
+from ._payload import compare_payload, frame_payload, lens_detail, lens_payload, spectra_payload
+from .html import widget_page, write_html
 
 STATIC = pathlib.Path(__file__).resolve().parent.parent / "static"
 MODES = ("path", "contraction", "transport", "entropy")
@@ -17,8 +21,6 @@ PREFETCH = 1  # detail of the selected layer ± this many is sent, so that a ←
 
 def as_traceframe(frame: Any):
     """A TraceFrame from a TraceFrame or a polars DataFrame with the TraceFrame columns."""
-    from ..frame import TraceFrame
-
     if isinstance(frame, TraceFrame):
         return frame
     if isinstance(frame, pl.DataFrame):
@@ -59,8 +61,6 @@ class TraceWidget(anywidget.AnyWidget):
     def __init__(self, traceframe: Any, *, layer: int | None = None, checkpoint: str | None = None,
                  reference: str | None = None, mode: str = "path", window: float = 0.7, spectrum_points: int = 48,
                  **kwargs: Any) -> None:
-        from ._payload import frame_payload, lens_detail
-
         frame = as_traceframe(traceframe)
         if not 0.0 <= float(window) <= 1.0:
             raise InputError(f"window is a depth in [0, 1], got {window}.")
@@ -120,8 +120,6 @@ class TraceWidget(anywidget.AnyWidget):
 
     # -- derived state -----------------------------------------------------------------------------------------
     def _update_compare(self) -> None:
-        from ._payload import compare_payload
-
         if not self.reference:
             return
         p = compare_payload(self._frame, self.reference, self.window)
@@ -134,8 +132,6 @@ class TraceWidget(anywidget.AnyWidget):
         """Spectra and lens rows of `layer` and its neighbours ± PREFETCH (None: every layer, as the static export
         embeds). The neighbours let the browser draw the next ←/→ step at once instead of after a kernel round trip
         (≈ 50 ms in a local JupyterLab, far more on Binder)."""
-        from ._payload import lens_payload, spectra_payload
-
         return {**spectra_payload(self._points, self._layers, layer, PREFETCH),
                 **lens_payload(self._lens_detail, layer, PREFETCH)}
 
@@ -152,8 +148,6 @@ class TraceWidget(anywidget.AnyWidget):
     @property
     def payload_bytes(self) -> dict[str, int]:
         """Bytes of every binary buffer sent to the browser (the JSON headers are small and listed too)."""
-        import json
-
         out = {name: len(getattr(self, name)) for name in ("_data", "_deltas", "_spectra", "_lens")}
         for name in ("_header", "_spectra_header", "_lens_header", "_deltas_header", "_summaries"):
             out[name] = len(json.dumps(getattr(self, name), separators=(",", ":")).encode())
@@ -165,6 +159,8 @@ class TraceWidget(anywidget.AnyWidget):
         Opens offline by double-click. The selection still works in the page (hover, slider, keys); the
         reference checkpoint is fixed to the current one, as recomputing comparisons needs Python.
         """
-        from ._html import write_html
-
         return write_html(self, path, title=title)
+
+    def html_page(self, title: str | None = None) -> str:
+        """The page `to_html` writes, as a string."""
+        return widget_page(self, title=title)

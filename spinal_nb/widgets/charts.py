@@ -15,7 +15,10 @@ import numpy as np
 import polars as pl
 
 from ..errors import InputError
+from ..frame import in_terminal_window
+from ..params import SpinalParams
 from ._base import as_traceframe
+from ._payload import fit_line, log_spaced
 
 LABELS = {
     "contraction": "contraction α (spectral tail exponent)",
@@ -93,7 +96,7 @@ def chart(traceframe: Any, kind: str = "path", *, window: float = 0.7, reference
     if kind == "spectrum":
         return _spectrum(frame, layer, width, height, title)
     df = frame.data.drop("contraction_jk", "transport_jk", "entropy_jk", "spectrum").with_columns(
-        (pl.col("depth") >= window - 1e-12).alias("terminal"))
+        in_terminal_window(pl.col("depth"), window).alias("terminal"))
     color = _color(frame)
     base = alt.Chart(df)
     if kind == "path":
@@ -154,9 +157,6 @@ def _delta(frame, window, reference, candidate, width, height, title) -> alt.Lay
 
 
 def _spectrum(frame, layer, width, height, title) -> alt.LayerChart:
-    from ..params import SpinalParams
-    from ._payload import fit_line, log_spaced
-
     params = frame.params or SpinalParams()
     layer = frame.n_layers() if layer is None else int(layer)
     rows, fits = [], []

@@ -13,6 +13,7 @@ from cli_models import prompt_lines
 
 from spinal_nb import cli
 from spinal_nb.capture import trace
+from spinal_nb.data.prompts import read_prompts
 from spinal_nb.errors import InputError
 from spinal_nb.frame import TraceFrame
 from spinal_nb.params import SpinalParams
@@ -103,16 +104,16 @@ def test_prompt_files_get_the_same_checks_as_the_api(tmp_path, items, match):
     js = tmp_path / "p.json"
     js.write_text(json.dumps(items))
     with pytest.raises(InputError, match=match):
-        cli.read_prompts(str(js), "body")
+        read_prompts(str(js), "body")
 
 
 def test_prompts_from_stdin_and_jsonl(tiny_models, tmp_path):
     jsonl = tmp_path / "p.jsonl"
     jsonl.write_text("\n".join(json.dumps({"body": p}) for p in prompt_lines(12)))
-    assert cli.read_prompts(str(jsonl), "body") == prompt_lines(12)
+    assert read_prompts(str(jsonl), "body") == prompt_lines(12)
     js = tmp_path / "p.json"
     js.write_text(json.dumps(prompt_lines(5)))
-    assert cli.read_prompts(str(js)) == prompt_lines(5)
+    assert read_prompts(str(js)) == prompt_lines(5)
     out = tmp_path / "stdin.parquet"
     r = subprocess_run(["trace", tiny_models["base"], "--prompts", "-", "--out", out, "--no-progress", "--n-groups",
                         3], stdin="\n".join(prompt_lines(12)))

@@ -224,7 +224,7 @@ def test_files_without_a_checksum_still_load(tmp_path, pair):
     """Traces written before the content checksum existed carry no digest: they load unchanged."""
     import polars as pl
 
-    from spinal_nb.frame.traceframe import DIGEST_KEY
+    from spinal_nb.frame.parquet import DIGEST_KEY
 
     base, _ = pair
     p = base.to_parquet(tmp_path / "a.parquet")
