@@ -1,6 +1,8 @@
 """spinal-nb: the SPINAL diagnostic (contraction and transport depth traces) for language-model checkpoints."""
 from __future__ import annotations
 
+import importlib
+
 from ._version import __version__
 from .errors import ArchitectureError, FrameError, InputError, ModelLoadError, NumericsError, RemoteError, SpinalError
 from .frame import Comparison, TraceFrame, compare, read_parquet
@@ -14,8 +16,6 @@ _LAZY = {"trace": ("spinal_nb.capture", "trace"), "show": ("spinal_nb.widgets", 
 
 def __getattr__(name: str):
     if name in _LAZY:
-        import importlib
-
         module, attr = _LAZY[name]
         value = getattr(importlib.import_module(module), attr)
         globals()[name] = value

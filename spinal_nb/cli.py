@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from ._version import __version__
 from .data.prompts import read_prompts
 from .errors import InputError, ModelLoadError, SpinalError
@@ -388,7 +390,6 @@ def _main(args: argparse.Namespace) -> int:
         if args.json:
             print(cmp.to_json())
         else:
-            import polars as pl
             print(cmp)
             with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=220, float_precision=4,
                            tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):

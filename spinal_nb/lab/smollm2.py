@@ -30,6 +30,7 @@ from ..data import brown
 from ..data.cache import recipe_hash, user_cache_dir
 from ..errors import ModelLoadError
 from ..io import atomic_dir, clean_stale, file_sha256
+from .build import dpo_stage
 from .checkpoint import LabPair, load_checkpoint, quiet_transformers, read_lab_json, save_checkpoint
 from .recipes import LAB_VERSION, SMOLLM2_DPO, SmolLM2Recipe
 
@@ -146,8 +147,6 @@ def build_smollm2_pair(cache_dir: str | os.PathLike | None = None, progress: boo
     sentences. Kept in fp32: the DPO weight change is ~4e-4 relative, below bf16 and near fp16 rounding.
     Folder: ``<cache>/smollm2/dpo-<hash>/`` (538 MB) with ``spinal_lab.json``; ~1.1 GB for the pair.
     """
-    from .build import dpo_stage
-
     base_dir = smollm2_plain_dir(cache_dir, progress)
     dpo_dir = smollm2_dpo_dir(recipe, cache_dir)
     if dpo_dir.is_dir():

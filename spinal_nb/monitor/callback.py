@@ -22,6 +22,7 @@ from typing import Any
 import polars as pl
 import torch
 
+from .. import capture
 from ..errors import InputError, NumericsError
 from ..frame import TraceFrame
 from .alert import AlertRule, AlertTracker, SpinalAlertWarning, describe
@@ -195,13 +196,11 @@ class SpinalCallback(TrainerCallback):
 
     # -- one evaluation -----------------------------------------------------------------------------------------
     def _trace(self, model: torch.nn.Module, name: str) -> TraceFrame:
-        from ..capture import trace
-
         modes = [(m, m.training) for m in model.modules()]
         try:
             model.eval()
             with torch.random.fork_rng(devices=_cuda_devices(model)), torch.no_grad():
-                return trace(model, self.probe_prompts, tokenizer=self._tok, checkpoint=name, progress=False,
+                return capture.trace(model, self.probe_prompts, tokenizer=self._tok, checkpoint=name, progress=False,
                              **self.trace_kwargs)
         finally:
             _restore_modes(modes)
