@@ -34,7 +34,7 @@ PARAM_HELP = {
     "skip_first": "leading positions of every prompt left out of the scores (BOS / attention sink)",
     "center": "column-center the stacked states before the spectrum (--no-center turns it off)",
     "row_normalize": "L2-normalize every state before the spectrum",
-    "window": "tail window of the spectrum fit, as fractions LO HI of the rank",
+    "tail_window": "tail of the spectrum the fit uses: ranks from LO to HI as fractions of the rank",
     "floor": "drop singular values at or below X times the largest before the fit",
     "min_points": "fewer spectrum points than this in the window -> contraction is null (with a reason)",
     "temperature": "softmax temperature of the logit lens",
@@ -85,7 +85,7 @@ def _add_param_options(p: argparse.ArgumentParser) -> None:
         if f.type in (bool, "bool"):
             g.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None,
                            help=f"{what} (default: {'on' if value else 'off'})")
-        elif name == "window":
+        elif name == "tail_window":
             g.add_argument(flag, dest=name, nargs=2, type=float, metavar=("LO", "HI"), default=None,
                            help=f"{what} (default: {value[0]} {value[1]})")
         elif name == "top_k":
@@ -141,7 +141,7 @@ def _add_trace(sub, magic: bool) -> None:
                    help="NDIF server to use with --remote (default: nnsight's, https://api.ndif.us)")
     t.add_argument("--save-to", default=None, metavar="DIR",
                    help="keep partial results in DIR; rerunning the same command resumes there (default: none)")
-    t.add_argument("--checkpoint-every", type=int, default=10, metavar="N",
+    t.add_argument("--save-every", type=int, default=10, metavar="N",
                    help="with --save-to: save the partial results every N batches (default: 10)")
     t.add_argument("--lens-prompts", type=int, default=None, metavar="N",
                    help="also keep the top lens tokens per layer for the first N prompts, for the widgets "
@@ -183,7 +183,7 @@ def _add_compare(sub, magic: bool) -> None:
     c.add_argument("--candidate", default=None,
                    help="candidate checkpoint, e.g. the DPO model (default: the second checkpoint; required "
                         "when there are more than two)")
-    c.add_argument("--window", type=float, default=0.7, metavar="DEPTH",
+    c.add_argument("--terminal-depth", type=float, default=0.7, metavar="DEPTH",
                    help="terminal window: layers with depth ℓ/L >= DEPTH (default: 0.7, the paper's window)")
     c.add_argument("--on", choices=("layer", "depth"), default="layer",
                    help="match layers by index, or by depth for checkpoints of different depth (default: layer)")
@@ -207,7 +207,7 @@ def _add_report(sub, magic: bool) -> None:
     r.add_argument("--out", required=True, help="HTML file to write")
     r.add_argument("--reference", default=None,
                    help="checkpoint every other one is compared with (default: the first checkpoint)")
-    r.add_argument("--window", type=float, default=0.7, metavar="DEPTH",
+    r.add_argument("--terminal-depth", type=float, default=0.7, metavar="DEPTH",
                    help="terminal window: layers with depth >= DEPTH (default: 0.7)")
     r.add_argument("--force", action="store_true",
                    help="combine traces made with different SPINAL parameters anyway (default: refuse)")
@@ -278,7 +278,7 @@ def spec_parameters(args: argparse.Namespace) -> dict[str, Any]:
     for name in _PARAM_FIELDS:
         v = getattr(args, name, None)
         if v is not None:
-            out[name] = tuple(v) if name == "window" else v
+            out[name] = tuple(v) if name == "tail_window" else v
     return out
 
 
@@ -345,7 +345,7 @@ def run_trace(args: argparse.Namespace, model: Any, prompts: Any, tokenizer: Any
     frame = trace(model, prompts, tokenizer=_load_tokenizer(tokenizer, args), checkpoint=name,
                   batch_size=args.batch_size, device=args.device, dtype=args.dtype,
                   remote=(args.ndif_host or True) if args.remote else False, progress=not args.no_progress,
-                  save_to=args.save_to, checkpoint_every=args.checkpoint_every,
+                  save_to=args.save_to, save_every=args.save_every,
                   trust_remote_code=args.trust_remote_code, revision=args.revision, text_column=args.text_column,
                   max_length=args.max_length, lens_prompts=args.lens_prompts, lens_top_k=args.lens_top_k,
                   keep_spectra=not args.no_spectra,
@@ -385,7 +385,8 @@ def _main(args: argparse.Namespace) -> int:
         print(f"wrote {args.out}" + (f" ({len(frame.checkpoints)} checkpoints)" if args.append else ""))
     elif args.command == "compare":
         frame = combine(read_traces(args.traces), args.force)
-        cmp = frame.compare(*pick_pair(frame.checkpoints, args.reference, args.candidate), window=args.window,
+        cmp = frame.compare(*pick_pair(frame.checkpoints, args.reference, args.candidate),
+                            terminal_depth=args.terminal_depth,
                             on=args.on)
         if args.json:
             print(cmp.to_json())
@@ -398,7 +399,7 @@ def _main(args: argparse.Namespace) -> int:
         from .widgets import report
 
         path = report(combine(read_traces(args.traces), args.force), args.out, reference=args.reference,
-                      window=args.window)
+                      terminal_depth=args.terminal_depth)
         print(f"wrote {path}")
     elif args.command == "demo":
         return run_demo(args.out, args.notebook, smollm2=args.smollm2, threads=args.threads,

@@ -74,12 +74,12 @@ from .frame import TERMINAL_DEPTH, TraceFrame
 from .io import atomic_file, atomic_text
 from .lab import build_lab_pair, build_smollm2_pair, lab_dirs, load_checkpoint, read_lab_json
 from .lab.smollm2 import check_gguf_deps, locate_smollm2_gguf, smollm2_dpo_dir
+from .params import SpinalParams
 from .widgets import chart, show
 from .widgets.html import PairSection, audit_page
 
 PARQUET, HTML, SUMMARY = "spinal-demo.parquet", "spinal-demo.html", "summary.json"
 QUICKSTART = "01-quickstart.ipynb"
-WINDOW = TERMINAL_DEPTH
 
 
 @dataclass(frozen=True)
@@ -201,11 +201,11 @@ def _trace_checkpoint(folder: Path, name: str, prompts: list[str], *, cache: Pat
     """Trace one cached checkpoint folder; partial sums resume from ``<cache>/demo-traces/<name>``; the folder's
     ``spinal_lab.json`` (recipe, timings, behavioural evidence) goes into ``meta[...]["extra"]["lab"]``."""
     model, tok = load_checkpoint(folder)
-    # one resume folder per (checkpoint folder, prompts, batch size, resume format): the tracer refuses a folder of
-    # another call, and one written by a spinal-nb with another resume format ("delete the folder") — which a
-    # user who upgraded should never have to do by hand for the demo's own cache
+    # one resume folder per (checkpoint folder, prompts, batch size, parameters as recorded, resume format): the
+    # tracer refuses a folder of another call, and one written by a spinal-nb with another resume format ("delete the
+    # folder") — which a user who upgraded should never have to do by hand for the demo's own cache
     key = recipe_hash({"checkpoint": folder.name, "prompts": prompts, "batch_size": batch_size,
-                       "format": resume.RESUME_FORMAT})
+                       "format": resume.RESUME_FORMAT, "params": SpinalParams().to_dict()})
     frame = trace(model, prompts, tokenizer=tok, checkpoint=name, batch_size=batch_size, progress=progress,
                   save_to=cache / "demo-traces" / f"{name}-{key}", lens_prompts=lens_prompts or None)
     info = frame.meta["checkpoints"][name]
@@ -231,10 +231,10 @@ def _evidence_digest(evidence: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def describe_pair(frame, spec: PairSpec, window: float = WINDOW) -> dict[str, Any]:
+def describe_pair(frame, spec: PairSpec, terminal_depth: float = TERMINAL_DEPTH) -> dict[str, Any]:
     """Comparison summary, verdict and evidence of one pair in a frame (what summary.json holds per pair)."""
-    cmp = frame.compare(spec.reference, spec.candidate, window=window)
-    base_w = frame.window_means(spec.reference, window)
+    cmp = frame.compare(spec.reference, spec.candidate, terminal_depth=terminal_depth)
+    base_w = frame.window_means(spec.reference, terminal_depth)
     ev = frame.meta["checkpoints"][spec.candidate].get("extra", {}).get("lab", {}).get("evidence", {})
     return {"title": spec.title, "reference": spec.reference, "candidate": spec.candidate,
             "n_layers": frame.n_layers(spec.reference), "comparison": cmp.summary,
@@ -270,7 +270,7 @@ def _write_pngs(frame, pairs: list[PairSpec], out: Path) -> list[Path]:
         sub = frame.select([spec.reference, spec.candidate])
         for kind in ("path", "delta"):
             p = out / f"{kind}-{spec.key}.png"
-            c = chart(sub, kind, reference=spec.reference, candidate=spec.candidate, window=WINDOW)
+            c = chart(sub, kind, reference=spec.reference, candidate=spec.candidate, terminal_depth=TERMINAL_DEPTH)
             atomic_file(p, lambda f, c=c: c.save(f, format="png", scale_factor=2))
             pngs.append(p)
     return pngs
@@ -278,7 +278,8 @@ def _write_pngs(frame, pairs: list[PairSpec], out: Path) -> list[Path]:
 
 def _dashboard_page(frame, spec: PairSpec) -> str:
     dash = show(frame.select([spec.reference, spec.candidate]), reference=spec.reference,
-                checkpoint=spec.candidate, window=WINDOW, title=spec.title)
+                checkpoint=spec.candidate, terminal_depth=TERMINAL_DEPTH,
+                title=spec.title)
     return dash.html_page()
 
 

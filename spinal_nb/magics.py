@@ -133,7 +133,8 @@ class SpinalMagics(Magics):
 
     def _compare(self, args: argparse.Namespace, cell: str | None) -> Any:
         frame = combine(self._frames(args.traces), args.force)
-        cmp = frame.compare(*pick_pair(frame.checkpoints, args.reference, args.candidate), window=args.window,
+        cmp = frame.compare(*pick_pair(frame.checkpoints, args.reference, args.candidate),
+                            terminal_depth=args.terminal_depth,
                             on=args.on)
         if args.json:
             print(cmp.to_json())
@@ -143,7 +144,7 @@ class SpinalMagics(Magics):
 
     def _report(self, args: argparse.Namespace, cell: str | None) -> None:
         path = report(combine(self._frames(args.traces), args.force), args.out, reference=args.reference,
-                      window=args.window)
+                      terminal_depth=args.terminal_depth)
         print(f"wrote {path}")
 
     def _show(self, args: argparse.Namespace, cell: str | None) -> Any:

@@ -5,7 +5,7 @@ The call, in order: load the model and tokenize the prompts (load.py); run the p
 at the selected positions (positions.py), and the rows go straight into the streaming accumulators (spinal_nb.scores)
 and are dropped (batch.py), so memory stays flat in the number of prompts. A finished group's accumulators are
 spilled to disk (spill.py), so what stays in memory is about one group's worth whatever the number of prompts; with
-`save_to` the partial sums are saved every `checkpoint_every` batches and a new call resumes there (resume.py). The
+`save_to` the partial sums are saved every `save_every` batches and a new call resumes there (resume.py). The
 logit lens (lens.LensEngine) is evaluated on the selected rows only, a cache-sized chunk of positions at a time, in
 buffers reused for the whole trace: nothing of size tokens × vocab × layers ever exists. Then the scores are
 finalized (spinal_nb.scores.finalize) and, with `lens_prompts`, the top-k lens tokens of a few prompts are added
@@ -67,7 +67,7 @@ def _params(params: SpinalParams | None, spec_parameters: dict[str, Any]) -> Spi
 
 def trace(model: Any, prompts: Any, *, tokenizer: Any = None, checkpoint: str | None = None, batch_size: int = 8,
           device: Any = None, dtype: Any = None, remote: bool | str = False, progress: bool = True,
-          save_to: str | os.PathLike | None = None, checkpoint_every: int = 10, trust_remote_code: bool = False,
+          save_to: str | os.PathLike | None = None, save_every: int = 10, trust_remote_code: bool = False,
           revision: str | None = None, text_column: str = "text", max_length: int | None = None,
           lens_prompts: int | Sequence[int] | None = None, lens_top_k: int = 5,
           architecture: Architecture | None = None, params: SpinalParams | None = None, keep_spectra: bool = True,
@@ -80,7 +80,7 @@ def trace(model: Any, prompts: Any, *, tokenizer: Any = None, checkpoint: str | 
     prompts: list of str, or a `datasets.Dataset` / iterable of dicts with a `text_column`. Empty or whitespace
     prompts are refused; prompts longer than the model's context (or `max_length`) are truncated with a warning.
     SPINAL parameters (docs/method.md) come as keywords (`skip_first=1`, `n_groups=10`, `top_k=None`, ...) or `params=`.
-    `save_to=folder` checkpoints the partial sums every `checkpoint_every` batches; calling again with the same
+    `save_to=folder` saves the partial sums every `save_every` batches; calling again with the same
     arguments resumes there (and returns at once when the run had finished). Prompts run jackknife group by group,
     and each finished group's float64 accumulators (≥ 16 MiB) are spilled to disk — to `save_to/spill/`, else to a
     private folder under `$SPINAL_SPILL_DIR` or the user cache, removed when the call ends — so memory holds about
@@ -93,8 +93,8 @@ def trace(model: Any, prompts: Any, *, tokenizer: Any = None, checkpoint: str | 
     params = _params(params, spec_parameters)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size must be a positive int, got {batch_size!r}.")
-    if not isinstance(checkpoint_every, int) or checkpoint_every < 1:
-        raise InputError(f"checkpoint_every must be a positive int, got {checkpoint_every!r}.")
+    if not isinstance(save_every, int) or save_every < 1:
+        raise InputError(f"save_every must be a positive int, got {save_every!r}.")
     if remote not in (False, True, "local", None) and not (isinstance(remote, str) and remote.startswith("http")):
         raise InputError(f"remote must be False, True, 'local' or an NDIF host URL, got {remote!r}.")
     if max_length is not None and (not isinstance(max_length, int) or max_length < 1):
@@ -125,20 +125,20 @@ def trace(model: Any, prompts: Any, *, tokenizer: Any = None, checkpoint: str | 
 
     prompts_sha = hashlib.sha256(json.dumps(texts).encode()).hexdigest()
     done = 0
-    ckpt = None
+    saved = None
     if save_to is not None:
         call = {"model": model_fingerprint(raw), "tokens": hashlib.sha256(json.dumps(token_ids).encode()).hexdigest(),
                 "params": params.to_dict(), "batch_size": batch_size, "arch": arch.to_dict(),
                 "dtype": str(model_dtype(raw)), "server": server}
-        ckpt = ResumeState(save_to, hashlib.sha256(json.dumps(call, sort_keys=True).encode()).hexdigest())
-        spill = SpillFolder(ckpt.spill_dir)  # spilled groups are part of the saved partial results
+        saved = ResumeState(save_to, hashlib.sha256(json.dumps(call, sort_keys=True).encode()).hexdigest())
+        spill = SpillFolder(saved.spill_dir)  # spilled groups are part of the saved partial results
     else:
         spill = SpillFolder(private_spill_dir(), fsync=False)  # removed when this call ends, however it ends
     gram = GramAccumulator(L + 1, d, params.n_groups, row_normalize=params.row_normalize, device=acc_device,
                            store=spill)
     transport = TransportAccumulator(L + 1, params.n_groups)
-    if ckpt is not None:
-        state = ckpt.load(gram, transport)
+    if saved is not None:
+        state = saved.load(gram, transport)
         done = int(state["prompts_done"]) if state else 0
 
     try:
@@ -148,7 +148,7 @@ def trace(model: Any, prompts: Any, *, tokenizer: Any = None, checkpoint: str | 
             with torch.no_grad(), tqdm(total=n_prompts, initial=done, disable=not progress, unit="prompt",
                                        desc=f"spinal trace {checkpoint}") as bar:
                 n_batches = 0
-                spill_finished(gram, last, done)  # a resumed run: groups finished before the last checkpoint
+                spill_finished(gram, last, done)  # a resumed run: groups finished before the last save
                 for start in range(done, n_prompts, batch_size):
                     end = min(start + batch_size, n_prompts)
                     idx = order[start:end]
@@ -159,8 +159,8 @@ def trace(model: Any, prompts: Any, *, tokenizer: Any = None, checkpoint: str | 
                     spill_finished(gram, last, end)
                     n_batches += 1
                     bar.update(len(idx))
-                    if ckpt is not None and (n_batches % checkpoint_every == 0 or end == n_prompts):
-                        ckpt.save(gram, transport, end, n_prompts, {"n_truncated": n_truncated})
+                    if saved is not None and (n_batches % save_every == 0 or end == n_prompts):
+                        saved.save(gram, transport, end, n_prompts, {"n_truncated": n_truncated})
                 lens = None
                 if lens_idx:
                     lens = lens_table(nn_model, arch, tok, texts, token_ids, lens_idx, checkpoint, fwd, lens_top_k,
@@ -187,7 +187,7 @@ def trace(model: Any, prompts: Any, *, tokenizer: Any = None, checkpoint: str | 
                           "n_positions": gram.n_rows(0), "resumed_from": done or None}}
         return TraceFrame.from_columns(cols, checkpoint, params, info, lens=lens)
     finally:
-        if ckpt is None:
+        if saved is None:
             shutil.rmtree(spill.folder, ignore_errors=True)
 
 

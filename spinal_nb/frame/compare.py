@@ -151,7 +151,7 @@ class Comparison:
         return "\n".join([
             f"Comparison {self.candidate!r} − {self.reference!r} ({'paired' if s['paired'] else 'unpaired'} "
             f"intervals, {int(s['confidence'] * 100)}%, on {s['on']})",
-            f"  terminal window: depth ≥ {s['window']} → layers {s['window_layers'][0]}–{s['window_layers'][-1]}"
+            f"  terminal window: depth ≥ {s['terminal_depth']} → layers {s['window_layers'][0]}–{s['window_layers'][-1]}"
             if s["window_layers"] else "  terminal window: empty",
             f"  window mean Δα (contraction): {ci('window_contraction')}",
             f"  window mean Δ𝓛 (transport):   {ci('window_transport')}",
@@ -214,13 +214,13 @@ def pick_pair(names: list[str], reference: str | None, candidate: str | None) ->
     return ref, candidate
 
 
-def compute_comparison(frame, reference: str, candidate: str, window: float = TERMINAL_DEPTH, on: str = "layer",
-                       confidence: float | None = None) -> Comparison:
+def compute_comparison(frame, reference: str, candidate: str, terminal_depth: float = TERMINAL_DEPTH,
+                       on: str = "layer", confidence: float | None = None) -> Comparison:
     """What `TraceFrame.compare` returns: candidate − reference of `frame` (see the module docstring)."""
     if on not in ("layer", "depth"):
         raise FrameError(f"on must be 'layer' or 'depth', got {on!r}.")
-    if not 0.0 <= window <= 1.0:
-        raise FrameError(f"window is a depth in [0, 1], got {window}.")
+    if not 0.0 <= terminal_depth <= 1.0:
+        raise FrameError(f"terminal_depth is a depth in [0, 1], got {terminal_depth}.")
     ra, rb = frame.checkpoint(reference), frame.checkpoint(candidate)
     la, lb = int(ra.get_column("layer").max()), int(rb.get_column("layer").max())
     a, b = _side(ra), _side(rb)
@@ -237,7 +237,7 @@ def compute_comparison(frame, reference: str, candidate: str, window: float = TE
     conf = confidence or pa.get("confidence") or 0.95
 
     layers = ra.get_column("layer").to_numpy()
-    inside = in_terminal_window(a.depth, window)
+    inside = in_terminal_window(a.depth, terminal_depth)
     cols: dict[str, Any] = {"layer": layers, "depth": a.depth}
     for s in SCORES:
         stat = _Stat(a, b, s, is_paired, conf)
@@ -248,7 +248,7 @@ def compute_comparison(frame, reference: str, candidate: str, window: float = TE
     df = pl.DataFrame(cols, schema_overrides={"layer": pl.Int64}, strict=False).with_columns(
         pl.col(c).fill_nan(None) for c in cols if c.startswith("d_"))
 
-    summary: dict[str, Any] = {"window": window, "window_layers": layers[inside].tolist(), "paired": is_paired,
+    summary: dict[str, Any] = {"terminal_depth": terminal_depth, "window_layers": layers[inside].tolist(), "paired": is_paired,
                                "confidence": conf, "on": on if la != lb else "layer"}
     for s in SCORES:
         stat = _Stat(a, b, s, is_paired, conf)
@@ -321,7 +321,7 @@ def verdict(summary: dict[str, Any], reference_means: dict[str, float | None]) -
     def part(sym, v, d, r):
         pct = "" if r is None else f", {r * 100:+.1f}% of the base's window mean"
         return f"{sym} {d} {format_interval(v)}{pct}"
-    text = (f"{head}: in the terminal window (depth ≥ {summary['window']}) "
+    text = (f"{head}: in the terminal window (depth ≥ {summary['terminal_depth']}) "
             f"{part('α', da, a_dir, rel['contraction'])}; {part('𝓛', dl, l_dir, rel['transport'])} "
             f"({int(summary['confidence'] * 100)}% intervals).")
     return {"status": status, "contraction": a_dir, "transport": l_dir, "relative_change": rel, "text": text}

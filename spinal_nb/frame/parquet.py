@@ -5,7 +5,7 @@ a different trace. `TraceFrame.to_parquet` / `TraceFrame.read_parquet` are the A
 Key-value metadata: `spinal_nb.format` ("1"), `spinal_nb.meta` (TraceFrame.meta), `spinal_nb.lens` (the lens table,
 column-wise, when there is one), `spinal_nb.sha256` (of the data's values and the other keys; files written before
 it existed have none and load as before). Metadata written by an older spinal-nb is mapped to today's names on read
-(params.SpinalParams.upgrade: `window` -> `tail_window`).
+(SpinalParams.upgrade: `window` -> `tail_window`), so that old and new traces combine and compare.
 """
 from __future__ import annotations
 
@@ -135,4 +135,9 @@ def read_trace(path: str | os.PathLike) -> tuple[pl.DataFrame, dict[str, Any], p
             if v is not None and (not isinstance(v, kind) or isinstance(v, bool)):
                 raise bad(f"{where}[{key!r}]", f"must be {kind.__name__} or null, got {type(v).__name__}")
         check_params(info.get("params"), f"{where}['params']")
+    if meta.get("params") is not None:
+        meta["params"] = SpinalParams.upgrade(meta["params"])
+    for info in checkpoints.values():
+        if info.get("params") is not None:
+            info["params"] = SpinalParams.upgrade(info["params"])
     return data, meta, lens

@@ -190,12 +190,13 @@ class TraceFrame:
         return cls(*read_trace(path))
 
     # -- comparison -----------------------------------------------------------------------------------------------
-    def compare(self, reference: str, candidate: str, window: float = TERMINAL_DEPTH, on: str = "layer") -> Comparison:
+    def compare(self, reference: str, candidate: str, terminal_depth: float = TERMINAL_DEPTH,
+                on: str = "layer") -> Comparison:
         """Per-layer differences candidate − reference with intervals, and the audit summary (docs/method.md).
 
         The one way to compare (frame/compare.py); `spinal_nb.compare(a, b)` is the same for two frames.
         """
-        return compute_comparison(self, reference, candidate, window=window, on=on)
+        return compute_comparison(self, reference, candidate, terminal_depth=terminal_depth, on=on)
 
     def window_means(self, checkpoint: str, terminal_depth: float = TERMINAL_DEPTH) -> dict[str, float | None]:
         """Mean contraction and transport of one checkpoint over its terminal window (finite values; None if none)."""
@@ -240,7 +241,7 @@ def read_parquet(path: str | os.PathLike) -> TraceFrame:
     return TraceFrame.read_parquet(path)
 
 
-def compare(reference: TraceFrame, candidate: TraceFrame, *, window: float = TERMINAL_DEPTH,
+def compare(reference: TraceFrame, candidate: TraceFrame, *, terminal_depth: float = TERMINAL_DEPTH,
             on: str = "layer") -> Comparison:
     """Compare two single-checkpoint frames: `spinal_nb.compare(base, dpo)` is `(base + dpo).compare("base", "dpo")`.
     Returns per-layer deltas (candidate − reference) with intervals and the summary."""
@@ -249,7 +250,8 @@ def compare(reference: TraceFrame, candidate: TraceFrame, *, window: float = TER
             raise InputError("compare(a, b) takes two single-checkpoint frames; for a multi-checkpoint frame use "
                              "frame.compare('reference', 'candidate').")
         both = TraceFrame.concat([reference, candidate])
-        return both.compare(reference.checkpoints[0], candidate.checkpoints[0], window=window, on=on)
+        return both.compare(reference.checkpoints[0], candidate.checkpoints[0], terminal_depth=terminal_depth,
+                            on=on)
     raise InputError("compare(reference, candidate) takes two TraceFrames.")
 
 

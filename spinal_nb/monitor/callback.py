@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_RULE = AlertRule()
 
 # trace() arguments the callback sets itself, or that would move/cast the live model or send it elsewhere
-_RESERVED = {"checkpoint", "progress", "save_to", "checkpoint_every", "remote", "device", "dtype", "tokenizer"}
+_RESERVED = {"checkpoint", "progress", "save_to", "save_every", "remote", "device", "dtype", "tokenizer"}
 
 
 def _restore_modes(modes: list[tuple[torch.nn.Module, bool]]) -> None:

@@ -442,7 +442,8 @@ class TailFit:
     intercept: float | None = None  # log σ at k = 1 of the fitted line log σ_k = intercept − α log k (for drawing it)
 
 
-def fit_tail(sigma, window: tuple[float, float] = (0.1, 0.9), floor: float = 1e-7, min_points: int = 8) -> TailFit:
+def fit_tail(sigma, tail_window: tuple[float, float] = (0.1, 0.9), floor: float = 1e-7,
+             min_points: int = 8) -> TailFit:
     """Power-law exponent of the spectrum tail: alpha = -slope of log sigma_k on log k, weights 1/k.
 
     `sigma` are singular values, descending, already truncated to the rank r. Ranks k (1-based) in
@@ -457,7 +458,7 @@ def fit_tail(sigma, window: tuple[float, float] = (0.1, 0.9), floor: float = 1e-
     if not np.all(np.isfinite(s)):
         raise NumericsError("The spectrum contains NaN or Inf.")
     r = s.size
-    a, b = window
+    a, b = tail_window
     k_lo, k_hi = max(1, math.ceil(a * r)), min(r, math.floor(b * r))
     if r == 0 or s[0] <= 0:
         return TailFit(None, None, k_lo, k_hi, 0, "empty or all-zero spectrum")

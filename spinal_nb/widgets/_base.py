@@ -34,7 +34,7 @@ class TraceWidget(anywidget.AnyWidget):
 
     Synced selection traits (read and set them from Python; the browser follows, and user input updates them):
     `layer` (int), `checkpoint` (name), `reference` (name the Δ columns and the summary compare against),
-    `mode` ("path", "contraction", "transport" or "entropy"), `window` (terminal-window depth, default 0.7).
+    `mode` ("path", "contraction", "transport" or "entropy"), `terminal_depth` (the terminal window is depth ≥ this, default 0.7).
     """
 
     _css = STATIC / "spinal.css"
@@ -43,7 +43,7 @@ class TraceWidget(anywidget.AnyWidget):
     checkpoint = traitlets.Unicode("").tag(sync=True)
     reference = traitlets.Unicode("").tag(sync=True)
     mode = traitlets.Unicode("path").tag(sync=True)
-    window = traitlets.Float(0.7).tag(sync=True)
+    terminal_depth = traitlets.Float(0.7).tag(sync=True)
     height = traitlets.Int(380).tag(sync=True)
     title = traitlets.Unicode("").tag(sync=True)
 
@@ -59,11 +59,12 @@ class TraceWidget(anywidget.AnyWidget):
     _static = traitlets.Bool(False).tag(sync=True)
 
     def __init__(self, traceframe: Any, *, layer: int | None = None, checkpoint: str | None = None,
-                 reference: str | None = None, mode: str = "path", window: float = 0.7, spectrum_points: int = 48,
+                 reference: str | None = None, mode: str = "path", terminal_depth: float = 0.7,
+                 spectrum_points: int = 48,
                  **kwargs: Any) -> None:
         frame = as_traceframe(traceframe)
-        if not 0.0 <= float(window) <= 1.0:
-            raise InputError(f"window is a depth in [0, 1], got {window}.")
+        if not 0.0 <= float(terminal_depth) <= 1.0:
+            raise InputError(f"terminal_depth is a depth in [0, 1], got {terminal_depth}.")
         if spectrum_points < 2:
             raise InputError(f"spectrum_points must be at least 2, got {spectrum_points}.")
         self._frame = frame
@@ -78,14 +79,14 @@ class TraceWidget(anywidget.AnyWidget):
         self._computing = False
         super().__init__(**payload, **kwargs)
         # validated assignments (errors name the valid choices)
-        self.window = float(window)
+        self.terminal_depth = float(terminal_depth)
         self.mode = mode
         self.reference = reference
         self.checkpoint = checkpoint
         self.layer = layer
         self._update_compare()
         self._update_detail()
-        self.observe(lambda _: self._update_compare(), names=["reference", "window"])
+        self.observe(lambda _: self._update_compare(), names=["reference", "terminal_depth"])
         self.observe(lambda _: self._update_detail(), names=["layer"])
 
     # -- validation --------------------------------------------------------------------------------------------
@@ -111,18 +112,18 @@ class TraceWidget(anywidget.AnyWidget):
             raise InputError(f"mode must be one of {MODES}, got {proposal['value']!r}.")
         return proposal["value"]
 
-    @traitlets.validate("window")
-    def _valid_window(self, proposal):
+    @traitlets.validate("terminal_depth")
+    def _valid_terminal_depth(self, proposal):
         v = float(proposal["value"])
         if not 0.0 <= v <= 1.0:
-            raise InputError(f"window is a depth in [0, 1], got {v}.")
+            raise InputError(f"terminal_depth is a depth in [0, 1], got {v}.")
         return v
 
     # -- derived state -----------------------------------------------------------------------------------------
     def _update_compare(self) -> None:
         if not self.reference:
             return
-        p = compare_payload(self._frame, self.reference, self.window)
+        p = compare_payload(self._frame, self.reference, self.terminal_depth)
         with self.hold_sync():
             self._deltas_header = p["_deltas_header"]
             self._deltas = p["_deltas"]

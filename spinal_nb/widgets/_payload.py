@@ -69,7 +69,7 @@ def fit_line(sigma: np.ndarray, params: SpinalParams) -> tuple[float, int, int] 
     s = np.asarray(sigma, dtype=np.float64)
     if s.size == 0 or not np.all(np.isfinite(s)):
         return None
-    fit = fit_tail(s, tuple(params.window), params.floor, params.min_points)
+    fit = fit_tail(s, tuple(params.tail_window), params.floor, params.min_points)
     if fit.alpha is None:
         return None
     return fit.intercept, int(fit.k_lo), int(fit.k_hi)
@@ -234,7 +234,7 @@ def _clean(x: Any) -> Any:
     return x
 
 
-def compare_payload(frame, reference: str, window: float) -> dict[str, Any]:
+def compare_payload(frame, reference: str, terminal_depth: float) -> dict[str, Any]:
     """Every checkpoint against the reference: per-row Δ columns (+ intervals) and one summary per candidate."""
     df = frame.data
     n = df.height
@@ -248,7 +248,7 @@ def compare_payload(frame, reference: str, window: float) -> dict[str, Any]:
             continue
         same_depth = frame.n_layers(cand) == ref_layers
         try:
-            comp = frame.compare(reference, cand, window=window, on="layer" if same_depth else "depth")
+            comp = frame.compare(reference, cand, terminal_depth=terminal_depth, on="layer" if same_depth else "depth")
         except SpinalError as e:
             summaries[cand] = {"error": str(e)}
             continue

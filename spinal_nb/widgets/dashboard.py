@@ -27,19 +27,19 @@ class Dashboard(TraceWidget):
 
 
 def show(traceframe: Any, **kwargs: Any) -> Dashboard:
-    """The linked dashboard of a TraceFrame (keyword arguments: layer, checkpoint, reference, mode, window, title)."""
+    """The linked dashboard of a TraceFrame (keyword arguments: layer, checkpoint, reference, mode, terminal_depth, title)."""
     return Dashboard(traceframe, **kwargs)
 
 
 def report(traceframe: Any, path: str | os.PathLike | None = None, *, reference: str | None = None,
-           window: float = 0.7) -> pathlib.Path | str:
+           terminal_depth: float = 0.7) -> pathlib.Path | str:
     """The trace's report (`spinal report`): its dashboard, every checkpoint compared with `reference` (default: the
     first), as one self-contained HTML file at `path`; without a path, the page as a string."""
     frame = as_traceframe(traceframe)
     ref = reference or frame.checkpoints[0]
     if ref not in frame.checkpoints:
         raise FrameError(f"No checkpoint {ref!r} in the trace; it holds {frame.checkpoints}.")
-    dash = show(frame, reference=ref, window=window)
+    dash = show(frame, reference=ref, terminal_depth=terminal_depth)
     if path is None:
         return dash.html_page()
     out = pathlib.Path(path)

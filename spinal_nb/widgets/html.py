@@ -18,7 +18,7 @@ from .._version import __version__
 from ..io import atomic_text
 
 # Traits that make up a view's state (everything render() reads).
-STATE = ("layer", "checkpoint", "reference", "mode", "window", "height", "title", "_header", "_data",
+STATE = ("layer", "checkpoint", "reference", "mode", "terminal_depth", "height", "title", "_header", "_data",
          "_spectra_header", "_spectra", "_lens_header", "_lens", "_deltas_header", "_deltas", "_summaries")
 
 _PAGE = """<!doctype html>

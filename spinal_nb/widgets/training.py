@@ -130,7 +130,7 @@ class TrainingView(TraceWidget):
 
     def __init__(self, traceframe: Any, *, step: int | None = None, heat: str = "contraction", delta: bool = False,
                  layer: int | None = None, reference: str | None = None, mode: str = "contraction",
-                 window: float = 0.7, height: int = 380, title: str = "", **kwargs: Any) -> None:
+                 terminal_depth: float = 0.7, height: int = 380, title: str = "", **kwargs: Any) -> None:
         frame = as_traceframe(traceframe)
         steps = _steps_by_checkpoint(frame)
         by_step = sorted(steps, key=steps.get)
@@ -143,7 +143,7 @@ class TrainingView(TraceWidget):
         if step is not None:
             checkpoint = next(c for c, s in steps.items() if s == step)
         super().__init__(frame, layer=layer, checkpoint=checkpoint or by_step[-1],
-                         reference=reference or by_step[0], mode=mode, window=window, height=height, title=title,
+                         reference=reference or by_step[0], mode=mode, terminal_depth=terminal_depth, height=height, title=title,
                          **kwargs)
         self.heat = heat
         self.delta = bool(delta)
@@ -188,7 +188,7 @@ class TrainingView(TraceWidget):
     def _update_compare(self) -> None:
         if not self.reference:
             return
-        p = compare_payload(self._frame, self.reference, self.window)
+        p = compare_payload(self._frame, self.reference, self.terminal_depth)
         cols = unpack(p["_deltas_header"], p["_deltas"])
         cols.update(entropy_deltas(self._frame, self.reference))
         # the reference against itself: 0 where it has a value (the heatmap shows "no change", not "missing")
@@ -282,5 +282,5 @@ class TrainingView(TraceWidget):
 
 
 def show_training(traceframe: Any, **kwargs: Any) -> TrainingView:
-    """The training view of a training trace (keyword arguments: step, layer, heat, delta, reference, window, title)."""
+    """The training view of a training trace (keyword arguments: step, layer, heat, delta, reference, terminal_depth, title)."""
     return TrainingView(traceframe, **kwargs)

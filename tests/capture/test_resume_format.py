@@ -28,7 +28,7 @@ def interrupted_after_12_of_30(folder, monkeypatch):
 
     monkeypatch.setattr(tr, "_run_batch", crash)
     with pytest.raises(RuntimeError, match="injected"):
-        trace(model, prompts, tokenizer=tok, batch_size=3, progress=False, save_to=folder, checkpoint_every=1,
+        trace(model, prompts, tokenizer=tok, batch_size=3, progress=False, save_to=folder, save_every=1,
               n_groups=3)
     monkeypatch.setattr(tr, "_run_batch", real)
     return model, tok, prompts

@@ -66,7 +66,7 @@ def session(tiny_models, tmp_path_factory):
         f"%%spinal trace {tiny_models['dpo']} --as dpo --checkpoint dpo --n-groups 4 --no-progress "
         f"--out both.parquet\n{body}",                                                                  # 3
         "%spinal compare base dpo --json",                                                               # 4
-        "%spinal compare base dpo --window 0.5 --as cmp\nprint(type(cmp).__name__, cmp.summary['window'])",  # 5
+        "%spinal compare base dpo --terminal-depth 0.5 --as cmp\nprint(type(cmp).__name__, cmp.summary['terminal_depth'])",  # 5
         "base",                                                                                          # 6
         "%spinal show dpo",                                                                              # 7
         "%spinal report base dpo --out report.html",                                                     # 8

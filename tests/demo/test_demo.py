@@ -70,7 +70,7 @@ def test_summary_equals_a_recomputation_from_the_parquet(run):
     out, result = run
     saved = json.loads((out / demo.SUMMARY).read_text())
     frame = TraceFrame.read_parquet(out / demo.PARQUET)
-    again = frame.compare(LAB.reference, LAB.candidate, window=0.7).summary
+    again = frame.compare(LAB.reference, LAB.candidate, terminal_depth=0.7).summary
     assert _close(saved["pairs"]["lab"]["comparison"], json.loads(json.dumps(again)))
     # the window mean itself, straight from the table (no compare code): mean over depth >= 0.7 of α_dpo − α_base
     a = frame.checkpoint(LAB.reference).filter(pl.col("depth") >= 0.7).get_column("contraction").to_numpy()
@@ -184,7 +184,7 @@ def test_an_upgrade_with_a_new_resume_format_retraces_instead_of_failing(run, ca
 
 def test_verdict_reads_the_intervals():
     def s(a, t):
-        return {"window": 0.7, "confidence": 0.95, "window_contraction": dict(zip(("mean", "lo", "hi"), a, strict=True)),
+        return {"terminal_depth": 0.7, "confidence": 0.95, "window_contraction": dict(zip(("mean", "lo", "hi"), a, strict=True)),
                 "window_transport": dict(zip(("mean", "lo", "hi"), t, strict=True))}
     base = {"contraction": 0.5, "transport": 0.2}
     v = verdict(s((0.05, 0.02, 0.08), (-0.01, -0.02, -0.005)), base)

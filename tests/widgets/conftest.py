@@ -35,7 +35,7 @@ def make_frame(n_checkpoints: int = 3, n_layers: int = 30, n_groups: int = 10, r
             late = max(0.0, depth - 0.7) / 0.3
             alpha_true = 0.55 + 0.35 * depth + 0.25 * effect * late
             sigma = np.sort(12.0 * k ** -alpha_true * np.exp(0.03 * rng.standard_normal(rank)))[::-1]
-            fit = fit_tail(sigma, params.window, params.floor, params.min_points)
+            fit = fit_tail(sigma, params.tail_window, params.floor, params.min_points)
             a_jk = list(fit.alpha + 0.01 * (1 + late) * rng.standard_normal(n_groups))
             transport = None if layer == n_layers else float(
                 0.22 + 0.12 * np.sin(3 * depth) + 0.05 * depth ** 2 - 0.08 * effect * late)
