@@ -7,7 +7,11 @@ calls counted as imports too.
 from __future__ import annotations
 
 import ast
+import importlib
+import re
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "spinal_nb"
@@ -132,6 +136,34 @@ def test_no_module_over_500_lines():
     long = {str(p.relative_to(ROOT)): n for p in modules().values()
             if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
     assert not long, f"split these modules (more than {MAX_LINES} lines): {long}"
+
+
+def _documented_names() -> list[str]:
+    """Every `spinal_nb....` dotted name in docs/ARCHITECTURE.md (in backticks or in the tree and tables)."""
+    text = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    return sorted(set(re.findall(r"\bspinal_nb(?:\.[A-Za-z_][A-Za-z0-9_]*)+", text)))
+
+
+@pytest.mark.parametrize("dotted", _documented_names())
+def test_every_name_architecture_md_documents_exists(dotted):
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):  # the longest importable module, then attributes
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ModuleNotFoundError:
+            continue
+        for attr in parts[i:]:
+            assert hasattr(obj, attr), f"docs/ARCHITECTURE.md documents {dotted}, but {attr!r} does not exist"
+            obj = getattr(obj, attr)
+        return
+    raise AssertionError(f"docs/ARCHITECTURE.md documents {dotted}, which is no module")
+
+
+def test_architecture_md_documents_every_module():
+    text = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    missing = [str(p.relative_to(PACKAGE)) for n, p in modules().items()
+               if p.name != "__init__.py" and p.name not in text]
+    assert not missing, f"docs/ARCHITECTURE.md's tree lacks {missing}"
 
 
 def test_scores_are_math_only():

@@ -1,15 +1,18 @@
-"""The one atomic writer (spinal_nb.io): whole file or nothing, and the permissions the user's umask asks for —
-for the writer itself and for every file spinal-nb writes for a user (to_parquet, to_html, `spinal report`; the
-demo's outputs are checked in tests/demo)."""
+"""Files (spinal_nb.io): the one atomic writer — whole file or nothing, and the permissions the user's umask asks
+for, for the writer itself and for every file spinal-nb writes for a user (to_parquet, to_html, `spinal report`; the
+demo's outputs are checked in tests/demo) — and atomic folders with their stale leftovers."""
 from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from spinal_nb import cli
-from spinal_nb.io import atomic_file, atomic_path, atomic_text, current_umask
+from spinal_nb.io import atomic_dir, atomic_file, atomic_path, atomic_text, clean_stale, current_umask
 from spinal_nb.synthetic import synthetic_trace
 from spinal_nb.widgets import show
 
@@ -74,3 +77,44 @@ def test_spinal_report_follows_the_umask(tmp_path, umask, frame):
     src = frame.to_parquet(tmp_path / "t.parquet")
     assert cli.main(["report", str(src), "--out", str(tmp_path / "r.html")]) == 0
     assert mode(tmp_path / "r.html") == UMASKS[umask]
+
+
+def test_atomic_dir_success_and_failure(tmp_path):
+    final = tmp_path / "sub" / "ckpt"
+    with pytest.raises(RuntimeError):
+        with atomic_dir(final) as tmp:
+            (tmp / "half.bin").write_bytes(b"x")
+            raise RuntimeError("interrupted mid-write")
+    assert not final.exists() and list(final.parent.iterdir()) == []
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_dir(final) as tmp:
+            raise KeyboardInterrupt
+    assert list(final.parent.iterdir()) == []
+    with atomic_dir(final) as tmp:
+        (tmp / "w.bin").write_bytes(b"ok")
+        assert not final.exists()  # nothing at the final path until the block completes
+    assert (final / "w.bin").read_bytes() == b"ok" and [p.name for p in final.parent.iterdir()] == ["ckpt"]
+
+
+def test_atomic_dir_keeps_a_folder_someone_else_completed(tmp_path):
+    final = tmp_path / "ckpt"
+    with atomic_dir(final) as tmp:
+        (tmp / "mine").write_text("mine")
+        final.mkdir()
+        (final / "theirs").write_text("theirs")
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt"] and (final / "theirs").exists()
+    assert not (final / "mine").exists()
+
+
+def test_clean_stale_removes_only_dead_writers(tmp_path):
+    final = tmp_path / "ckpt"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".tmp-ckpt-{dead.pid}-abcd1234"
+    live = tmp_path / f".tmp-ckpt-{os.getppid()}-abcd1234"
+    other = tmp_path / f".tmp-other-{dead.pid}-abcd1234"
+    for p in (stale, live, other):
+        p.mkdir()
+    clean_stale(final)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name])
+    assert Path(live).is_dir()

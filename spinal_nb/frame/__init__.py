@@ -1,5 +1,5 @@
 """TraceFrame (Polars), its Parquet file format with provenance, and the comparison of checkpoints."""
-from .compare import TERMINAL_DEPTH, Comparison, format_interval, in_terminal_window, paired, pick_pair, verdict
+from .comparison import TERMINAL_DEPTH, Comparison, format_interval, in_terminal_window, paired, pick_pair, verdict
 from .schema import LENS_SCHEMA, SCHEMA
 from .traceframe import TraceFrame, combine, compare, read_parquet
 

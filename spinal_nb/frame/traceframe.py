@@ -14,7 +14,7 @@ import polars as pl
 from .._version import __version__
 from ..errors import FrameError, InputError
 from ..params import SpinalParams
-from .compare import SCORES, TERMINAL_DEPTH, Comparison, compute_comparison, in_terminal_window
+from .comparison import SCORES, TERMINAL_DEPTH, Comparison, compute_comparison, in_terminal_window
 from .parquet import read_trace, write_trace
 from .schema import LENS_SCHEMA, REQUIRED, SCHEMA
 
@@ -194,7 +194,7 @@ class TraceFrame:
                 on: str = "layer") -> Comparison:
         """Per-layer differences candidate − reference with intervals, and the audit summary (docs/method.md).
 
-        The one way to compare (frame/compare.py); `spinal_nb.compare(a, b)` is the same for two frames.
+        The one way to compare (frame/comparison.py); `spinal_nb.compare(a, b)` is the same for two frames.
         """
         return compute_comparison(self, reference, candidate, terminal_depth=terminal_depth, on=on)
 

@@ -6,11 +6,11 @@ import json
 
 import numpy as np
 import pytest
+from support import make_model, make_prompts, make_tokenizer
 
 import spinal_nb.capture.resume as resume
 import spinal_nb.capture.spill as spill_mod
 import spinal_nb.capture.tracer as tr
-from capture.tiny import make_model, make_prompts, make_tokenizer
 from spinal_nb.capture import trace
 from spinal_nb.errors import InputError
 

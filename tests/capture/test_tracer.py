@@ -5,13 +5,13 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from support import FAMILIES, make_model, make_prompts, make_tokenizer
 
 import spinal_nb.capture.tracer as tracer_mod
 from spinal_nb.capture import trace
 from spinal_nb.errors import ArchitectureError, InputError, ModelLoadError, NumericsError
 
 from .reference import reference_scores
-from .tiny import FAMILIES, make_model, make_prompts, make_tokenizer
 
 SCORES = ("contraction", "transport", "entropy")
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_models import prompt_lines
+from support import prompt_lines
 
 from spinal_nb import cli
 from spinal_nb.capture import trace

@@ -4,11 +4,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from cli_models import prompt_lines
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from nbformat.v4 import new_code_cell, new_notebook
 from polars.testing import assert_frame_equal
+from support import prompt_lines
 
 import spinal_nb
 from spinal_nb.capture import trace

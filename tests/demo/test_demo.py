@@ -14,7 +14,7 @@ import pytest
 
 from spinal_nb import demo
 from spinal_nb.errors import InputError, ModelLoadError
-from spinal_nb.frame import TraceFrame, verdict
+from spinal_nb.frame import TraceFrame
 from spinal_nb.lab import lab_dirs, read_lab_json
 
 N_PROMPTS = 30
@@ -180,21 +180,6 @@ def test_an_upgrade_with_a_new_resume_format_retraces_instead_of_failing(run, ca
     assert meta[LAB.reference]["extra"]["resumed_from"] is None  # traced afresh, in a folder of the new format
     first = json.loads((run[0] / demo.SUMMARY).read_text())
     assert _close(again.summary["pairs"]["lab"]["comparison"], first["pairs"]["lab"]["comparison"])
-
-
-def test_verdict_reads_the_intervals():
-    def s(a, t):
-        return {"terminal_depth": 0.7, "confidence": 0.95, "window_contraction": dict(zip(("mean", "lo", "hi"), a, strict=True)),
-                "window_transport": dict(zip(("mean", "lo", "hi"), t, strict=True))}
-    base = {"contraction": 0.5, "transport": 0.2}
-    v = verdict(s((0.05, 0.02, 0.08), (-0.01, -0.02, -0.005)), base)
-    assert v["status"] == "present" and v["relative_change"]["contraction"] == pytest.approx(0.1)
-    assert v["relative_change"]["transport"] == pytest.approx(-0.05)
-    assert verdict(s((0.05, 0.02, 0.08), (-0.01, -0.02, 0.005)), base)["status"] == "partial"
-    assert verdict(s((0.05, -0.02, 0.08), (0.01, -0.02, 0.05)), base)["status"] == "absent"
-    assert verdict(s((-0.05, -0.08, -0.02), (0.01, 0.005, 0.02)), base)["status"] == "reversed"
-    none = verdict(s((None, None, None), (None, None, None)), base)
-    assert none["status"] == "absent" and none["contraction"] == "undetermined"
 
 
 def test_notebook_opens_a_copy_of_the_quickstart(tmp_path, monkeypatch):

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from capture.tiny import make_model, make_prompts, make_tokenizer
+from support import make_model, make_prompts, make_tokenizer
 
 from spinal_nb.capture import trace
 from spinal_nb.errors import FrameError
@@ -26,7 +26,7 @@ TRACE_CHILD = textwrap.dedent("""
     import sys, time, torch
     torch.set_num_threads(1)
     import spinal_nb.capture.tracer as tr
-    from capture.tiny import make_model, make_prompts, make_tokenizer
+    from support import make_model, make_prompts, make_tokenizer
     real = tr._run_batch
     def slow(*a, **k):
         real(*a, **k)

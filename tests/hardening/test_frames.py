@@ -3,7 +3,7 @@ import json
 
 import polars as pl
 import pytest
-from capture.tiny import make_model, make_prompts, make_tokenizer
+from support import make_model, make_prompts, make_tokenizer
 
 from spinal_nb.capture import trace
 from spinal_nb.errors import FrameError

@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 import torch
 import transformers as T
-from capture.tiny import WORDS, make_model, make_prompts, make_tokenizer
+from support import WORDS, make_model, make_prompts, make_tokenizer
 from tokenizers import Tokenizer, models, pre_tokenizers
 
 from spinal_nb.capture import trace

@@ -77,7 +77,7 @@ def test_many_checkpoints_use_a_sequential_scale_over_steps(frame_steps):
 def test_bad_kind_and_missing_spectra(frame3):
     with pytest.raises(InputError, match="kind must be one of"):
         chart(frame3, kind="heatmap")
-    from .conftest import make_frame
+    from support import make_frame
     with pytest.raises(InputError, match="did not keep spectra"):
         chart(make_frame(2, 8, spectra=False), kind="spectrum")
 

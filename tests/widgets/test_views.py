@@ -4,13 +4,12 @@ import numpy as np
 import polars as pl
 import pytest
 from ipywidgets.widgets.widget_link import Link
+from support import make_frame
 
 from spinal_nb.errors import InputError
 from spinal_nb.widgets import Dashboard, DepthPathView, LayerScrubber, link, show
 from spinal_nb.widgets._base import STATIC
 from spinal_nb.widgets._payload import unpack
-
-from .conftest import make_frame
 
 
 class RecordingComm(comm.base_comm.BaseComm):
