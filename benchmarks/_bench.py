@@ -101,7 +101,7 @@ def _batches(tok, prompts: Sequence[str], batch_size: int):
 
 
 def _hidden_states(model, enc):
-    """All L+1 states with the raw (pre-final-norm) output of the last block, as SPEC.md defines layer L."""
+    """All L+1 states with the raw (pre-final-norm) output of the last block, as docs/method.md defines layer L."""
     last: dict[str, torch.Tensor] = {}
 
     def keep(_m, _i, o):

@@ -52,7 +52,7 @@ class Recorded(tracer.GramAccumulator):  # the accumulators trace() builds, to r
         self.held_max = max(self.held_max, self.storage_bytes())
         done = super().spill(group)
         if done:
-            self.spilled += os.path.getsize(self.spill_dir / f"group-{group}.npz")
+            self.spilled += self.store.nbytes(group)
         return done
 tracer.GramAccumulator = Recorded
 prompts = real_prompts(n)

@@ -107,7 +107,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for row in hist.iter_rows(named=True):
         df = frame.checkpoint(row["checkpoint"])
-        late = df.filter(df["depth"] >= cb.alert.window)
+        late = df.filter(df["depth"] >= cb.alert.terminal_depth)
 
         def ci(s, row=row):
             d = row[f"d_{s}"]

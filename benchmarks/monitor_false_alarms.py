@@ -2,7 +2,7 @@
 
 Part A — synthetic null: `--synthetic-runs` runs of `--evals` evaluations, every evaluation an independent synthetic
 trace of the *same* unchanged model (fresh prompts each time, so comparisons are unpaired). Any alert is false.
-Part B — real DPO runs (TRL DPOTrainer, the tiny Llama of tests/monitor/tiny_dpo.py, fresh init and data per seed),
+Part B — real DPO runs (TRL DPOTrainer, the tiny Llama of tests/support.py, fresh init and data per seed),
 traced by SpinalCallback with no rule; the rules are then replayed over the recorded traces with `alert_history`.
 "Sane" learning rates are the usual DPO range; "absurd" ones destabilize the model (the DPO loss's log-probs explode).
 A run counts as alarmed when the rule fires at least once.
@@ -28,7 +28,7 @@ from spinal_nb.monitor import AlertRule, SpinalCallback, alert_history
 from spinal_nb.synthetic import synthetic_trace
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from monitor.tiny_dpo import dpo_trainer, make_policy, make_tokenizer, probe_prompts  # noqa: E402
+from support import dpo_trainer, make_policy, make_tokenizer, probe_prompts  # noqa: E402
 
 RULES = {
     "default: either, tol 0.25, k 2": AlertRule(),

@@ -40,7 +40,7 @@ class StepTimer(transformers.TrainerCallback):
 def setup(lab: str | None):
     """(fresh policy factory, tokenizer, preference pairs, probe prompts, batch size, description)."""
     if lab is None:
-        from monitor.tiny_dpo import make_policy, make_tokenizer, preference_pairs, probe_prompts
+        from support import make_policy, make_tokenizer, preference_pairs, probe_prompts
         return (make_policy, make_tokenizer(), preference_pairs(512), probe_prompts(40), 8,
                 "tiny Llama L=4 d=64 (random init), 40 probe prompts of 8–14 words, batch 8 pairs")
     from spinal_nb.data import brown

@@ -1,24 +1,12 @@
 """spinal-nb: the SPINAL diagnostic (contraction and transport depth traces) for language-model checkpoints."""
 from __future__ import annotations
 
+import importlib
+
 from ._version import __version__
 from .errors import ArchitectureError, FrameError, InputError, ModelLoadError, NumericsError, RemoteError, SpinalError
-from .frame import Comparison, TraceFrame, read_parquet
+from .frame import Comparison, TraceFrame, compare, read_parquet
 from .params import SpinalParams
-
-
-def compare(reference, candidate, *, window: float = 0.7, on: str = "layer") -> Comparison:
-    """Compare two checkpoints: `compare(frame_a, frame_b)` (one checkpoint each) or `compare(frame, "a", "b")`-style
-    via `TraceFrame.compare`. Returns per-layer deltas (candidate − reference) with intervals and the summary.
-    """
-    if isinstance(reference, TraceFrame) and isinstance(candidate, TraceFrame):
-        if len(reference.checkpoints) != 1 or len(candidate.checkpoints) != 1:
-            raise InputError("compare(a, b) takes two single-checkpoint frames; for a multi-checkpoint frame use "
-                             "frame.compare('reference', 'candidate').")
-        both = TraceFrame.concat([reference, candidate])
-        return both.compare(reference.checkpoints[0], candidate.checkpoints[0], window=window, on=on)
-    raise InputError("compare(reference, candidate) takes two TraceFrames.")
-
 
 # heavy parts (torch/nnsight for the tracer, anywidget/altair for views) load on first use, so that
 # `import spinal_nb` stays fast for reading and comparing saved traces
@@ -28,8 +16,6 @@ _LAZY = {"trace": ("spinal_nb.capture", "trace"), "show": ("spinal_nb.widgets", 
 
 def __getattr__(name: str):
     if name in _LAZY:
-        import importlib
-
         module, attr = _LAZY[name]
         value = getattr(importlib.import_module(module), attr)
         globals()[name] = value

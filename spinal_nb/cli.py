@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 import textwrap
@@ -20,21 +19,26 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import FrameError, InputError, SpinalError
+import polars as pl
+
+from ._version import __version__
+from .data.prompts import read_prompts
+from .errors import InputError, ModelLoadError, SpinalError
+from .frame import TraceFrame, combine, pick_pair
 from .params import SpinalParams
 
 EXIT_ERROR = 2
 
-# One line per SPINAL parameter (SPEC.md): what it means. Defaults are read from SpinalParams itself.
+# One line per SPINAL parameter (docs/method.md): what it means. Defaults are read from SpinalParams itself.
 PARAM_HELP = {
     "skip_first": "leading positions of every prompt left out of the scores (BOS / attention sink)",
     "center": "column-center the stacked states before the spectrum (--no-center turns it off)",
     "row_normalize": "L2-normalize every state before the spectrum",
-    "window": "tail window of the spectrum fit, as fractions LO HI of the rank",
+    "tail_window": "tail of the spectrum the fit uses: ranks from LO to HI as fractions of the rank",
     "floor": "drop singular values at or below X times the largest before the fit",
     "min_points": "fewer spectrum points than this in the window -> contraction is null (with a reason)",
     "temperature": "softmax temperature of the logit lens",
-    "top_k": "lens over the union of both layers' top-K tokens, renormalized (SPEC's truncation knob; on CPU it is "
+    "top_k": "lens over the union of both layers' top-K tokens, renormalized (a speed knob; on CPU it is "
              "slower than the exact lens, which it approximates: BENCHMARKS.md; default: the exact full vocabulary)",
     "position_stride": "use every K-th selected position (1 = all)",
     "n_groups": "prompt groups of the delete-a-group jackknife (intervals come from resampling prompts)",
@@ -81,7 +85,7 @@ def _add_param_options(p: argparse.ArgumentParser) -> None:
         if f.type in (bool, "bool"):
             g.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None,
                            help=f"{what} (default: {'on' if value else 'off'})")
-        elif name == "window":
+        elif name == "tail_window":
             g.add_argument(flag, dest=name, nargs=2, type=float, metavar=("LO", "HI"), default=None,
                            help=f"{what} (default: {value[0]} {value[1]})")
         elif name == "top_k":
@@ -137,7 +141,7 @@ def _add_trace(sub, magic: bool) -> None:
                    help="NDIF server to use with --remote (default: nnsight's, https://api.ndif.us)")
     t.add_argument("--save-to", default=None, metavar="DIR",
                    help="keep partial results in DIR; rerunning the same command resumes there (default: none)")
-    t.add_argument("--checkpoint-every", type=int, default=10, metavar="N",
+    t.add_argument("--save-every", type=int, default=10, metavar="N",
                    help="with --save-to: save the partial results every N batches (default: 10)")
     t.add_argument("--lens-prompts", type=int, default=None, metavar="N",
                    help="also keep the top lens tokens per layer for the first N prompts, for the widgets "
@@ -179,7 +183,7 @@ def _add_compare(sub, magic: bool) -> None:
     c.add_argument("--candidate", default=None,
                    help="candidate checkpoint, e.g. the DPO model (default: the second checkpoint; required "
                         "when there are more than two)")
-    c.add_argument("--window", type=float, default=0.7, metavar="DEPTH",
+    c.add_argument("--terminal-depth", type=float, default=0.7, metavar="DEPTH",
                    help="terminal window: layers with depth ℓ/L >= DEPTH (default: 0.7, the paper's window)")
     c.add_argument("--on", choices=("layer", "depth"), default="layer",
                    help="match layers by index, or by depth for checkpoints of different depth (default: layer)")
@@ -203,7 +207,7 @@ def _add_report(sub, magic: bool) -> None:
     r.add_argument("--out", required=True, help="HTML file to write")
     r.add_argument("--reference", default=None,
                    help="checkpoint every other one is compared with (default: the first checkpoint)")
-    r.add_argument("--window", type=float, default=0.7, metavar="DEPTH",
+    r.add_argument("--terminal-depth", type=float, default=0.7, metavar="DEPTH",
                    help="terminal window: layers with depth >= DEPTH (default: 0.7)")
     r.add_argument("--force", action="store_true",
                    help="combine traces made with different SPINAL parameters anyway (default: refuse)")
@@ -248,7 +252,6 @@ def build_parser(*, magic: bool = False) -> argparse.ArgumentParser:
                 description="SPINAL depth traces of language-model checkpoints: contraction α_ℓ (the spectral "
                             "tail exponent of each layer's states) and transport 𝓛_ℓ (the Fisher–Rao step of the "
                             "logit lens to the next layer), with intervals, and their comparison across checkpoints.")
-    from ._version import __version__
     p.add_argument("--version", action="version", version=f"spinal-nb {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     _add_trace(sub, magic)
@@ -275,35 +278,8 @@ def spec_parameters(args: argparse.Namespace) -> dict[str, Any]:
     for name in _PARAM_FIELDS:
         v = getattr(args, name, None)
         if v is not None:
-            out[name] = tuple(v) if name == "window" else v
+            out[name] = tuple(v) if name == "tail_window" else v
     return out
-
-
-def read_prompts(source: str, text_column: str = "text") -> list[str]:
-    """Prompts from a file (text: one per line; .jsonl; .json) or '-' (standard input, one per line)."""
-    if source == "-":
-        return prompts_from_text(sys.stdin.read())
-    path = Path(source)
-    if not path.is_file():
-        raise InputError(f"Prompts file not found: {source}. Pass a text file with one prompt per line, "
-                         "a .jsonl/.json file, or - for standard input.")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() in (".jsonl", ".json"):
-        try:
-            items = ([json.loads(line) for line in text.splitlines() if line.strip()]
-                     if path.suffix.lower() == ".jsonl" else json.loads(text))
-        except json.JSONDecodeError as e:
-            raise InputError(f"{source} is not valid JSON ({e}).") from e
-        if not isinstance(items, list):
-            raise InputError(f"{source} must hold a list of prompts (strings or objects with '{text_column}').")
-        from .data.prompts import as_texts
-        return as_texts(items, text_column, where=f"{source}: ")
-    return prompts_from_text(text)
-
-
-def prompts_from_text(text: str) -> list[str]:
-    """One prompt per line; blank lines are skipped."""
-    return [line.rstrip("\r") for line in text.splitlines() if line.strip()]
 
 
 def default_checkpoint_name(model: Any) -> str:
@@ -319,7 +295,6 @@ def _load_tokenizer(spec: Any, args: argparse.Namespace) -> Any:
         return spec
     from transformers import AutoTokenizer
 
-    from .errors import ModelLoadError
     kw = {"gguf_file": args.gguf_file} if getattr(args, "gguf_file", None) else {}
     try:
         return AutoTokenizer.from_pretrained(str(spec), revision=args.revision,
@@ -331,8 +306,6 @@ def _load_tokenizer(spec: Any, args: argparse.Namespace) -> Any:
 
 def _check_out(args: argparse.Namespace, name: str, params: SpinalParams) -> Any:
     """Fail before tracing when --out cannot take the result; returns the existing frame for --append."""
-    from .frame import TraceFrame
-
     if args.out is None:
         if args.append:
             raise InputError("--append needs --out FILE (the Parquet file to add this checkpoint to).")
@@ -372,93 +345,20 @@ def run_trace(args: argparse.Namespace, model: Any, prompts: Any, tokenizer: Any
     frame = trace(model, prompts, tokenizer=_load_tokenizer(tokenizer, args), checkpoint=name,
                   batch_size=args.batch_size, device=args.device, dtype=args.dtype,
                   remote=(args.ndif_host or True) if args.remote else False, progress=not args.no_progress,
-                  save_to=args.save_to, checkpoint_every=args.checkpoint_every,
+                  save_to=args.save_to, save_every=args.save_every,
                   trust_remote_code=args.trust_remote_code, revision=args.revision, text_column=args.text_column,
                   max_length=args.max_length, lens_prompts=args.lens_prompts, lens_top_k=args.lens_top_k,
                   keep_spectra=not args.no_spectra,
                   load_kwargs={"gguf_file": args.gguf_file} if args.gguf_file else None, params=params)
     if old is not None:
-        from .frame import TraceFrame
         frame = TraceFrame.concat([old, frame])
     if args.out is not None:
         frame.to_parquet(args.out)
     return frame
 
 
-def combine(frames: Sequence[Any], force: bool = False):
-    from .frame import TraceFrame
-
-    if not frames:
-        raise InputError("No trace given.")
-    return frames[0] if len(frames) == 1 else TraceFrame.concat(list(frames), force=force)
-
-
-def read_traces(paths: Sequence[str]) -> list[Any]:
-    from .frame import TraceFrame
-
+def read_traces(paths: Sequence[str]) -> list[TraceFrame]:
     return [TraceFrame.read_parquet(p) for p in paths]
-
-
-def pick_pair(frame: Any, reference: str | None, candidate: str | None) -> tuple[str, str]:
-    names = frame.checkpoints
-    if len(names) < 2:
-        raise InputError(f"A comparison needs two checkpoints; this trace holds only {names}. Trace another "
-                         "checkpoint into the same file with `spinal trace ... --append`, or pass a second file.")
-    ref = reference or names[0]
-    if candidate is None:
-        rest = [n for n in names if n != ref]
-        if len(rest) > 1:
-            raise InputError(f"The trace holds {len(names)} checkpoints {names}: say which two with --reference "
-                             "and --candidate.")
-        candidate = rest[0]
-    for n in (ref, candidate):
-        if n not in names:
-            raise FrameError(f"No checkpoint {n!r} in the trace; it holds {names}.")
-    if ref == candidate:
-        raise InputError(f"--reference and --candidate are both {ref!r}; pick two different checkpoints.")
-    return ref, candidate
-
-
-def run_compare(args: argparse.Namespace, frames: Sequence[Any]):
-    frame = combine(frames, args.force)
-    ref, cand = pick_pair(frame, args.reference, args.candidate)
-    return frame.compare(ref, cand, window=args.window, on=args.on)
-
-
-def comparison_json(cmp: Any) -> str:
-    return json.dumps({"reference": cmp.reference, "candidate": cmp.candidate, "summary": cmp.summary,
-                       "layers": cmp.layers.to_dicts()}, indent=1, default=_json_default)
-
-
-def _json_default(x: Any) -> Any:
-    if hasattr(x, "item"):  # numpy scalars
-        return x.item()
-    if hasattr(x, "tolist"):
-        return x.tolist()
-    return str(x)
-
-
-def run_report(args: argparse.Namespace, frames: Sequence[Any]) -> Path:
-    frame = combine(frames, args.force)
-    ref = args.reference or frame.checkpoints[0]
-    if ref not in frame.checkpoints:
-        raise FrameError(f"No checkpoint {ref!r} in the trace; it holds {frame.checkpoints}.")
-    out = Path(args.out)
-    if out.is_dir():
-        raise InputError(f"--out {out} is a folder; pass a file name such as {out / 'report.html'}.")
-    from .widgets import show
-
-    # the widgets' offline export: the interactive dashboard, JS, CSS and data inlined in one file
-    return Path(show(frame, reference=ref, window=args.window).to_html(out))
-
-
-def report_html(frame: Any, *, reference: str | None = None, window: float = 0.7) -> str:
-    """The report of `frame` as one self-contained HTML string (what `spinal report` writes)."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        ns = argparse.Namespace(out=str(Path(tmp) / "report.html"), reference=reference, window=window, force=False)
-        return run_report(ns, [frame]).read_text(encoding="utf-8")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -484,17 +384,23 @@ def _main(args: argparse.Namespace) -> int:
         print(frame)
         print(f"wrote {args.out}" + (f" ({len(frame.checkpoints)} checkpoints)" if args.append else ""))
     elif args.command == "compare":
-        cmp = run_compare(args, read_traces(args.traces))
+        frame = combine(read_traces(args.traces), args.force)
+        cmp = frame.compare(*pick_pair(frame.checkpoints, args.reference, args.candidate),
+                            terminal_depth=args.terminal_depth,
+                            on=args.on)
         if args.json:
-            print(comparison_json(cmp))
+            print(cmp.to_json())
         else:
-            import polars as pl
             print(cmp)
             with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=220, float_precision=4,
                            tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
                 print(cmp.layers)
     elif args.command == "report":
-        print(f"wrote {run_report(args, read_traces(args.traces))}")
+        from .widgets import report
+
+        path = report(combine(read_traces(args.traces), args.force), args.out, reference=args.reference,
+                      terminal_depth=args.terminal_depth)
+        print(f"wrote {path}")
     elif args.command == "demo":
         return run_demo(args.out, args.notebook, smollm2=args.smollm2, threads=args.threads,
                         n_prompts=args.prompts)

@@ -37,8 +37,7 @@ resumes where it stopped and a finished trace returns at once.
 
 Threads: torch is pinned to one thread during the demo (``threads=1``; restored afterwards). Measured on the shared
 2-core machine with another job on the other core: tracing the lab base on the 100 prompts took 1.7-2.0 s with one
-thread and 76-121 s with two (torch's thread pool stalls when a core is taken; see ../shared/notes/offline-models.md
-§5.6). On an idle machine two threads are at best ~1.8x faster for the SmolLM2 build; pass ``threads=2`` there.
+thread and 76-121 s with two (torch's thread pool stalls when a core is taken). On an idle machine two threads are at best ~1.8x faster for the SmolLM2 build; pass ``threads=2`` there.
 
 >>> from pathlib import Path
 >>> result = run_demo(Path("spinal-demo"))                # doctest: +SKIP
@@ -46,10 +45,11 @@ thread and 76-121 s with two (torch's thread pool stalls when a core is taken; s
 """
 from __future__ import annotations
 
-import base64
 import contextlib
 import datetime as _dt
-import html
+import hashlib
+import importlib.util
+import io
 import json
 import os
 import platform
@@ -62,12 +62,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+from tqdm.auto import tqdm
+
 from ._version import __version__
+from .capture import resume, trace
+from .data import brown
+from .data.cache import recipe_hash, user_cache_dir
 from .errors import InputError, ModelLoadError
+from .frame import TERMINAL_DEPTH, TraceFrame
+from .io import atomic_file, atomic_text
+from .lab import build_lab_pair, build_smollm2_pair, lab_dirs, load_checkpoint, read_lab_json
+from .lab.smollm2 import check_gguf_deps, locate_smollm2_gguf, smollm2_dpo_dir
+from .params import SpinalParams
+from .widgets import chart, show
+from .widgets.html import PairSection, audit_page
 
 PARQUET, HTML, SUMMARY = "spinal-demo.parquet", "spinal-demo.html", "summary.json"
 QUICKSTART = "01-quickstart.ipynb"
-WINDOW = 0.7
 
 
 @dataclass(frozen=True)
@@ -103,8 +115,6 @@ class _Stages:
     """The demo's one stage bar (tqdm on stderr) and its wall-clock timings."""
 
     def __init__(self, names: list[str], progress: bool) -> None:
-        from tqdm.auto import tqdm
-
         self.t0 = time.perf_counter()
         self.timings: dict[str, float] = {}
         self.progress = progress
@@ -135,8 +145,6 @@ class _Stages:
 
 @contextlib.contextmanager
 def _torch_threads(n: int | None) -> Iterator[None]:
-    import torch
-
     was = torch.get_num_threads()
     if n:
         torch.set_num_threads(n)
@@ -147,19 +155,15 @@ def _torch_threads(n: int | None) -> Iterator[None]:
 
 
 def _smollm2_available() -> tuple[bool, str]:
-    from .lab.smollm2 import _check_gguf_deps, locate_smollm2_gguf
-
     try:
         locate_smollm2_gguf()
-        _check_gguf_deps()
+        check_gguf_deps()
     except ModelLoadError as e:
         return False, str(e)
     return True, ""
 
 
 def _smollm2_cached(cache_dir: str | os.PathLike | None) -> bool:
-    from .lab.smollm2 import smollm2_dpo_dir
-
     try:
         return smollm2_dpo_dir(cache_dir=cache_dir).is_dir()
     except ModelLoadError:
@@ -196,17 +200,12 @@ def _trace_checkpoint(folder: Path, name: str, prompts: list[str], *, cache: Pat
                       batch_size: int, lens_prompts: int):
     """Trace one cached checkpoint folder; partial sums resume from ``<cache>/demo-traces/<name>``; the folder's
     ``spinal_lab.json`` (recipe, timings, behavioural evidence) goes into ``meta[...]["extra"]["lab"]``."""
-    from .capture import trace
-    from .capture.tracer import CHECKPOINT_FORMAT
-    from .data.cache import recipe_hash
-    from .lab import load_checkpoint, read_lab_json
-
     model, tok = load_checkpoint(folder)
-    # one resume folder per (checkpoint folder, prompts, batch size, resume format): the tracer refuses a folder of
-    # another call, and one written by a spinal-nb with another checkpoint format ("delete the folder") — which a
-    # user who upgraded should never have to do by hand for the demo's own cache
+    # one resume folder per (checkpoint folder, prompts, batch size, parameters as recorded, resume format): the
+    # tracer refuses a folder of another call, and one written by a spinal-nb with another resume format ("delete the
+    # folder") — which a user who upgraded should never have to do by hand for the demo's own cache
     key = recipe_hash({"checkpoint": folder.name, "prompts": prompts, "batch_size": batch_size,
-                       "format": CHECKPOINT_FORMAT})
+                       "format": resume.RESUME_FORMAT, "params": SpinalParams().to_dict()})
     frame = trace(model, prompts, tokenizer=tok, checkpoint=name, batch_size=batch_size, progress=progress,
                   save_to=cache / "demo-traces" / f"{name}-{key}", lens_prompts=lens_prompts or None)
     info = frame.meta["checkpoints"][name]
@@ -232,77 +231,14 @@ def _evidence_digest(evidence: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# verdict
-# ---------------------------------------------------------------------------------------------------------------
-def _direction(v: dict[str, Any]) -> str:
-    if v.get("mean") is None:
-        return "undetermined"
-    if v.get("lo") is None or v.get("hi") is None:
-        return "no interval"
-    if v["lo"] > 0:
-        return "rise"
-    if v["hi"] < 0:
-        return "fall"
-    return "no clear change"
-
-
-def _ci(v: dict[str, Any], digits: int = 4) -> str:
-    if v.get("mean") is None:
-        return "—"
-    s = f"{v['mean']:+.{digits}f}"
-    if v.get("lo") is not None and v.get("hi") is not None:
-        s += f" [{v['lo']:+.{digits}f}, {v['hi']:+.{digits}f}]"
-    return s
-
-
-def verdict(summary: dict[str, Any], base_window: dict[str, float | None]) -> dict[str, Any]:
-    """The plain reading of one comparison: does the paper's signature (terminal-window rise of α, fall of 𝓛)
-    appear? Each direction counts only when its interval excludes 0. Strength = the window-mean change relative to
-    the reference's own window mean of that score."""
-    da, dl = summary["window_contraction"], summary["window_transport"]
-    a_dir, l_dir = _direction(da), _direction(dl)
-    rel = {}
-    for key, v in (("contraction", da), ("transport", dl)):
-        base = base_window.get(key)
-        rel[key] = None if (v.get("mean") is None or not base) else v["mean"] / abs(base)
-    if a_dir == "rise" and l_dir == "fall":
-        status, head = "present", "Signature present"
-    elif a_dir == "rise" or l_dir == "fall":
-        status, head = "partial", "Signature partly present"
-    elif a_dir == "fall" and l_dir == "rise":
-        status, head = "reversed", "Signature reversed"
-    else:
-        status, head = "absent", "Signature not found"
-
-    def part(sym, v, d, r):
-        pct = "" if r is None else f", {r * 100:+.1f}% of the base's window mean"
-        return f"{sym} {d} {_ci(v)}{pct}"
-    text = (f"{head}: in the terminal window (depth ≥ {summary['window']}) "
-            f"{part('α', da, a_dir, rel['contraction'])}; {part('𝓛', dl, l_dir, rel['transport'])} "
-            f"({int(summary['confidence'] * 100)}% intervals).")
-    return {"status": status, "contraction": a_dir, "transport": l_dir, "relative_change": rel, "text": text}
-
-
-def _window_means(frame, checkpoint: str, window: float = WINDOW) -> dict[str, float | None]:
-    import polars as pl
-
-    df = frame.checkpoint(checkpoint).filter(pl.col("depth") >= window - 1e-12)
-    out = {}
-    for s in ("contraction", "transport"):
-        v = df.get_column(s).drop_nulls()
-        out[s] = float(v.mean()) if len(v) else None
-    return out
-
-
-def describe_pair(frame, spec: PairSpec, window: float = WINDOW) -> dict[str, Any]:
+def describe_pair(frame, spec: PairSpec, terminal_depth: float = TERMINAL_DEPTH) -> dict[str, Any]:
     """Comparison summary, verdict and evidence of one pair in a frame (what summary.json holds per pair)."""
-    cmp = frame.compare(spec.reference, spec.candidate, window=window)
-    base_w = _window_means(frame, spec.reference, window)
+    cmp = frame.compare(spec.reference, spec.candidate, terminal_depth=terminal_depth)
+    base_w = frame.window_means(spec.reference, terminal_depth)
     ev = frame.meta["checkpoints"][spec.candidate].get("extra", {}).get("lab", {}).get("evidence", {})
     return {"title": spec.title, "reference": spec.reference, "candidate": spec.candidate,
             "n_layers": frame.n_layers(spec.reference), "comparison": cmp.summary,
-            "reference_window_means": base_w, "verdict": verdict(cmp.summary, base_w),
+            "reference_window_means": base_w, "verdict": cmp.verdict(base_w),
             "evidence": _evidence_digest(ev), "_comparison": cmp}
 
 
@@ -334,82 +270,36 @@ def _write_pngs(frame, pairs: list[PairSpec], out: Path) -> list[Path]:
         sub = frame.select([spec.reference, spec.candidate])
         for kind in ("path", "delta"):
             p = out / f"{kind}-{spec.key}.png"
-            sub.chart(kind, reference=spec.reference, candidate=spec.candidate, window=WINDOW).save(str(p),
-                                                                                                  scale_factor=2)
+            c = chart(sub, kind, reference=spec.reference, candidate=spec.candidate, terminal_depth=TERMINAL_DEPTH)
+            atomic_file(p, lambda f, c=c: c.save(f, format="png", scale_factor=2))
             pngs.append(p)
     return pngs
 
 
-def _dashboard_page(frame, spec: PairSpec, tmp: Path) -> str:
-    from .widgets import show
-
+def _dashboard_page(frame, spec: PairSpec) -> str:
     dash = show(frame.select([spec.reference, spec.candidate]), reference=spec.reference,
-                checkpoint=spec.candidate, window=WINDOW, title=spec.title)
-    return dash.to_html(tmp / f"dash-{spec.key}.html").read_text(encoding="utf-8")
-
-
-_CSS = """
-body { font: 14px/1.45 system-ui, -apple-system, Segoe UI, Roboto, Helvetica Neue, Arial, sans-serif; color: #1d2329;
-       max-width: 1120px; margin: 28px auto; padding: 0 20px; }
-h1 { font-size: 22px; margin-bottom: 4px; } h2 { font-size: 17px; margin-top: 34px; border-top: 1px solid #d0d7de;
-padding-top: 18px; }
-.lede { color: #57606a; } pre { background: #f6f8fa; padding: 10px 12px; border-radius: 6px; overflow-x: auto;
-font-size: 12.5px; }
-.verdict { font-weight: 600; padding: 8px 12px; border-left: 4px solid #8c959f; background: #f6f8fa; }
-.verdict.present { border-color: #1a7f37; } .verdict.partial { border-color: #bf8700; }
-.verdict.absent, .verdict.reversed { border-color: #cf222e; }
-.charts { display: flex; flex-wrap: wrap; gap: 14px; } .charts img { max-width: 100%; height: auto; width: 540px; }
-iframe { width: 100%; height: 1060px; border: 1px solid #d0d7de; border-radius: 6px; }
-table { border-collapse: collapse; font-size: 13px; } td, th { padding: 3px 10px; border-bottom: 1px solid #eaeef2;
-text-align: left; }
-"""
+                checkpoint=spec.candidate, terminal_depth=TERMINAL_DEPTH,
+                title=spec.title)
+    return dash.html_page()
 
 
 def _write_html(frame, summary: dict[str, Any], described: dict[str, dict[str, Any]], pngs: list[Path],
                 out: Path, printed: str) -> Path:
-    """One self-contained page: verdicts, printed summary, evidence, charts (inline PNG) and each pair's interactive
-    dashboard (the widgets' own offline export, embedded as an iframe ``srcdoc``)."""
-    import tempfile
+    """The report page (spinal_nb.widgets.html.audit_page) of the described pairs."""
+    specs = {s.key: s for s in (LAB, SMOLLM2)}
+    pairs = [PairSection(key, d["title"], d["verdict"], repr(d["_comparison"]), d["evidence"],
+                         [p for p in pngs if p.stem.endswith(f"-{key}")], _dashboard_page(frame, specs[key]))
+             for key, d in described.items()]
+    return atomic_text(out / HTML, audit_page(
+        created=summary["created"], n_prompts=summary["prompts"]["n"], prompts="held-out Brown sentences",
+        notes=summary.get("notes", []), pairs=pairs, printed=printed, timings=summary["timings_s"]))
 
-    parts = [f"<h1>SPINAL demo: base vs DPO, layer by layer</h1><p class='lede'>spinal-nb {__version__}, "
-             f"{html.escape(summary['created'])}. Contraction α<sub>ℓ</sub> (spectral tail exponent of the states) "
-             "and transport 𝓛<sub>ℓ</sub> (Fisher–Rao step of the logit lens to the next layer), traced on "
-             f"{summary['prompts']['n']} held-out Brown sentences. Intervals: delete-a-group jackknife over "
-             "prompts (paired between the two checkpoints of a pair).</p>"]
-    for note in summary.get("notes", []):
-        parts.append(f"<p class='lede'>{html.escape(note)}</p>")
-    with tempfile.TemporaryDirectory() as tmp:
-        for key, d in described.items():
-            spec = next(s for s in (LAB, SMOLLM2) if s.key == key)
-            parts.append(f"<h2>{html.escape(d['title'])}</h2>")
-            parts.append(f"<p class='verdict {d['verdict']['status']}'>{html.escape(d['verdict']['text'])}</p>")
-            parts.append(f"<pre>{html.escape(repr(d['_comparison']))}</pre>")
-            if d["evidence"]:
-                rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4g}</td></tr>" for k, v in d["evidence"].items())
-                parts.append("<p>Behavioural evidence that DPO did something (held-out pairs, neutral text):</p>"
-                             f"<table>{rows}</table>")
-            imgs = [p for p in pngs if p.stem.endswith(f"-{key}")]
-            parts.append("<div class='charts'>" + "".join(
-                f"<img alt='{p.stem}' src='data:image/png;base64,{base64.b64encode(p.read_bytes()).decode()}'>"
-                for p in imgs) + "</div>")
-            page = _dashboard_page(frame, spec, Path(tmp))
-            parts.append("<p>Interactive dashboard (hover, slider, ←/→; works offline):</p>"
-                         f"<iframe title='dashboard {key}' srcdoc=\"{html.escape(page, quote=True)}\"></iframe>")
-    parts.append(f"<h2>Printed summary</h2><pre>{html.escape(printed)}</pre>")
-    parts.append(f"<h2>Stage timings (s)</h2><pre>{html.escape(json.dumps(summary['timings_s'], indent=1))}</pre>")
-    page = ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-            f"<meta name='generator' content='spinal-nb {__version__}'><title>SPINAL demo</title>"
-            f"<style>{_CSS}</style></head><body>{''.join(parts)}</body></html>")
-    path = out / HTML
-    tmp_path = path.with_name(f".{path.name}.tmp")
-    tmp_path.write_text(page, encoding="utf-8")
-    os.replace(tmp_path, path)
-    return path
+
+def _write_summary(summary: dict[str, Any], path: Path) -> Path:
+    return atomic_text(path, json.dumps(summary, indent=1, ensure_ascii=False, default=str))
 
 
 def _write_outputs(frame, pairs: list[PairSpec], out: Path, summary: dict[str, Any]) -> DemoResult:
-    import io
-
     described = {s.key: describe_pair(frame, s) for s in pairs}
     summary["pairs"] = {k: {kk: vv for kk, vv in d.items() if not kk.startswith("_")} for k, d in described.items()}
     buf = io.StringIO()
@@ -421,10 +311,7 @@ def _write_outputs(frame, pairs: list[PairSpec], out: Path, summary: dict[str, A
     summary["files"] = {"parquet": str(parquet), "html": str(out / HTML), "summary": str(out / SUMMARY),
                         "pngs": [str(p) for p in pngs]}
     html_path = _write_html(frame, summary, described, pngs, out, printed)
-    spath = out / SUMMARY
-    tmp = spath.with_name(f".{spath.name}.tmp")
-    tmp.write_text(json.dumps(summary, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
-    os.replace(tmp, spath)
+    spath = _write_summary(summary, out / SUMMARY)
     return DemoResult(out, parquet, html_path, spath, pngs, summary, printed)
 
 
@@ -443,8 +330,6 @@ def quickstart_notebook() -> Path:
 
 
 def _launch_jupyter(notebook: Path) -> int:
-    import importlib.util
-
     if importlib.util.find_spec("jupyterlab") is None:
         raise ModelLoadError("--notebook needs JupyterLab: pip install jupyterlab (or run `spinal demo` without "
                              "--notebook).")
@@ -483,11 +368,6 @@ def run_demo(out: Path | str = Path("."), notebook: bool = False, *, budget: str
         return open_notebook(out)
     if n_prompts < 10:
         raise InputError(f"n_prompts must be at least 10 (the jackknife's prompt groups), got {n_prompts}.")
-    from .data import brown
-    from .data.cache import user_cache_dir
-    from .frame import TraceFrame
-    from .lab import build_lab_pair, build_smollm2_pair, lab_dirs
-
     if budget == "tiny" and smollm2 is None:
         smollm2 = False
     run_smollm2, note = _resolve_smollm2(smollm2, cache_dir)
@@ -519,7 +399,6 @@ def run_demo(out: Path | str = Path("."), notebook: bool = False, *, budget: str
                 path = Path(corpus) if corpus is not None else brown.locate_brown(cache_dir=cache_dir)
                 sentences = brown.read_brown(path)
                 prompts = brown.trace_prompts(n_prompts, sentences=sentences)
-            import hashlib
             summary["prompts"] = {"n": len(prompts), "source": "Brown corpus, 'trace' documents (held out)",
                                   "sha256": hashlib.sha256(json.dumps(prompts).encode()).hexdigest(),
                                   "first": prompts[0]}
@@ -556,7 +435,7 @@ def run_demo(out: Path | str = Path("."), notebook: bool = False, *, budget: str
                                                                               if run_smollm2 else []))
     # the final timings (the report stage's own time included) go into the written summary.json as well
     assert result is not None
-    result.summary_json.write_text(json.dumps(summary, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
+    _write_summary(summary, result.summary_json)
     if not quiet:
         _print_final(result, summary)
     return result
@@ -579,8 +458,6 @@ def _print_final(result: DemoResult, summary: dict[str, Any]) -> None:
 def _build_timings(folders: list[Path]) -> dict[str, Any]:
     """How long each cached checkpoint took to build when it was built (its ``spinal_lab.json``), so that a cached
     rerun still says what a fresh machine pays."""
-    from .lab import read_lab_json
-
     return {f.name: read_lab_json(f).get("timings_s") for f in folders}
 
 

@@ -24,20 +24,21 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
+from IPython.display import display
 
 from . import cli
+from .data.prompts import prompts_from_text, read_prompts
 from .errors import SpinalError
-from .frame import TraceFrame
+from .frame import TraceFrame, combine, pick_pair
+from .widgets import report, show
 
 
 def dashboard(frame: TraceFrame) -> Any:
     """The linked dashboard of `frame` (spinal_nb.widgets.show)."""
-    from .widgets import show
     return show(frame)
 
 
 def _display_traceframe(frame: TraceFrame) -> None:
-    from IPython.display import display
     display(dashboard(frame))
 
 
@@ -86,16 +87,16 @@ class SpinalMagics(Magics):
         if cell is not None:
             if args.prompts is not None:
                 raise UsageError("Give the prompts either in the cell body or with --prompts, not both.")
-            return cli.prompts_from_text(cell)
+            return prompts_from_text(cell)
         if args.prompts is None:
             raise UsageError("%spinal trace needs --prompts (a variable holding a list of strings, or a file), "
                              "or use %%spinal trace with one prompt per line in the cell.")
         found, value = self._lookup(args.prompts)
         if not found:
-            return cli.read_prompts(args.prompts, args.text_column)
+            return read_prompts(args.prompts, args.text_column)
         if isinstance(value, (str, os.PathLike)):
-            return cli.prompts_from_text(value) if "\n" in str(value) or not Path(value).is_file() \
-                else cli.read_prompts(str(value), args.text_column)
+            return prompts_from_text(value) if "\n" in str(value) or not Path(value).is_file() \
+                else read_prompts(str(value), args.text_column)
         return value  # a list, a datasets.Dataset, ...: the tracer checks it
 
     def _frames(self, specs: list[str]) -> list[TraceFrame]:
@@ -131,15 +132,20 @@ class SpinalMagics(Magics):
                                         f"{saved})")
 
     def _compare(self, args: argparse.Namespace, cell: str | None) -> Any:
-        cmp = cli.run_compare(args, self._frames(args.traces))
+        frame = combine(self._frames(args.traces), args.force)
+        cmp = frame.compare(*pick_pair(frame.checkpoints, args.reference, args.candidate),
+                            terminal_depth=args.terminal_depth,
+                            on=args.on)
         if args.json:
-            print(cli.comparison_json(cmp))
+            print(cmp.to_json())
             return self._store(args, cmp, f"Comparison {cmp.candidate!r} − {cmp.reference!r}") if args.as_name \
                 else None
         return self._store(args, cmp, f"Comparison {cmp.candidate!r} − {cmp.reference!r}")
 
     def _report(self, args: argparse.Namespace, cell: str | None) -> None:
-        print(f"wrote {cli.run_report(args, self._frames(args.traces))}")
+        path = report(combine(self._frames(args.traces), args.force), args.out, reference=args.reference,
+                      terminal_depth=args.terminal_depth)
+        print(f"wrote {path}")
 
     def _show(self, args: argparse.Namespace, cell: str | None) -> Any:
         return dashboard(self._frames([args.trace])[0])

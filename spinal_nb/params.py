@@ -1,4 +1,4 @@
-"""Every open choice of the SPINAL method as one frozen, recorded parameter set (see SPEC.md)."""
+"""Every open choice of the SPINAL method as one frozen, recorded parameter set (docs/method.md)."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import InputError
+
+RENAMED = {"window": "tail_window"}  # old name -> today's, for traces written by spinal-nb 0.1.0
 
 
 @dataclass(frozen=True)
@@ -20,7 +22,7 @@ class SpinalParams:
     skip_first: int = 1  # leading positions dropped per prompt (BOS / attention sink)
     center: bool = True  # column-center H before the spectrum
     row_normalize: bool = False  # L2-normalize each state before the spectrum
-    window: tuple[float, float] = (0.1, 0.9)  # tail window as fractions of the rank
+    tail_window: tuple[float, float] = (0.1, 0.9)  # the spectrum's tail: ranks as fractions of the rank r
     floor: float = 1e-7  # drop sigma_k <= floor * sigma_1
     min_points: int = 8  # fewer points in the window -> contraction is null
     temperature: float = 1.0  # lens softmax temperature
@@ -30,10 +32,10 @@ class SpinalParams:
     confidence: float = 0.95
 
     def __post_init__(self) -> None:
-        a, b = self.window
+        a, b = self.tail_window
         checks = [
             (isinstance(self.skip_first, int) and self.skip_first >= 0, "skip_first must be an int >= 0"),
-            (0.0 <= a < b <= 1.0, f"window must satisfy 0 <= a < b <= 1, got {self.window}"),
+            (0.0 <= a < b <= 1.0, f"tail_window must satisfy 0 <= a < b <= 1, got {self.tail_window}"),
             (0.0 <= self.floor < 1.0, "floor must be in [0, 1)"),
             (isinstance(self.min_points, int) and self.min_points >= 2, "min_points must be an int >= 2"),
             (math.isfinite(self.temperature) and self.temperature > 0, "temperature must be a positive number"),
@@ -45,22 +47,30 @@ class SpinalParams:
         for ok, msg in checks:
             if not ok:
                 raise InputError(f"Bad SPINAL parameter: {msg}.")
-        object.__setattr__(self, "window", (float(a), float(b)))
+        object.__setattr__(self, "tail_window", (float(a), float(b)))
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        d["window"] = list(self.window)
+        d["tail_window"] = list(self.tail_window)
         return d
+
+    @staticmethod
+    def upgrade(d: dict[str, Any]) -> dict[str, Any]:
+        """Parameters as an older spinal-nb recorded them, under today's names (`window` is now `tail_window`)."""
+        if not isinstance(d, dict) or not any(old in d for old in RENAMED):
+            return d
+        return {RENAMED.get(k, k): v for k, v in d.items()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SpinalParams:
+        d = cls.upgrade(d)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
             raise InputError(f"Unknown SPINAL parameter(s): {sorted(unknown)}. Known: {sorted(known)}.")
         d = dict(d)
-        if "window" in d:
-            d["window"] = tuple(d["window"])
+        if "tail_window" in d:
+            d["tail_window"] = tuple(d["tail_window"])
         return cls(**d)
 
     def replace(self, **changes: Any) -> SpinalParams:

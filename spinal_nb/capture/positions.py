@@ -1,4 +1,4 @@
-"""Which token positions a trace uses, and how prompts become padded batches (SPEC.md "Positions").
+"""Which token positions a trace uses, and how prompts become padded batches (docs/method.md, "Layers and positions").
 
 - Every non-padding position of every prompt except its first `skip_first`, then every `position_stride`-th of
   those (stride 1 = all).
@@ -64,3 +64,13 @@ def make_batch(token_ids: Sequence[Sequence[int]], prompt_indices: Sequence[int]
         select[row, list(selected_positions(len(toks), skip_first, stride))] = True
         group_grid[row] = int(group_of_row[row])
     return Batch(list(prompt_indices), ids, mask, select, group_grid[select])
+
+
+def group_major(n_prompts: int, n_groups: int) -> tuple[list[int], dict[int, int]]:
+    """The order prompts run in (jackknife group 0's prompts first, each group in prompt order) and, per group, the
+    position in that order after which the group is finished. Group membership stays prompt index % n_groups, so
+    the order changes no score (beyond float64 summation order); it lets finished groups leave memory."""
+    groups = assign_groups(np.arange(n_prompts), n_groups)
+    order = np.argsort(groups, kind="stable").tolist()
+    last = {int(groups[i]): pos for pos, i in enumerate(order)}
+    return order, last

@@ -1,7 +1,11 @@
-"""Prompts as the tracer takes them: normalised and checked once, for the Python API and the CLI alike."""
+"""Prompts as the tracer takes them: normalised and checked once (`as_texts`), for the Python API, the CLI and the
+magics alike; and read from a file or standard input (`read_prompts`, `prompts_from_text`)."""
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
@@ -44,3 +48,29 @@ def as_texts(prompts: Any, text_column: str = "text", where: str = "") -> list[s
         raise InputError(f"{where}{len(empty)} prompt(s) are empty or whitespace only (indices {empty[:10]}"
                          f"{' ...' if len(empty) > 10 else ''}); remove them, e.g. [p for p in prompts if p.strip()].")
     return texts
+
+
+def read_prompts(source: str, text_column: str = "text") -> list[str]:
+    """Prompts from a file (text: one per line; .jsonl; .json) or '-' (standard input, one per line)."""
+    if source == "-":
+        return prompts_from_text(sys.stdin.read())
+    path = Path(source)
+    if not path.is_file():
+        raise InputError(f"Prompts file not found: {source}. Pass a text file with one prompt per line, "
+                         "a .jsonl/.json file, or - for standard input.")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() in (".jsonl", ".json"):
+        try:
+            items = ([json.loads(line) for line in text.splitlines() if line.strip()]
+                     if path.suffix.lower() == ".jsonl" else json.loads(text))
+        except json.JSONDecodeError as e:
+            raise InputError(f"{source} is not valid JSON ({e}).") from e
+        if not isinstance(items, list):
+            raise InputError(f"{source} must hold a list of prompts (strings or objects with '{text_column}').")
+        return as_texts(items, text_column, where=f"{source}: ")
+    return prompts_from_text(text)
+
+
+def prompts_from_text(text: str) -> list[str]:
+    """One prompt per line; blank lines are skipped."""
+    return [line.rstrip("\r") for line in text.splitlines() if line.strip()]

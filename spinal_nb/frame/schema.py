@@ -1,4 +1,4 @@
-"""The TraceFrame schema (SPEC.md "Trace data"): one row per (checkpoint, layer)."""
+"""The TraceFrame schema (docs/ARCHITECTURE.md, "TraceFrame"): one row per (checkpoint, layer)."""
 from __future__ import annotations
 
 import polars as pl

@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import difflib
 import html
-import io
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,44 +12,11 @@ from typing import Any
 import polars as pl
 
 from .._version import __version__
-from ..errors import FrameError
+from ..errors import FrameError, InputError
 from ..params import SpinalParams
+from .comparison import SCORES, TERMINAL_DEPTH, Comparison, compute_comparison, in_terminal_window
+from .parquet import read_trace, write_trace
 from .schema import LENS_SCHEMA, REQUIRED, SCHEMA
-
-try:
-    from polars.exceptions import PanicException as _PanicException
-except ImportError:  # pragma: no cover - older polars
-    class _PanicException(Exception):  # noqa: N818
-        pass
-
-META_KEY, LENS_KEY, FORMAT_KEY, FORMAT = "spinal_nb.meta", "spinal_nb.lens", "spinal_nb.format", "1"
-DIGEST_KEY = "spinal_nb.sha256"  # of the data's values and the metadata strings: a corrupted file is refused
-
-
-def _content_digest(data: pl.DataFrame, kv: dict[str, str]) -> str:
-    """sha256 of the frame's values (column by column, polars-version independent) and its metadata strings.
-
-    Parquet checks page headers but not values: a flipped byte in a data page or in the metadata JSON otherwise
-    loads as a valid-looking, different trace (110 of 600 random corruptions did, before this digest).
-    """
-    import hashlib
-
-
-    h = hashlib.sha256()
-    for key in (FORMAT_KEY, META_KEY, LENS_KEY):
-        h.update(f"{key}={kv.get(key)}\0".encode())
-    for name in data.columns:
-        col = data.get_column(name)
-        h.update(f"{name}\0".encode())
-        if isinstance(col.dtype, pl.List):
-            h.update(col.list.len().fill_null(-1).to_numpy().astype("<i8").tobytes())
-            col = col.explode()
-        h.update(col.is_null().to_numpy().tobytes())
-        if col.dtype.is_numeric() or col.dtype == pl.Boolean:
-            h.update(col.cast(pl.Float64).fill_null(0.0).to_numpy().astype("<f8").tobytes())
-        else:
-            h.update("\0".join(v or "" for v in col.cast(pl.String).to_list()).encode())
-    return h.hexdigest()
 
 
 def _unknown(names: Iterable[str], known: Sequence[str]) -> str:
@@ -216,140 +181,40 @@ class TraceFrame:
 
     # -- Parquet ------------------------------------------------------------------------------------------------
     def to_parquet(self, path: str | os.PathLike) -> Path:
-        """Write data, metadata and lens detail to one Parquet file, atomically (temp file + rename).
-
-        Metadata travels as JSON in the file's key-value metadata; nothing is pickled.
-        """
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        kv = {FORMAT_KEY: FORMAT, META_KEY: json.dumps(self.meta, sort_keys=True)}
-        if self.lens is not None:
-            kv[LENS_KEY] = json.dumps(self.lens.to_dict(as_series=False))
-        kv[DIGEST_KEY] = _content_digest(self.data, kv)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            self.data.write_parquet(tmp, metadata=kv)
-            fd = os.open(tmp, os.O_RDWR)
-            try:
-                os.fsync(fd)  # the bytes are on disk before the rename makes them the file
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
-            try:  # and the rename itself survives a power loss (POSIX; best effort: not every file system can)
-                dfd = os.open(path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-                try:
-                    os.fsync(dfd)
-                finally:
-                    os.close(dfd)
-            except OSError:
-                pass
-        except BaseException:  # any failure, KeyboardInterrupt included: no temp file is left behind
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return path
+        """Write data, metadata and lens detail to one Parquet file, atomically (frame/parquet.py; no pickle)."""
+        return write_trace(path, self.data, self.meta, self.lens)
 
     @classmethod
     def read_parquet(cls, path: str | os.PathLike) -> TraceFrame:
-        path = Path(path)
-        if not path.exists():
-            raise FrameError(f"No such file: {path}.")
-        try:
-            # one read of the bytes, parsed twice: opening the path twice (metadata, then data) could pair the
-            # footer of one file with the data of the next when a writer replaces it in between (os.replace)
-            with open(path, "rb") as f:
-                raw = io.BytesIO(f.read())
-            kv = pl.read_parquet_metadata(raw)
-            raw.seek(0)
-            data = pl.read_parquet(raw)
-        except (Exception, _PanicException) as e:  # a Rust panic in the reader is not an Exception
-            raise FrameError(f"{path} is not a readable Parquet file (corrupt or truncated?): {e}") from e
-        if META_KEY not in kv:
-            raise FrameError(f"{path} is a Parquet file but not a spinal-nb trace (no '{META_KEY}' metadata).")
-        if kv.get(FORMAT_KEY) != FORMAT:
-            raise FrameError(f"{path} uses trace format {kv.get(FORMAT_KEY)!r}; this spinal-nb reads {FORMAT!r}.")
-        # files written before the digest existed have none: they load as before
-        if DIGEST_KEY in kv and kv[DIGEST_KEY] != _content_digest(data, kv):
-            raise FrameError(f"{path} is corrupt: its values or metadata do not match the checksum written with "
-                             "them. Re-create it from the trace (or its source) rather than trusting it.")
-        try:
-            meta = json.loads(kv[META_KEY])
-            lens = pl.DataFrame(json.loads(kv[LENS_KEY]), schema=LENS_SCHEMA) if LENS_KEY in kv else None
-        except (ValueError, TypeError, pl.exceptions.PolarsError) as e:
-            raise FrameError(f"{path} has corrupt spinal-nb metadata: {e}") from e
+        """A TraceFrame from a file written by `to_parquet` (by this or an older spinal-nb)."""
+        return cls(*read_trace(path))
 
-        from ..errors import SpinalError
+    # -- comparison -----------------------------------------------------------------------------------------------
+    def compare(self, reference: str, candidate: str, terminal_depth: float = TERMINAL_DEPTH,
+                on: str = "layer") -> Comparison:
+        """Per-layer differences candidate − reference with intervals, and the audit summary (docs/method.md).
 
-        # valid JSON is not yet valid metadata: check its structure (ARCHITECTURE.md, TraceFrame meta) here, so that
-        # a hand-edited or foreign file is refused now with a clear message, not a KeyError three calls later
-        def bad(where: str, what: str) -> FrameError:
-            return FrameError(f"{path} has corrupt spinal-nb metadata: {where} {what}.")
+        The one way to compare (frame/comparison.py); `spinal_nb.compare(a, b)` is the same for two frames.
+        """
+        return compute_comparison(self, reference, candidate, terminal_depth=terminal_depth, on=on)
 
-        def check_params(p: Any, where: str) -> None:
-            if p is None:
-                return
-            if not isinstance(p, dict):
-                raise bad(where, f"must be a dict of SPINAL parameters, got {type(p).__name__}")
-            try:
-                SpinalParams.from_dict(p)
-            except (SpinalError, TypeError, ValueError) as e:
-                raise bad(where, f"are not valid SPINAL parameters ({e})") from e
-
-        if not isinstance(meta, dict):
-            raise bad("the metadata", f"must be a JSON object, got {type(meta).__name__}")
-        if not isinstance(meta.get("spinal_nb", ""), str):
-            raise bad("'spinal_nb' (the version)", f"must be a string, got {type(meta['spinal_nb']).__name__}")
-        check_params(meta.get("params"), "'params'")
-        if not isinstance(meta.get("mixed_params", False), bool):
-            raise bad("'mixed_params'", "must be true or false")
-        checkpoints = meta.get("checkpoints", {})
-        if not isinstance(checkpoints, dict):
-            raise bad("'checkpoints'", f"must map checkpoint names to dicts, got {type(checkpoints).__name__}")
-        kinds = {"model": str, "revision": str, "dtype": str, "device": str, "prompts_sha256": str, "created": str,
-                 "n_prompts": int, "n_layers": int, "d_model": int, "versions": dict, "extra": dict}
-        for name, info in checkpoints.items():
-            where = f"checkpoints[{name!r}]"
-            if not isinstance(info, dict):
-                raise bad(where, f"must be a dict, got {type(info).__name__}")
-            for key, kind in kinds.items():
-                v = info.get(key)
-                if v is not None and (not isinstance(v, kind) or isinstance(v, bool)):
-                    raise bad(f"{where}[{key!r}]", f"must be {kind.__name__} or null, got {type(v).__name__}")
-            check_params(info.get("params"), f"{where}['params']")
-        return cls(data, meta, lens)
-
-    # -- comparison and views -----------------------------------------------------------------------------------
-    def compare(self, reference: str, candidate: str, window: float = 0.7, on: str = "layer"):
-        """Per-layer differences candidate - reference with intervals, and the audit summary (SPEC.md)."""
-        from .compare import compare_checkpoints
-
-        return compare_checkpoints(self, reference, candidate, window=window, on=on)
-
-    def chart(self, kind: str = "path", **kwargs):
-        """An altair chart of this trace (kinds: path, contraction, transport, entropy, delta, spectrum); see
-        `spinal_nb.widgets.chart`. Save offline with `.save("x.png")` / `.save("x.svg")` (vl-convert)."""
-        from ..widgets.charts import chart
-
-        return chart(self, kind, **kwargs)
-
-    def show(self, **kwargs):
-        """The linked interactive dashboard (depth path + layer scrubber + compare summary); see `spinal_nb.show`."""
-        from ..widgets.dashboard import show
-
-        return show(self, **kwargs)
+    def window_means(self, checkpoint: str, terminal_depth: float = TERMINAL_DEPTH) -> dict[str, float | None]:
+        """Mean contraction and transport of one checkpoint over its terminal window (finite values; None if none)."""
+        df = self.checkpoint(checkpoint).filter(in_terminal_window(pl.col("depth"), terminal_depth))
+        out = {}
+        for s in SCORES:
+            v = df.get_column(s).drop_nulls()
+            v = v.filter(v.is_finite())
+            out[s] = float(v.mean()) if len(v) else None
+        return out
 
     # -- display ------------------------------------------------------------------------------------------------
     def _summary_rows(self) -> list[tuple[str, int, str, str]]:
         rows = []
         for c in self.checkpoints:
-            df = self.checkpoint(c)
-            late = df.filter(pl.col("depth") >= 0.7)
-
-            def mean(col, d=late):
-                v = d.get_column(col).drop_nulls()
-                return f"{v.mean():.3f}" if len(v) else "—"
-            rows.append((c, int(df.get_column("layer").max()), mean("contraction"), mean("transport")))
+            means = self.window_means(c)
+            shown = ["—" if means[s] is None else f"{means[s]:.3f}" for s in SCORES]
+            rows.append((c, self.n_layers(c), *shown))
         return rows
 
     def __repr__(self) -> str:
@@ -374,3 +239,24 @@ class TraceFrame:
 def read_parquet(path: str | os.PathLike) -> TraceFrame:
     """Read a TraceFrame written by `TraceFrame.to_parquet`."""
     return TraceFrame.read_parquet(path)
+
+
+def compare(reference: TraceFrame, candidate: TraceFrame, *, terminal_depth: float = TERMINAL_DEPTH,
+            on: str = "layer") -> Comparison:
+    """Compare two single-checkpoint frames: `spinal_nb.compare(base, dpo)` is `(base + dpo).compare("base", "dpo")`.
+    Returns per-layer deltas (candidate − reference) with intervals and the summary."""
+    if isinstance(reference, TraceFrame) and isinstance(candidate, TraceFrame):
+        if len(reference.checkpoints) != 1 or len(candidate.checkpoints) != 1:
+            raise InputError("compare(a, b) takes two single-checkpoint frames; for a multi-checkpoint frame use "
+                             "frame.compare('reference', 'candidate').")
+        both = TraceFrame.concat([reference, candidate])
+        return both.compare(reference.checkpoints[0], candidate.checkpoints[0], terminal_depth=terminal_depth,
+                            on=on)
+    raise InputError("compare(reference, candidate) takes two TraceFrames.")
+
+
+def combine(frames: Sequence[TraceFrame], force: bool = False) -> TraceFrame:
+    """One frame from one or more (a single frame is returned as it is; several are concatenated)."""
+    if not frames:
+        raise InputError("No trace given.")
+    return frames[0] if len(frames) == 1 else TraceFrame.concat(list(frames), force=force)

@@ -12,8 +12,9 @@ from typing import Any
 import torch
 
 from ..data import brown
-from ..data.cache import atomic_dir, clean_stale, file_sha256, recipe_hash, user_cache_dir
+from ..data.cache import recipe_hash, user_cache_dir
 from ..errors import InputError
+from ..io import atomic_dir, clean_stale, file_sha256
 from . import preferences as prefs
 from .checkpoint import LabPair, load_checkpoint, read_lab_json, save_checkpoint
 from .dpo import EncodedPairs, dpo_train, greedy, neutral_evidence, preference_evidence

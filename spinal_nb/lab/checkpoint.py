@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._version import __version__
 from ..errors import ModelLoadError
 
 LAB_JSON = "spinal_lab.json"
@@ -40,7 +41,6 @@ def versions() -> dict[str, str]:
     import torch
     import transformers
 
-    from .._version import __version__
     return {"spinal_nb": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
             "tokenizers": tokenizers.__version__}
 

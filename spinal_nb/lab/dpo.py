@@ -19,7 +19,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
+from ..errors import NumericsError
 from .preferences import PreferencePair
 
 
@@ -83,8 +85,6 @@ def dpo_train(policy: torch.nn.Module, reference: torch.nn.Module, data: Encoded
               batch_size: int, lr: float, beta: float, warmup: int = 0, seed: int = 0, progress: bool = True,
               desc: str = "DPO") -> dict[str, float]:
     """Train ``policy`` in place with DPO against the frozen ``reference``; returns last-10-step averages."""
-    from tqdm.auto import tqdm
-
     torch.manual_seed(seed)
     rng = random.Random(seed)
     reference.eval()
@@ -113,7 +113,6 @@ def dpo_train(policy: torch.nn.Module, reference: torch.nn.Module, data: Encoded
         sched.step()
         stats = (loss.item(), (z > 0).float().mean().item(), (pc - pr).mean().item())
         if not math.isfinite(stats[0]):
-            from ..errors import NumericsError
             raise NumericsError(f"DPO loss became {stats[0]} (lr {lr} too high?)")
         tail = (tail + [stats])[-10:]
         bar.set_postfix(loss=f"{stats[0]:.3f}", acc=f"{stats[1]:.2f}")

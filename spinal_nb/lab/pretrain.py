@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from .recipes import PretrainRecipe
 
@@ -60,8 +61,6 @@ def val_loss(model: torch.nn.Module, stream: torch.Tensor, context: int, n_windo
 def pretrain(model: torch.nn.Module, train: torch.Tensor, valid: torch.Tensor, recipe: PretrainRecipe, *,
              progress: bool = True) -> dict[str, float]:
     """AdamW, linear warm-up + cosine decay to 10 %, grad-clip 1, random windows drawn with a seeded generator."""
-    from tqdm.auto import tqdm
-
     gen = torch.Generator().manual_seed(recipe.seed)
     before = val_loss(model, valid, recipe.context, recipe.val_windows)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]

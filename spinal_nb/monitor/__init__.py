@@ -14,10 +14,21 @@
 >>> cb.every_n_steps
 25
 """
+import importlib
+
 from .alert import AlertRule, AlertTracker, SpinalAlertWarning, alert_history, assess
-from .callback import SpinalCallback
 from .live import TraceWatcher, watch
 from .storage import TrainingTraceWriter, checkpoint_name, ordered_by_step, read_events, read_training_trace
+
+
+def __getattr__(name: str):
+    # SpinalCallback subclasses transformers' TrainerCallback: transformers loads when it is first used, so that the
+    # training trace's readers and watcher (which the widgets use) stay light
+    if name == "SpinalCallback":
+        value = importlib.import_module("spinal_nb.monitor.callback").SpinalCallback
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'spinal_nb.monitor' has no attribute {name!r}")
 
 __all__ = ["SpinalCallback", "AlertRule", "AlertTracker", "SpinalAlertWarning", "alert_history", "assess",
            "read_training_trace", "read_events", "TrainingTraceWriter", "checkpoint_name", "ordered_by_step",

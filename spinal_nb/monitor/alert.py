@@ -1,6 +1,6 @@
 """spinal-nb's own destabilization alert (the SPINAL paper publishes no rule, threshold or numbers for it).
 
-At every evaluation the terminal-window mean (depth ≥ `window`) of contraction α and of transport 𝓛 is compared with a
+At every evaluation the terminal-window mean (depth ≥ `terminal_depth`) of contraction α and of transport 𝓛 is compared with a
 reference evaluation — the start of training (`reference="start"`) or the evaluation `n` evaluations earlier
 (`reference=n`) — with the paired delete-a-group jackknife interval of `TraceFrame.compare` (the probe prompts are the
 same at every evaluation, so prompt-to-prompt variation cancels). A score is **out of band** when that 95 % interval of
@@ -29,7 +29,7 @@ from typing import Any
 import polars as pl
 
 from ..errors import InputError
-from ..frame import TraceFrame, compare_checkpoints
+from ..frame import TraceFrame
 
 SCORES = ("contraction", "transport")
 DIRECTIONS = ("either", "rise", "fall")
@@ -43,14 +43,14 @@ class SpinalAlertWarning(UserWarning):
 class AlertRule:
     """When the training monitor raises `SpinalAlertWarning` (see the module docstring for the rule).
 
-    window: terminal window, depths ≥ this (SPEC.md default 0.7).
+    terminal_depth: the terminal window is depths ≥ this (default 0.7, the paper's window: docs/method.md).
     contraction / transport: watched direction of the change, "either", "rise", "fall", or None (not watched).
     tolerance: half-width of the band, as a fraction of |reference window mean| of each score.
     patience: consecutive out-of-band evaluations before the alert fires (k).
     reference: "start" (the first evaluation of the run) or n ≥ 1 (the evaluation n evaluations earlier).
     """
 
-    window: float = 0.7
+    terminal_depth: float = 0.7
     contraction: str | None = "either"
     transport: str | None = "either"
     tolerance: float = 0.25
@@ -59,7 +59,8 @@ class AlertRule:
 
     def __post_init__(self) -> None:
         checks = [
-            (isinstance(self.window, (int, float)) and 0.0 <= self.window <= 1.0, "window is a depth in [0, 1]"),
+            (isinstance(self.terminal_depth, (int, float)) and 0.0 <= self.terminal_depth <= 1.0,
+             "terminal_depth is a depth in [0, 1]"),
             (self.contraction in (*DIRECTIONS, None), f"contraction must be one of {DIRECTIONS} or None"),
             (self.transport in (*DIRECTIONS, None), f"transport must be one of {DIRECTIONS} or None"),
             (self.contraction is not None or self.transport is not None, "watch at least one score"),
@@ -79,13 +80,7 @@ class AlertRule:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AlertRule:
-        return cls(**d)
-
-
-def _window_mean(frame: TraceFrame, checkpoint: str, score: str, window: float) -> float | None:
-    v = frame.checkpoint(checkpoint).filter(pl.col("depth") >= window - 1e-12).get_column(score).drop_nulls()
-    v = v.filter(v.is_finite())
-    return float(v.mean()) if len(v) else None
+        return cls(**{("terminal_depth" if k == "window" else k): v for k, v in d.items()})  # 0.1.0 said `window`
 
 
 def _out_of_band(direction: str, lo: float, hi: float, band: float) -> bool:
@@ -99,13 +94,14 @@ def assess(frame: TraceFrame, reference: str, candidate: str, rule: AlertRule) -
     Returns {score: {"direction", "reference_mean", "delta", "lo", "hi", "band", "out", "reason"}} for the watched
     scores; "out" is False with a "reason" when the change or its interval cannot be computed.
     """
-    comp = compare_checkpoints(frame, reference, candidate, window=rule.window)
+    comp = frame.compare(reference, candidate, terminal_depth=rule.terminal_depth)
+    means = frame.window_means(reference, rule.terminal_depth)
     out: dict[str, Any] = {}
     for score in SCORES:
         direction = getattr(rule, score)
         if direction is None:
             continue
-        base = _window_mean(frame, reference, score, rule.window)
+        base = means[score]
         w = comp.summary[f"window_{score}"]
         rec = {"direction": direction, "reference_mean": base, "delta": w["mean"], "lo": w["lo"], "hi": w["hi"],
                "band": None, "out": False, "reason": None}

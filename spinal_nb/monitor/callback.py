@@ -22,6 +22,7 @@ from typing import Any
 import polars as pl
 import torch
 
+from .. import capture
 from ..errors import InputError, NumericsError
 from ..frame import TraceFrame
 from .alert import AlertRule, AlertTracker, SpinalAlertWarning, describe
@@ -36,7 +37,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_RULE = AlertRule()
 
 # trace() arguments the callback sets itself, or that would move/cast the live model or send it elsewhere
-_RESERVED = {"checkpoint", "progress", "save_to", "checkpoint_every", "remote", "device", "dtype", "tokenizer"}
+_RESERVED = {"checkpoint", "progress", "save_to", "save_every", "remote", "device", "dtype", "tokenizer"}
 
 
 def _restore_modes(modes: list[tuple[torch.nn.Module, bool]]) -> None:
@@ -195,13 +196,11 @@ class SpinalCallback(TrainerCallback):
 
     # -- one evaluation -----------------------------------------------------------------------------------------
     def _trace(self, model: torch.nn.Module, name: str) -> TraceFrame:
-        from ..capture import trace
-
         modes = [(m, m.training) for m in model.modules()]
         try:
             model.eval()
             with torch.random.fork_rng(devices=_cuda_devices(model)), torch.no_grad():
-                return trace(model, self.probe_prompts, tokenizer=self._tok, checkpoint=name, progress=False,
+                return capture.trace(model, self.probe_prompts, tokenizer=self._tok, checkpoint=name, progress=False,
                              **self.trace_kwargs)
         finally:
             _restore_modes(modes)

@@ -30,6 +30,7 @@ import polars as pl
 
 from ..errors import FrameError, InputError
 from ..frame import TraceFrame
+from ..io import fsync_dir
 
 POINT_RE = re.compile(r"^step-(\d+)\.parquet$")
 EVENTS = "monitor.jsonl"
@@ -38,19 +39,6 @@ EVENTS = "monitor.jsonl"
 def checkpoint_name(step: int) -> str:
     """The checkpoint name of a training step: 'step-000120' (zero-padded so names sort like steps)."""
     return f"step-{int(step):06d}"
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds (Windows)
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
 
 
 def _points(folder: Path) -> dict[int, Path]:
@@ -93,26 +81,13 @@ class TrainingTraceWriter:
             points.pop(s).unlink()
         if start_step == 0:
             (self.folder / EVENTS).unlink(missing_ok=True)
-        _fsync_dir(self.folder)
+        fsync_dir(self.folder)
         return list(points)
 
     def write(self, frame: TraceFrame, step: int) -> Path:
-        """Write one evaluation atomically and durably (temp file, fsync, rename, fsync of the folder)."""
-        final = self.folder / f"{checkpoint_name(step)}.parquet"
-        tmp = self.folder / f".{final.name}.{os.getpid()}.tmp"
-        try:
-            frame.to_parquet(tmp)
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, final)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
-        _fsync_dir(self.folder)
-        return final
+        """Write one evaluation atomically and durably (`TraceFrame.to_parquet`: temp file, fsync, rename, fsync of
+        the folder)."""
+        return frame.to_parquet(self.folder / f"{checkpoint_name(step)}.parquet")
 
     def event(self, record: dict[str, Any]) -> None:
         """Append one event to monitor.jsonl (one line, flushed and fsynced)."""

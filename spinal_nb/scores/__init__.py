@@ -1,7 +1,7 @@
 """Pure SPINAL math on arrays: spectrum tail fit, Fisher–Rao transport, jackknife intervals. No I/O, no modules."""
-from .contraction import GramAccumulator, TailFit, fit_tail
+from .contraction import STATE_LAYOUT, GramAccumulator, GroupStore, TailFit, fit_tail
+from .finalize import finalize
 from .intervals import assign_groups, jackknife_interval, jackknife_se
-from .layers import finalize
 from .transport import (
     TransportAccumulator,
     check_entropy_finite,
@@ -14,7 +14,7 @@ from .transport import (
 )
 
 __all__ = [
-    "GramAccumulator", "TailFit", "fit_tail", "assign_groups", "jackknife_interval", "jackknife_se", "finalize",
+    "STATE_LAYOUT", "GramAccumulator", "GroupStore", "TailFit", "fit_tail", "assign_groups", "jackknife_interval", "jackknife_se", "finalize",
     "TransportAccumulator", "fisher_rao", "lens_entropy", "lens_step", "lens_point", "lens_point_", "fisher_rao_sqrt",
     "check_entropy_finite",
 ]

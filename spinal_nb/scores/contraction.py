@@ -1,4 +1,4 @@
-"""Contraction score: the power-law tail exponent of a layer's singular-value spectrum (SPEC.md).
+"""Contraction score: the power-law tail exponent of a layer's singular-value spectrum (docs/method.md).
 
 The singular values of the stacked, column-centered state matrix H (N x d) are obtained exactly without keeping all
 of H: per layer we stream, per jackknife group of prompts, either the group's rows or its Gram matrix, plus the column
@@ -8,26 +8,24 @@ direction). A group keeps its rows while it has fewer than d of them and switche
 reaches d (rows are the smaller form below d, the Gram above), so memory is min(N_g, d) * d float64 values per
 group and layer. Leave-one-group-out spectra, and with them intervals, come at no extra pass over the data.
 
-A group that will take no more rows (the tracer feeds prompts group by group) can be spilled: its rows / Grams go to
-one uncompressed .npz in `spill_dir`, bit for bit, and are read back one layer at a time at finalize. Then the
-memory held is one group's worth, whatever the number of prompts (a 1,000-prompt trace of SmolLM2's shape: at most
-85 MiB instead of 785 MiB of accumulators in memory).
+A group that will take no more rows (the tracer feeds prompts group by group) can be spilled: its rows / Grams go,
+bit for bit, to a store for finished groups (`store=`, any object with the `GroupStore` methods; the tracer's is a
+folder of .npz files, spinal_nb.capture.spill) and are read back one layer at a time at finalize. Then the memory
+held is one group's worth, whatever the number of prompts (a 1,000-prompt trace of SmolLM2's shape: at most 85 MiB
+instead of 785 MiB of accumulators in memory). This module does no I/O itself.
 """
 from __future__ import annotations
 
 import ctypes
 import math
-import os
 import time
-import warnings
-import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
 
-from ..data.cache import atomic_file, file_sha256
 from ..errors import InputError, NumericsError
 
 
@@ -61,19 +59,26 @@ def _return_freed_heap() -> None:
         _malloc_trim(0)
 
 
-FORMAT = 3  # layout of GramAccumulator.state_dict (1: one d x d Gram per layer and group; 2: hybrid, no spilling)
+STATE_LAYOUT = 3  # layout of GramAccumulator.state_dict (1: one d x d Gram per layer and group; 2: hybrid, no spill)
 
 
-def _write_npz(path: Path, arrays, fsync: bool = True) -> None:
-    """Write (name, array) pairs as an uncompressed .npz, one array at a time (a generator keeps only one joined
-    array alive), atomically (data.cache.atomic_file)."""
-    def write(f):
-        with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-            for name, a in arrays:
-                with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
-                    np.lib.format.write_array(member, np.ascontiguousarray(a), allow_pickle=False)
+class GroupStore(Protocol):
+    """Where finished groups go (`GramAccumulator(store=...)`); spinal_nb.capture.spill.SpillFolder is one."""
 
-    atomic_file(path, write, fsync=fsync)
+    def put(self, group: int, arrays: Iterator[tuple[str, np.ndarray]]) -> bool:
+        """Keep the (name, array) pairs of `group`; False (nothing kept, the caller keeps the group) if it cannot."""
+
+    def get(self, group: int, name: str) -> np.ndarray: ...
+
+    def nbytes(self, group: int) -> int: ...
+
+    def digest(self, group: int) -> str:
+        """sha256 (hex) of what is kept for `group`."""
+
+    def holds(self, group: int, digest: str) -> bool:
+        """Whether `group` is kept, with that digest."""
+
+    def where(self, group: int) -> str: ...
 
 
 class GramAccumulator:
@@ -90,7 +95,7 @@ class GramAccumulator:
     """
 
     def __init__(self, n_layers: int, d: int, n_groups: int, *, row_normalize: bool = False,
-                 device: str | torch.device = "cpu", kernel: bool = True, spill_dir: str | os.PathLike | None = None):
+                 device: str | torch.device = "cpu", kernel: bool = True, store: GroupStore | None = None):
         if n_layers < 1 or d < 1 or n_groups < 1:
             raise InputError(f"GramAccumulator needs n_layers, d, n_groups >= 1, got {n_layers}, {d}, {n_groups}.")
         self.n_layers, self.d, self.n_groups = n_layers, d, n_groups
@@ -106,13 +111,10 @@ class GramAccumulator:
         self._rows: list[list[list[torch.Tensor]]] = [[[] for _ in range(n_groups)] for _ in range(n_layers)]
         self._gram: list[list[torch.Tensor | None]] = [[None] * n_groups for _ in range(n_layers)]
         self._n: list[list[int]] = [[0] * n_groups for _ in range(n_layers)]  # host copy of count: no device sync
-        # spilled groups: file name in spill_dir (None: in memory), and per layer whether the file holds a Gram
-        self.spill_dir = Path(spill_dir) if spill_dir is not None else None
-        self.spill_fsync = True  # False for a private folder that dies with the run: no point waiting for the disk
-        self._disk: list[str | None] = [None] * n_groups
+        # spilled groups: kept by `store` (False: in memory), and per layer whether what is kept is a Gram
+        self.store = store
+        self._disk: list[bool] = [False] * n_groups
         self._disk_gram = np.zeros((n_layers, n_groups), dtype=bool)
-        self._disk_sha: dict[int, str] = {}  # sha256 of a spilled file, computed when a checkpoint first needs it
-        self._spill_failed = False
         self._freed = 0  # bytes of row chunks freed by switches since the last trim
         self._trimmed: float | None = None  # time of the last trim; None while no group has switched
 
@@ -132,7 +134,7 @@ class GramAccumulator:
                                 "try float32 instead of float16, or check the model's weights.")
         if g.min() < 0 or g.max() >= self.n_groups:
             raise InputError(f"group ids must lie in [0, {self.n_groups}).")
-        spilled = [i for i in torch.unique(g).tolist() if self._disk[i] is not None]
+        spilled = [i for i in torch.unique(g).tolist() if self._disk[i]]
         if spilled:
             raise InputError(f"group(s) {spilled} were spilled to disk as finished; they take no more rows.")
         if self.row_normalize:
@@ -180,25 +182,24 @@ class GramAccumulator:
                    for t in (self._rows[i][g] + [x for x in [self._gram[i][g]] if x is not None]))
 
     def spilled_bytes(self) -> int:
-        """Bytes of the spilled groups' files on disk."""
-        return sum(os.path.getsize(self.spill_dir / f) for f in self._disk if f is not None)
+        """Bytes of the spilled groups in their store (on disk)."""
+        return sum(self.store.nbytes(g) for g in self.spilled_groups())
 
     def spilled_groups(self) -> list[int]:
-        return [g for g in range(self.n_groups) if self._disk[g] is not None]
+        return [g for g in range(self.n_groups) if self._disk[g]]
 
     # -- spilling -----------------------------------------------------------------------------------------------
     def spill(self, group: int) -> bool:
-        """Move a finished group's rows / Grams (all layers) to `spill_dir`/group-<g>.npz and free them.
+        """Move a finished group's rows / Grams (all layers) to the `store` and free them.
 
         The caller promises the group takes no more rows (`update` refuses them afterwards). The float64 values are
-        written as they are, so every spectrum is bit-identical to the one from memory. Returns False (nothing
-        done) without a spill_dir, for an empty group, or when the group is already on disk.
+        kept as they are, so every spectrum is bit-identical to the one from memory. Returns False (nothing
+        done) without a store, for an empty group, when the group is already spilled or the store cannot take it.
         """
-        if self.spill_dir is None or self._spill_failed or self._disk[group] is not None:
+        if self.store is None or self._disk[group]:
             return False
         if not any(self._n[i][group] for i in range(self.n_layers)):
             return False
-        name = f"group-{group}.npz"
         is_gram = np.array([self._gram[i][group] is not None for i in range(self.n_layers)])
 
         def arrays():
@@ -208,20 +209,13 @@ class GramAccumulator:
                 elif self._n[i][group]:
                     yield f"rows{i}", self._layer_rows(i, [group]).cpu().numpy()
 
-        try:
-            self.spill_dir.mkdir(parents=True, exist_ok=True)
-            _write_npz(self.spill_dir / name, arrays(), fsync=self.spill_fsync)
-        except OSError as e:  # read-only or full disk: better to hold the groups in memory than to lose the run
-            self._spill_failed = True
-            warnings.warn(f"Could not spill finished accumulator groups to {self.spill_dir} ({e}); keeping them in "
-                          "memory. Set SPINAL_SPILL_DIR to a writable folder on disk to bound memory.", stacklevel=2)
+        if not self.store.put(group, arrays()):  # read-only or full disk: the group stays in memory
             return False
         for i in range(self.n_layers):
             self._freed += sum(t.numel() * t.element_size() for t in self._rows[i][group])
             self._rows[i][group] = []
             self._gram[i][group] = None
-        self._disk[group], self._disk_gram[:, group] = name, is_gram
-        self._disk_sha.pop(group, None)
+        self._disk[group], self._disk_gram[:, group] = True, is_gram
         if self.device.type == "cpu":
             _return_freed_heap()
             self._freed, self._trimmed = 0, time.monotonic()
@@ -229,24 +223,22 @@ class GramAccumulator:
 
     def _from_disk(self, layer: int, group: int) -> torch.Tensor:
         key = f"{'gram' if self._disk_gram[layer, group] else 'rows'}{layer}"
-        with np.load(self.spill_dir / self._disk[group], allow_pickle=False) as z:  # reads only this member
-            a = z[key]
-        return torch.from_numpy(a).to(self.device)
+        return torch.from_numpy(self.store.get(group, key)).to(self.device)
 
     def _is_gram(self, layer: int, group: int) -> bool:
-        if self._disk[group] is not None:
+        if self._disk[group]:
             return bool(self._disk_gram[layer, group])
         return self._gram[layer][group] is not None
 
     def _gram_tensor(self, layer: int, group: int) -> torch.Tensor:
         """A Gram-stored group's Gram: the live tensor (do not modify it) or a fresh copy read from disk."""
-        return self._from_disk(layer, group) if self._disk[group] is not None else self._gram[layer][group]
+        return self._from_disk(layer, group) if self._disk[group] else self._gram[layer][group]
 
     def _layer_rows(self, layer: int, groups: list[int]) -> torch.Tensor:
         """The rows of row-stored `groups` stacked in group order: a temporary copy (the chunks stay as they are,
         so that joining them never leaves freed chunks plus joined copies resident)."""
         chunks = [c for g in groups for c in (
-            [self._from_disk(layer, g)] if self._disk[g] is not None and self._n[layer][g] else self._rows[layer][g])]
+            [self._from_disk(layer, g)] if self._disk[g] and self._n[layer][g] else self._rows[layer][g])]
         return torch.cat(chunks) if chunks else torch.zeros(0, self.d, dtype=torch.float64, device=self.device)
 
     def spectrum(self, layer: int, leave_out: int | None = None, center: bool = True) -> np.ndarray:
@@ -367,20 +359,18 @@ class GramAccumulator:
     def state_dict(self) -> dict[str, np.ndarray]:
         """numpy arrays only: `is_gram` [layers, groups]; `gram` [groups stored as Grams, d, d] and `rows`
         [rows of the other groups, d], both in (layer, group) order and for groups in memory only; `spilled`
-        [groups] and `spill_sha256` [groups, 32] (the spilled files stay where they are, in spill_dir: a checkpoint
-        names them and their digests instead of copying them); colsum, count, shift, has_shift; format."""
+        [groups] and `spill_sha256` [groups, 32] (the spilled groups stay where they are, in their store: a saved
+        state names them and their digests instead of copying them); colsum, count, shift, has_shift; format."""
         L, G = self.n_layers, self.n_groups
-        spilled = np.array([f is not None for f in self._disk], dtype=bool)
+        spilled = np.array(self._disk, dtype=bool)
         is_gram = np.array([[self._is_gram(i, g) for g in range(G)] for i in range(L)], dtype=bool)
         grams = [self._gram[i][g].cpu().numpy() for i in range(L) for g in range(G) if is_gram[i, g] and not spilled[g]]
         rows = [self._layer_rows(i, [g for g in range(G) if not is_gram[i, g] and not spilled[g]]).cpu().numpy()
                 for i in range(L)]
         sha = np.zeros((G, 32), dtype=np.uint8)
         for g in np.flatnonzero(spilled).tolist():
-            if g not in self._disk_sha:
-                self._disk_sha[g] = file_sha256(self.spill_dir / self._disk[g])
-            sha[g] = np.frombuffer(bytes.fromhex(self._disk_sha[g]), dtype=np.uint8)
-        out = {"format": np.array(FORMAT, dtype=np.int64), "is_gram": is_gram, "spilled": spilled,
+            sha[g] = np.frombuffer(bytes.fromhex(self.store.digest(g)), dtype=np.uint8)
+        out = {"format": np.array(STATE_LAYOUT, dtype=np.int64), "is_gram": is_gram, "spilled": spilled,
                "spill_sha256": sha,
                "gram": np.stack(grams) if grams else np.zeros((0, self.d, self.d)),
                "rows": np.concatenate(rows) if rows else np.zeros((0, self.d))}
@@ -388,9 +378,9 @@ class GramAccumulator:
         return out
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        if "format" not in state or int(np.asarray(state["format"])) != FORMAT:
+        if "format" not in state or int(np.asarray(state["format"])) != STATE_LAYOUT:
             found = int(np.asarray(state["format"])) if "format" in state else 1
-            raise InputError(f"Saved accumulator state has layout {found}, this spinal-nb reads layout {FORMAT} "
+            raise InputError(f"Saved accumulator state has layout {found}, this spinal-nb reads layout {STATE_LAYOUT} "
                              "(saved by another version); delete the folder of partial results to start over.")
         missing = {"is_gram", "gram", "rows", "colsum", "count", "shift", "has_shift", "spilled",
                    "spill_sha256"} - set(state)
@@ -414,20 +404,15 @@ class GramAccumulator:
                 or (count[is_gram] < d).any() or (count[~is_gram] >= d).any()):
             raise InputError("Saved accumulator state is inconsistent (rows, Grams and counts disagree); "
                              "delete the folder to start over.")
-        disk: list[str | None] = [None] * G
-        digests: dict[int, str] = {}
         for g in np.flatnonzero(spilled).tolist():
-            name = f"group-{g}.npz"
-            path = self.spill_dir / name if self.spill_dir is not None else None
-            want = bytes(sha[g]).hex()
-            if path is None or not path.exists() or file_sha256(path) != want:
-                raise InputError(f"The spilled accumulator file {path or name} of group {g} is missing or does not "
+            if self.store is None or not self.store.holds(g, bytes(sha[g]).hex()):
+                where = self.store.where(g) if self.store is not None else "(no spill store given)"
+                raise InputError(f"The spilled accumulator file {where} of group {g} is missing or does not "
                                  "match the saved state; delete the folder to start over.")
-            disk[g], digests[g] = name, want
         for k, v in small.items():
             setattr(self, k, v)
         z = dict(dtype=torch.float64, device=self.device)
-        self._disk, self._disk_gram, self._disk_sha = disk, is_gram & spilled[None, :], digests
+        self._disk, self._disk_gram = spilled.tolist(), is_gram & spilled[None, :]
         self._n = count.tolist()
         self._rows = [[[] for _ in range(G)] for _ in range(L)]
         self._gram = [[None] * G for _ in range(L)]
@@ -454,9 +439,11 @@ class TailFit:
     k_hi: int
     n_points: int
     reason: str | None = None
+    intercept: float | None = None  # log σ at k = 1 of the fitted line log σ_k = intercept − α log k (for drawing it)
 
 
-def fit_tail(sigma, window: tuple[float, float] = (0.1, 0.9), floor: float = 1e-7, min_points: int = 8) -> TailFit:
+def fit_tail(sigma, tail_window: tuple[float, float] = (0.1, 0.9), floor: float = 1e-7,
+             min_points: int = 8) -> TailFit:
     """Power-law exponent of the spectrum tail: alpha = -slope of log sigma_k on log k, weights 1/k.
 
     `sigma` are singular values, descending, already truncated to the rank r. Ranks k (1-based) in
@@ -471,7 +458,7 @@ def fit_tail(sigma, window: tuple[float, float] = (0.1, 0.9), floor: float = 1e-
     if not np.all(np.isfinite(s)):
         raise NumericsError("The spectrum contains NaN or Inf.")
     r = s.size
-    a, b = window
+    a, b = tail_window
     k_lo, k_hi = max(1, math.ceil(a * r)), min(r, math.floor(b * r))
     if r == 0 or s[0] <= 0:
         return TailFit(None, None, k_lo, k_hi, 0, "empty or all-zero spectrum")
@@ -495,4 +482,4 @@ def fit_tail(sigma, window: tuple[float, float] = (0.1, 0.9), floor: float = 1e-
     # rather than the ratio of two rounding errors
     noise = (1e-13 * max(1.0, float(np.abs(ly).max()))) ** 2
     r2 = 1.0 if ss_res <= noise else 1.0 - ss_res / ss_tot
-    return TailFit(float(-slope), float(r2), k_lo, k_hi, int(k.size), None)
+    return TailFit(float(-slope), float(r2), k_lo, k_hi, int(k.size), None, float(ym - slope * xm))

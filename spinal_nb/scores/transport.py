@@ -1,4 +1,4 @@
-"""Transport score: the Fisher–Rao step between adjacent layers' logit-lens distributions (SPEC.md).
+"""Transport score: the Fisher–Rao step between adjacent layers' logit-lens distributions (docs/method.md).
 
 L = 2 arccos(BC(p, q)) is computed in the equivalent stable form 4 asin(||sqrt p - sqrt q||_2 / 2): the arccos form
 loses all precision for small steps in float32. sqrt p comes from exp(0.5 log_softmax(z)), so nothing underflows.

@@ -1,6 +1,7 @@
 """The state every spinal-nb widget shares: the TraceFrame's payload and the linked selection traits."""
 from __future__ import annotations
 
+import json
 import pathlib
 from typing import Any
 
@@ -9,6 +10,9 @@ import polars as pl
 import traitlets
 
 from ..errors import InputError
+from ..frame import TraceFrame
+from ._payload import compare_payload, frame_payload, lens_detail, lens_payload, spectra_payload
+from .html import widget_page, write_html
 
 STATIC = pathlib.Path(__file__).resolve().parent.parent / "static"
 MODES = ("path", "contraction", "transport", "entropy")
@@ -17,8 +21,6 @@ PREFETCH = 1  # detail of the selected layer ± this many is sent, so that a ←
 
 def as_traceframe(frame: Any):
     """A TraceFrame from a TraceFrame or a polars DataFrame with the TraceFrame columns."""
-    from ..frame import TraceFrame
-
     if isinstance(frame, TraceFrame):
         return frame
     if isinstance(frame, pl.DataFrame):
@@ -32,7 +34,7 @@ class TraceWidget(anywidget.AnyWidget):
 
     Synced selection traits (read and set them from Python; the browser follows, and user input updates them):
     `layer` (int), `checkpoint` (name), `reference` (name the Δ columns and the summary compare against),
-    `mode` ("path", "contraction", "transport" or "entropy"), `window` (terminal-window depth, default 0.7).
+    `mode` ("path", "contraction", "transport" or "entropy"), `terminal_depth` (the terminal window is depth ≥ this, default 0.7).
     """
 
     _css = STATIC / "spinal.css"
@@ -41,7 +43,7 @@ class TraceWidget(anywidget.AnyWidget):
     checkpoint = traitlets.Unicode("").tag(sync=True)
     reference = traitlets.Unicode("").tag(sync=True)
     mode = traitlets.Unicode("path").tag(sync=True)
-    window = traitlets.Float(0.7).tag(sync=True)
+    terminal_depth = traitlets.Float(0.7).tag(sync=True)
     height = traitlets.Int(380).tag(sync=True)
     title = traitlets.Unicode("").tag(sync=True)
 
@@ -57,13 +59,12 @@ class TraceWidget(anywidget.AnyWidget):
     _static = traitlets.Bool(False).tag(sync=True)
 
     def __init__(self, traceframe: Any, *, layer: int | None = None, checkpoint: str | None = None,
-                 reference: str | None = None, mode: str = "path", window: float = 0.7, spectrum_points: int = 48,
+                 reference: str | None = None, mode: str = "path", terminal_depth: float = 0.7,
+                 spectrum_points: int = 48,
                  **kwargs: Any) -> None:
-        from ._payload import frame_payload, lens_detail
-
         frame = as_traceframe(traceframe)
-        if not 0.0 <= float(window) <= 1.0:
-            raise InputError(f"window is a depth in [0, 1], got {window}.")
+        if not 0.0 <= float(terminal_depth) <= 1.0:
+            raise InputError(f"terminal_depth is a depth in [0, 1], got {terminal_depth}.")
         if spectrum_points < 2:
             raise InputError(f"spectrum_points must be at least 2, got {spectrum_points}.")
         self._frame = frame
@@ -78,14 +79,14 @@ class TraceWidget(anywidget.AnyWidget):
         self._computing = False
         super().__init__(**payload, **kwargs)
         # validated assignments (errors name the valid choices)
-        self.window = float(window)
+        self.terminal_depth = float(terminal_depth)
         self.mode = mode
         self.reference = reference
         self.checkpoint = checkpoint
         self.layer = layer
         self._update_compare()
         self._update_detail()
-        self.observe(lambda _: self._update_compare(), names=["reference", "window"])
+        self.observe(lambda _: self._update_compare(), names=["reference", "terminal_depth"])
         self.observe(lambda _: self._update_detail(), names=["layer"])
 
     # -- validation --------------------------------------------------------------------------------------------
@@ -111,20 +112,18 @@ class TraceWidget(anywidget.AnyWidget):
             raise InputError(f"mode must be one of {MODES}, got {proposal['value']!r}.")
         return proposal["value"]
 
-    @traitlets.validate("window")
-    def _valid_window(self, proposal):
+    @traitlets.validate("terminal_depth")
+    def _valid_terminal_depth(self, proposal):
         v = float(proposal["value"])
         if not 0.0 <= v <= 1.0:
-            raise InputError(f"window is a depth in [0, 1], got {v}.")
+            raise InputError(f"terminal_depth is a depth in [0, 1], got {v}.")
         return v
 
     # -- derived state -----------------------------------------------------------------------------------------
     def _update_compare(self) -> None:
-        from ._payload import compare_payload
-
         if not self.reference:
             return
-        p = compare_payload(self._frame, self.reference, self.window)
+        p = compare_payload(self._frame, self.reference, self.terminal_depth)
         with self.hold_sync():
             self._deltas_header = p["_deltas_header"]
             self._deltas = p["_deltas"]
@@ -134,8 +133,6 @@ class TraceWidget(anywidget.AnyWidget):
         """Spectra and lens rows of `layer` and its neighbours ± PREFETCH (None: every layer, as the static export
         embeds). The neighbours let the browser draw the next ←/→ step at once instead of after a kernel round trip
         (≈ 50 ms in a local JupyterLab, far more on Binder)."""
-        from ._payload import lens_payload, spectra_payload
-
         return {**spectra_payload(self._points, self._layers, layer, PREFETCH),
                 **lens_payload(self._lens_detail, layer, PREFETCH)}
 
@@ -152,8 +149,6 @@ class TraceWidget(anywidget.AnyWidget):
     @property
     def payload_bytes(self) -> dict[str, int]:
         """Bytes of every binary buffer sent to the browser (the JSON headers are small and listed too)."""
-        import json
-
         out = {name: len(getattr(self, name)) for name in ("_data", "_deltas", "_spectra", "_lens")}
         for name in ("_header", "_spectra_header", "_lens_header", "_deltas_header", "_summaries"):
             out[name] = len(json.dumps(getattr(self, name), separators=(",", ":")).encode())
@@ -165,6 +160,8 @@ class TraceWidget(anywidget.AnyWidget):
         Opens offline by double-click. The selection still works in the page (hover, slider, keys); the
         reference checkpoint is fixed to the current one, as recomputing comparisons needs Python.
         """
-        from ._html import write_html
-
         return write_html(self, path, title=title)
+
+    def html_page(self, title: str | None = None) -> str:
+        """The page `to_html` writes, as a string."""
+        return widget_page(self, title=title)

@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from ..errors import FrameError
+from ..errors import FrameError, SpinalError
 from ..params import SpinalParams
+from ..scores import fit_tail
 
 CODES = {"f32": "<f4", "f64": "<f8", "i32": "<i4", "u32": "<u4", "u16": "<u2", "u8": "u1"}
 ALIGN = 8
@@ -63,26 +64,15 @@ def _floats(df: pl.DataFrame, name: str) -> np.ndarray:
 
 
 def fit_line(sigma: np.ndarray, params: SpinalParams) -> tuple[float, int, int] | None:
-    """(intercept, k_lo, k_hi) of the weighted tail fit of `spinal_nb.scores.fit_tail`, for drawing its line.
-
-    The slope is the frame's own contraction; the intercept is the weighted mean of log σ_k + α log k over the same
-    window and floor (weights 1/k), which is where the weighted least-squares line passes.
-    """
-    from ..scores import fit_tail
-
+    """(intercept, k_lo, k_hi) of the weighted tail fit (`spinal_nb.scores.fit_tail`, which also gives the
+    intercept), for drawing its line; None when the spectrum gives no α."""
     s = np.asarray(sigma, dtype=np.float64)
     if s.size == 0 or not np.all(np.isfinite(s)):
         return None
-    fit = fit_tail(s, tuple(params.window), params.floor, params.min_points)
+    fit = fit_tail(s, tuple(params.tail_window), params.floor, params.min_points)
     if fit.alpha is None:
         return None
-    k = np.arange(fit.k_lo, fit.k_hi + 1, dtype=np.float64)
-    y = s[fit.k_lo - 1:fit.k_hi]
-    keep = y > params.floor * s[0]
-    k, y = k[keep], y[keep]
-    w = (1.0 / k) / (1.0 / k).sum()
-    intercept = float((w * (np.log(y) + fit.alpha * np.log(k))).sum())
-    return intercept, int(fit.k_lo), int(fit.k_hi)
+    return fit.intercept, int(fit.k_lo), int(fit.k_hi)
 
 
 def log_spaced(r: int, m: int) -> np.ndarray:
@@ -244,10 +234,8 @@ def _clean(x: Any) -> Any:
     return x
 
 
-def compare_payload(frame, reference: str, window: float) -> dict[str, Any]:
+def compare_payload(frame, reference: str, terminal_depth: float) -> dict[str, Any]:
     """Every checkpoint against the reference: per-row Δ columns (+ intervals) and one summary per candidate."""
-    from ..errors import SpinalError
-
     df = frame.data
     n = df.height
     cols = {c: np.full(n, np.nan) for c in DELTA_COLUMNS}
@@ -260,7 +248,7 @@ def compare_payload(frame, reference: str, window: float) -> dict[str, Any]:
             continue
         same_depth = frame.n_layers(cand) == ref_layers
         try:
-            comp = frame.compare(reference, cand, window=window, on="layer" if same_depth else "depth")
+            comp = frame.compare(reference, cand, terminal_depth=terminal_depth, on="layer" if same_depth else "depth")
         except SpinalError as e:
             summaries[cand] = {"error": str(e)}
             continue

@@ -15,7 +15,10 @@ import numpy as np
 import polars as pl
 
 from ..errors import InputError
+from ..frame import in_terminal_window
+from ..params import SpinalParams
 from ._base import as_traceframe
+from ._payload import fit_line, log_spaced
 
 LABELS = {
     "contraction": "contraction α (spectral tail exponent)",
@@ -52,8 +55,9 @@ def _tooltip() -> list[alt.Tooltip]:
             alt.Tooltip("entropy:Q", title="entropy", format=".3f")]
 
 
-def _window_band(window: float) -> alt.Chart:
-    band = pl.DataFrame({"start": [window], "end": [1.0], "label": [f"terminal window (depth ≥ {window})"]})
+def _window_band(terminal_depth: float) -> alt.Chart:
+    band = pl.DataFrame({"start": [terminal_depth], "end": [1.0],
+                         "label": [f"terminal window (depth ≥ {terminal_depth})"]})
     rect = alt.Chart(band).mark_rect(color=WINDOW_FILL, opacity=0.1).encode(x="start:Q", x2="end:Q")
     text = alt.Chart(band).mark_text(align="right", baseline="top", dx=-4, dy=4, color="#8c959f", fontSize=10).encode(
         x="end:Q", y=alt.value(0), text="label:N")
@@ -73,7 +77,7 @@ def _style(c: alt.TopLevelMixin, width: int | None, height: int | None, title: s
             .configure(font="system-ui, -apple-system, Segoe UI, Roboto, Helvetica Neue, Arial, sans-serif"))
 
 
-def chart(traceframe: Any, kind: str = "path", *, window: float = 0.7, reference: str | None = None,
+def chart(traceframe: Any, kind: str = "path", *, terminal_depth: float = 0.7, reference: str | None = None,
           candidate: str | None = None, layer: int | None = None, width: int = 520, height: int = 320,
           title: str | None = None) -> alt.TopLevelMixin:
     """An altair chart of a TraceFrame.
@@ -86,14 +90,14 @@ def chart(traceframe: Any, kind: str = "path", *, window: float = 0.7, reference
     frame = as_traceframe(traceframe)
     if kind not in KINDS:
         raise InputError(f"kind must be one of {KINDS}, got {kind!r}.")
-    if not 0.0 <= window <= 1.0:
-        raise InputError(f"window is a depth in [0, 1], got {window}.")
+    if not 0.0 <= terminal_depth <= 1.0:
+        raise InputError(f"terminal_depth is a depth in [0, 1], got {terminal_depth}.")
     if kind == "delta":
-        return _delta(frame, window, reference, candidate, width, height, title)
+        return _delta(frame, terminal_depth, reference, candidate, width, height, title)
     if kind == "spectrum":
         return _spectrum(frame, layer, width, height, title)
     df = frame.data.drop("contraction_jk", "transport_jk", "entropy_jk", "spectrum").with_columns(
-        (pl.col("depth") >= window - 1e-12).alias("terminal"))
+        in_terminal_window(pl.col("depth"), terminal_depth).alias("terminal"))
     color = _color(frame)
     base = alt.Chart(df)
     if kind == "path":
@@ -118,16 +122,16 @@ def chart(traceframe: Any, kind: str = "path", *, window: float = 0.7, reference
             detail="checkpoint:N")
         whisk = base.mark_rule(opacity=0.4).encode(x="depth:Q", y=f"{y}_lo:Q", y2=f"{y}_hi:Q", color=color)
         pts = base.mark_circle(size=14, opacity=1).encode(x="depth:Q", y=f"{y}:Q", color=color, tooltip=_tooltip())
-        layers = _window_band(window) + whisk + line + pts
+        layers = _window_band(terminal_depth) + whisk + line + pts
         default_title = f"{LABELS[y].split(' (')[0].capitalize()} by depth"
     return _style(layers, width, height, title if title is not None else default_title)
 
 
-def _delta(frame, window, reference, candidate, width, height, title) -> alt.LayerChart:
+def _delta(frame, terminal_depth, reference, candidate, width, height, title) -> alt.LayerChart:
     names = frame.checkpoints
     reference = reference or names[0]
     candidate = candidate or names[-1]
-    comp = frame.compare(reference, candidate, window=window,
+    comp = frame.compare(reference, candidate, terminal_depth=terminal_depth,
                          on="layer" if frame.n_layers(reference) == frame.n_layers(candidate) else "depth")
     rows = []
     for score, sym in (("contraction", "Δα"), ("transport", "Δ𝓛")):
@@ -145,7 +149,7 @@ def _delta(frame, window, reference, candidate, width, height, title) -> alt.Lay
             tooltip=["layer:Q", alt.Tooltip("depth:Q", format=".2f"), alt.Tooltip("delta:Q", format="+.4f"),
                      alt.Tooltip("lo:Q", format="+.4f"), alt.Tooltip("hi:Q", format="+.4f")])
         zero = alt.Chart(pl.DataFrame({"z": [0.0]})).mark_rule(color="#8c959f").encode(y="z:Q")
-        panels.append(alt.layer(_window_band(window), zero, band, line).properties(width=width, height=height // 2))
+        panels.append(alt.layer(_window_band(terminal_depth), zero, band, line).properties(width=width, height=height // 2))
     facet = alt.vconcat(*panels, spacing=18)
     s = comp.summary
     onset = "none" if s["onset_layer"] is None else f"layer {s['onset_layer']}"
@@ -154,9 +158,6 @@ def _delta(frame, window, reference, candidate, width, height, title) -> alt.Lay
 
 
 def _spectrum(frame, layer, width, height, title) -> alt.LayerChart:
-    from ..params import SpinalParams
-    from ._payload import fit_line, log_spaced
-
     params = frame.params or SpinalParams()
     layer = frame.n_layers() if layer is None else int(layer)
     rows, fits = [], []

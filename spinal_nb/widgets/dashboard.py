@@ -1,12 +1,15 @@
 """Dashboard: depth path + compare summary + layer scrubber, linked through one shared model."""
 from __future__ import annotations
 
+import os
+import pathlib
 from typing import Any
 
 import ipywidgets
 from ipywidgets.widgets.widget_link import Link
 
-from ._base import STATIC, TraceWidget
+from ..errors import FrameError, InputError
+from ._base import STATIC, TraceWidget, as_traceframe
 
 
 class Dashboard(TraceWidget):
@@ -24,8 +27,25 @@ class Dashboard(TraceWidget):
 
 
 def show(traceframe: Any, **kwargs: Any) -> Dashboard:
-    """The linked dashboard of a TraceFrame (keyword arguments: layer, checkpoint, reference, mode, window, title)."""
+    """The linked dashboard of a TraceFrame (keyword arguments: layer, checkpoint, reference, mode, terminal_depth, title)."""
     return Dashboard(traceframe, **kwargs)
+
+
+def report(traceframe: Any, path: str | os.PathLike | None = None, *, reference: str | None = None,
+           terminal_depth: float = 0.7) -> pathlib.Path | str:
+    """The trace's report (`spinal report`): its dashboard, every checkpoint compared with `reference` (default: the
+    first), as one self-contained HTML file at `path`; without a path, the page as a string."""
+    frame = as_traceframe(traceframe)
+    ref = reference or frame.checkpoints[0]
+    if ref not in frame.checkpoints:
+        raise FrameError(f"No checkpoint {ref!r} in the trace; it holds {frame.checkpoints}.")
+    dash = show(frame, reference=ref, terminal_depth=terminal_depth)
+    if path is None:
+        return dash.html_page()
+    out = pathlib.Path(path)
+    if out.is_dir():
+        raise InputError(f"--out {out} is a folder; pass a file name such as {out / 'report.html'}.")
+    return pathlib.Path(dash.to_html(out))
 
 
 def link(*views: ipywidgets.Widget, names: tuple[str, ...] = ("layer", "checkpoint")) -> list[Link]:

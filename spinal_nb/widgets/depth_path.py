@@ -6,7 +6,7 @@ from ._base import STATIC, TraceWidget
 
 class DepthPathView(TraceWidget):
     """Each checkpoint's layers 0..L as a path through (contraction α, transport 𝓛) space, switchable to α, 𝓛 or
-    entropy against depth (`mode`). Whiskers are the intervals, the terminal window (depth ≥ `window`) is drawn
+    entropy against depth (`mode`). Whiskers are the intervals, the terminal window (depth ≥ `terminal_depth`) is drawn
     thick / shaded, hover shows a layer's values, click selects that checkpoint and layer.
 
     >>> from spinal_nb.widgets import DepthPathView

@@ -18,19 +18,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 import traitlets
 
 from ..errors import InputError
+from ..frame import paired
+from ..monitor.live import TraceWatcher
+from ..monitor.storage import read_training_trace
+from ..scores import jackknife_interval
 from ._base import STATIC, TraceWidget, as_traceframe
-from ._payload import pack
+from ._payload import DELTA_COLUMNS, compare_payload, frame_payload, lens_detail, pack, unpack
 
 HEATS = ("contraction", "transport", "entropy")
 
 
 def _steps_by_checkpoint(frame) -> dict[str, int]:
     """{checkpoint: step}; InputError when a checkpoint has no step or more than one."""
-    import polars as pl
-
     per = frame.data.group_by("checkpoint", maintain_order=True).agg(
         pl.col("step").drop_nulls().unique().alias("steps"), pl.col("step").null_count().alias("nulls"))
     out, bad = {}, []
@@ -67,10 +70,8 @@ def entropy_deltas(frame, reference: str) -> dict[str, np.ndarray]:
     """d_entropy (+ _lo, _hi) of every row against the reference checkpoint at the same layer.
 
     Paired delete-a-group jackknife on the replicate differences (as `TraceFrame.compare` does for α and 𝓛) when
-    both checkpoints were traced on the same prompts with the same number of groups; the value alone otherwise.
+    both checkpoints pair (spinal_nb.frame.paired: same prompts, same number of groups); the value alone otherwise.
     """
-    from ..scores import jackknife_interval
-
     df = frame.data
     n = df.height
     out = {k: np.full(n, np.nan) for k in ("d_entropy", "d_entropy_lo", "d_entropy_hi")}
@@ -80,7 +81,10 @@ def entropy_deltas(frame, reference: str) -> dict[str, np.ndarray]:
                                                           ref.get_column("entropy").to_list(),
                                                           ref.get_column("entropy_jk").to_list(), strict=True)}
     info = frame.meta.get("checkpoints", {})
-    ref_hash = info.get(reference, {}).get("prompts_sha256")
+    ref_info = info.get(reference, {})
+
+    def params_of(name: str) -> dict[str, Any] | None:
+        return info.get(name, {}).get("params", frame.meta.get("params"))
     for i, (c, layer, v, jk) in enumerate(zip(df.get_column("checkpoint").to_list(), df.get_column("layer").to_list(),
                                               df.get_column("entropy").to_list(),
                                               df.get_column("entropy_jk").to_list(), strict=True)):
@@ -89,8 +93,7 @@ def entropy_deltas(frame, reference: str) -> dict[str, np.ndarray]:
         rv, rjk = ref_at[layer]
         d = float(v) - float(rv)
         out["d_entropy"][i] = d
-        paired = ref_hash is not None and info.get(c, {}).get("prompts_sha256") == ref_hash
-        if paired and jk and rjk and len(jk) == len(rjk) and None not in jk and None not in rjk:
+        if paired(ref_info, info.get(c, {}), params_of(reference), params_of(c)) and jk and rjk and len(jk) == len(rjk) and None not in jk and None not in rjk:
             lo, hi = jackknife_interval(d, [a - b for a, b in zip(jk, rjk, strict=True)], conf)
             if lo is not None:
                 out["d_entropy_lo"][i], out["d_entropy_hi"][i] = lo, hi
@@ -127,7 +130,7 @@ class TrainingView(TraceWidget):
 
     def __init__(self, traceframe: Any, *, step: int | None = None, heat: str = "contraction", delta: bool = False,
                  layer: int | None = None, reference: str | None = None, mode: str = "contraction",
-                 window: float = 0.7, height: int = 380, title: str = "", **kwargs: Any) -> None:
+                 terminal_depth: float = 0.7, height: int = 380, title: str = "", **kwargs: Any) -> None:
         frame = as_traceframe(traceframe)
         steps = _steps_by_checkpoint(frame)
         by_step = sorted(steps, key=steps.get)
@@ -140,7 +143,7 @@ class TrainingView(TraceWidget):
         if step is not None:
             checkpoint = next(c for c, s in steps.items() if s == step)
         super().__init__(frame, layer=layer, checkpoint=checkpoint or by_step[-1],
-                         reference=reference or by_step[0], mode=mode, window=window, height=height, title=title,
+                         reference=reference or by_step[0], mode=mode, terminal_depth=terminal_depth, height=height, title=title,
                          **kwargs)
         self.heat = heat
         self.delta = bool(delta)
@@ -183,11 +186,9 @@ class TrainingView(TraceWidget):
         return {"_spectra_header": {}, "_spectra": b"", "_lens_header": {}, "_lens": b""}
 
     def _update_compare(self) -> None:
-        from ._payload import DELTA_COLUMNS, compare_payload, unpack
-
         if not self.reference:
             return
-        p = compare_payload(self._frame, self.reference, self.window)
+        p = compare_payload(self._frame, self.reference, self.terminal_depth)
         cols = unpack(p["_deltas_header"], p["_deltas"])
         cols.update(entropy_deltas(self._frame, self.reference))
         # the reference against itself: 0 where it has a value (the heatmap shows "no change", not "missing")
@@ -219,8 +220,6 @@ class TrainingView(TraceWidget):
 
         Thread-safe (a watcher thread and the training loop may both call it). Returns the view.
         """
-        from ._payload import frame_payload, lens_detail
-
         frame = as_traceframe(traceframe)
         steps = _steps_by_checkpoint(frame)
         by_step = sorted(steps, key=steps.get)
@@ -254,8 +253,6 @@ class TrainingView(TraceWidget):
         """Poll a training-trace folder (written by SpinalCallback) on a background thread and `update` this view
         whenever an evaluation is added. Returns the `spinal_nb.monitor.TraceWatcher`; `.stop()` ends it (it also
         stops when the view is closed). One watcher per view: a new call stops the previous one."""
-        from ..monitor.live import TraceWatcher
-
         if self._watcher is not None:
             self._watcher.stop()
         self._source = str(folder)
@@ -276,8 +273,6 @@ class TrainingView(TraceWidget):
     def from_folder(cls, folder: str | Path, *, watch: bool = False, interval: float = 2.0,
                     **kwargs: Any) -> TrainingView:
         """The view of a training-trace folder (`read_training_trace`); with watch=True it keeps refreshing."""
-        from ..monitor.storage import read_training_trace
-
         view = cls(read_training_trace(folder), **kwargs)
         view._source = str(folder)
         view._status = {**view._status, "source": str(folder)}
@@ -287,5 +282,5 @@ class TrainingView(TraceWidget):
 
 
 def show_training(traceframe: Any, **kwargs: Any) -> TrainingView:
-    """The training view of a training trace (keyword arguments: step, layer, heat, delta, reference, window, title)."""
+    """The training view of a training trace (keyword arguments: step, layer, heat, delta, reference, terminal_depth, title)."""
     return TrainingView(traceframe, **kwargs)

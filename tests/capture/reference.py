@@ -63,9 +63,9 @@ def lens_by_replacement(model, ids: list[int], h: torch.Tensor) -> torch.Tensor:
         hook.remove()
 
 
-def tail_alpha(sigma: np.ndarray, window=(0.1, 0.9), floor=1e-7, min_points=8):
+def tail_alpha(sigma: np.ndarray, tail_window=(0.1, 0.9), floor=1e-7, min_points=8):
     r = sigma.size
-    k_lo, k_hi = max(1, math.ceil(window[0] * r)), min(r, math.floor(window[1] * r))
+    k_lo, k_hi = max(1, math.ceil(tail_window[0] * r)), min(r, math.floor(tail_window[1] * r))
     k = np.arange(k_lo, k_hi + 1)
     s = sigma[k - 1]
     keep = s > floor * sigma[0]

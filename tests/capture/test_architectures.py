@@ -2,6 +2,7 @@
 import pytest
 import torch
 import transformers as T
+from support import FAMILIES, make_model
 
 from spinal_nb.capture.architectures import (
     ARCHITECTURES,
@@ -13,7 +14,6 @@ from spinal_nb.capture.architectures import (
 from spinal_nb.errors import ArchitectureError
 
 from .reference import hidden_states
-from .tiny import FAMILIES, make_model
 
 
 def _last_block_output(model, arch, ids):

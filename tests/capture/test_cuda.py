@@ -6,10 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from support import make_model, make_prompts, make_tokenizer
 
 from spinal_nb.capture import trace
-
-from .tiny import make_model, make_prompts, make_tokenizer
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

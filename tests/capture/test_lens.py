@@ -2,12 +2,11 @@
 chunking, and its buffers do not grow with the batch."""
 import pytest
 import torch
+from support import make_model
 
 import spinal_nb.capture.lens as lens_mod
 from spinal_nb.capture.architectures import lens_logits, resolve_architecture
 from spinal_nb.capture.lens import LensEngine
-
-from .tiny import make_model
 
 FAMILIES = ("llama", "gpt2", "gemma2", "cohere", "granite", "opt", "phi")  # plain, softcap, scale, divisor, proj, bias
 

@@ -1,10 +1,9 @@
 """The NDIF code path, offline: nnsight's remote="local" simulation, and every failure mode as one RemoteError."""
 import pytest
+from support import make_model, make_prompts, make_tokenizer
 
 from spinal_nb.capture import trace
 from spinal_nb.errors import RemoteError
-
-from .tiny import make_model, make_prompts, make_tokenizer
 
 SCORES = ("contraction", "contraction_lo", "contraction_hi", "transport", "transport_lo", "transport_hi", "entropy",
           "entropy_lo", "entropy_hi")

@@ -6,9 +6,11 @@ import json
 
 import numpy as np
 import pytest
+from support import make_model, make_prompts, make_tokenizer
 
+import spinal_nb.capture.resume as resume
+import spinal_nb.capture.spill as spill_mod
 import spinal_nb.capture.tracer as tr
-from capture.tiny import make_model, make_prompts, make_tokenizer
 from spinal_nb.capture import trace
 from spinal_nb.errors import InputError
 
@@ -26,7 +28,7 @@ def interrupted_after_12_of_30(folder, monkeypatch):
 
     monkeypatch.setattr(tr, "_run_batch", crash)
     with pytest.raises(RuntimeError, match="injected"):
-        trace(model, prompts, tokenizer=tok, batch_size=3, progress=False, save_to=folder, checkpoint_every=1,
+        trace(model, prompts, tokenizer=tok, batch_size=3, progress=False, save_to=folder, save_every=1,
               n_groups=3)
     monkeypatch.setattr(tr, "_run_batch", real)
     return model, tok, prompts
@@ -35,10 +37,10 @@ def interrupted_after_12_of_30(folder, monkeypatch):
 @pytest.mark.parametrize("spill", [False, True])
 def test_saved_state_is_the_hybrid_layout_and_resumes_exactly(tmp_path, monkeypatch, spill):
     # prompts run group by group (group g = prompts g, g + 3, ...): after 12 of 30, group 0 (10 prompts) is finished
-    monkeypatch.setattr(tr, "_SPILL_MIN_BYTES", 0 if spill else 1 << 62)
+    monkeypatch.setattr(spill_mod, "SPILL_MIN_BYTES", 0 if spill else 1 << 62)
     model, tok, prompts = interrupted_after_12_of_30(tmp_path, monkeypatch)
     progress = json.loads((tmp_path / "progress.json").read_text())
-    assert progress["format"] == tr.CHECKPOINT_FORMAT == 3 and progress["prompts_done"] == 12
+    assert progress["format"] == resume.RESUME_FORMAT == 3 and progress["prompts_done"] == 12
     with np.load(tmp_path / progress["state_file"], allow_pickle=False) as z:
         is_gram, rows, grams, count, spilled, sha = (z[f"gram.{k}"] for k in (
             "is_gram", "rows", "gram", "count", "spilled", "spill_sha256"))
@@ -56,7 +58,7 @@ def test_saved_state_is_the_hybrid_layout_and_resumes_exactly(tmp_path, monkeypa
 
 
 def test_a_tampered_spilled_group_is_refused_on_resume(tmp_path, monkeypatch):
-    monkeypatch.setattr(tr, "_SPILL_MIN_BYTES", 0)
+    monkeypatch.setattr(spill_mod, "SPILL_MIN_BYTES", 0)
     model, tok, prompts = interrupted_after_12_of_30(tmp_path, monkeypatch)
     spilled_file = tmp_path / "spill" / "group-0.npz"
     raw = bytearray(spilled_file.read_bytes())

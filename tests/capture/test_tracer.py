@@ -5,13 +5,13 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from support import FAMILIES, make_model, make_prompts, make_tokenizer
 
 import spinal_nb.capture.tracer as tracer_mod
 from spinal_nb.capture import trace
 from spinal_nb.errors import ArchitectureError, InputError, ModelLoadError, NumericsError
 
 from .reference import reference_scores
-from .tiny import FAMILIES, make_model, make_prompts, make_tokenizer
 
 SCORES = ("contraction", "transport", "entropy")
 
@@ -264,13 +264,13 @@ def test_interrupted_run_resumes_to_identical_results(tmp_path, monkeypatch, eve
     full = trace(model, prompts, tokenizer=tok, batch_size=5, progress=False)
     _fail_after(monkeypatch, k)
     with pytest.raises(Boom):
-        trace(model, prompts, tokenizer=tok, batch_size=5, progress=False, save_to=tmp_path, checkpoint_every=every)
+        trace(model, prompts, tokenizer=tok, batch_size=5, progress=False, save_to=tmp_path, save_every=every)
     saved = __import__("json").loads((tmp_path / "progress.json").read_text())
     assert saved["prompts_done"] == 5 * (k - k % every) and not saved["complete"]
     assert list(tmp_path.glob("*.npz")) == [tmp_path / saved["state_file"]]
     calls = _fail_after(monkeypatch, 10**9)
     resumed = trace(model, prompts, tokenizer=tok, batch_size=5, progress=False, save_to=tmp_path,
-                    checkpoint_every=every)
+                    save_every=every)
     assert calls["n"] == 8 - saved["prompts_done"] // 5  # only the missing batches ran
     assert resumed.data.equals(full.data, null_equal=True)
     assert resumed.meta["checkpoints"][resumed.checkpoints[0]]["extra"]["resumed_from"] == saved["prompts_done"]

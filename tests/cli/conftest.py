@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import pytest
-from cli_models import make_llama, prompt_lines, save
+from support import make_llama, prompt_lines, save
 
 
 @pytest.fixture(scope="session")

@@ -9,10 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_models import prompt_lines
+from support import prompt_lines
 
 from spinal_nb import cli
 from spinal_nb.capture import trace
+from spinal_nb.data.prompts import read_prompts
 from spinal_nb.errors import InputError
 from spinal_nb.frame import TraceFrame
 from spinal_nb.params import SpinalParams
@@ -70,11 +71,11 @@ def test_trace_equals_the_python_api(audit, tiny_models):
 def test_every_spec_parameter_reaches_the_trace(tiny_models, prompts_file, tmp_path, capsys):
     out = tmp_path / "t.parquet"
     code, stdout, _ = run(["trace", tiny_models["base"], "--prompts", prompts_file, "--out", out, "--no-progress",
-                           "--skip-first", 2, "--no-center", "--row-normalize", "--window", 0.2, 0.8, "--floor",
+                           "--skip-first", 2, "--no-center", "--row-normalize", "--tail-window", 0.2, 0.8, "--floor",
                            1e-6, "--min-points", 5, "--temperature", 2.0, "--top-k", 7, "--position-stride", 2,
                            "--n-groups", 3, "--confidence", 0.9], capsys)
     assert code == 0, stdout
-    want = SpinalParams(skip_first=2, center=False, row_normalize=True, window=(0.2, 0.8), floor=1e-6, min_points=5,
+    want = SpinalParams(skip_first=2, center=False, row_normalize=True, tail_window=(0.2, 0.8), floor=1e-6, min_points=5,
                         temperature=2.0, top_k=7, position_stride=2, n_groups=3, confidence=0.9)
     frame = TraceFrame.read_parquet(out)
     assert frame.params == want
@@ -103,16 +104,16 @@ def test_prompt_files_get_the_same_checks_as_the_api(tmp_path, items, match):
     js = tmp_path / "p.json"
     js.write_text(json.dumps(items))
     with pytest.raises(InputError, match=match):
-        cli.read_prompts(str(js), "body")
+        read_prompts(str(js), "body")
 
 
 def test_prompts_from_stdin_and_jsonl(tiny_models, tmp_path):
     jsonl = tmp_path / "p.jsonl"
     jsonl.write_text("\n".join(json.dumps({"body": p}) for p in prompt_lines(12)))
-    assert cli.read_prompts(str(jsonl), "body") == prompt_lines(12)
+    assert read_prompts(str(jsonl), "body") == prompt_lines(12)
     js = tmp_path / "p.json"
     js.write_text(json.dumps(prompt_lines(5)))
-    assert cli.read_prompts(str(js)) == prompt_lines(5)
+    assert read_prompts(str(js)) == prompt_lines(5)
     out = tmp_path / "stdin.parquet"
     r = subprocess_run(["trace", tiny_models["base"], "--prompts", "-", "--out", out, "--no-progress", "--n-groups",
                         3], stdin="\n".join(prompt_lines(12)))
@@ -126,7 +127,7 @@ def test_prompts_from_stdin_and_jsonl(tiny_models, tmp_path):
 def test_resume_folder_is_used(tiny_models, prompts_file, tmp_path, capsys):
     save = tmp_path / "partial"
     argv = ["trace", tiny_models["base"], "--prompts", prompts_file, "--out", tmp_path / "a.parquet", "--save-to",
-            save, "--checkpoint-every", 1, "--batch-size", 4, "--no-progress"]
+            save, "--save-every", 1, "--batch-size", 4, "--no-progress"]
     assert run(argv, capsys)[0] == 0
     progress = json.loads((save / "progress.json").read_text())
     assert progress["prompts_done"] == 24 and progress["complete"]
@@ -159,10 +160,10 @@ def test_compare_json_equals_python(audit, capsys):
     assert got["reference"] == "base" and got["candidate"] == "dpo"
     assert got["summary"] == json.loads(json.dumps(want.summary))
     assert got["layers"] == json.loads(json.dumps(want.layers.to_dicts()))
-    # defaults: the two checkpoints in file order; window and on pass through
-    code, out2, _ = run(["compare", audit, "--window", 0.5, "--json"], capsys)
+    # defaults: the two checkpoints in file order; terminal depth and on pass through
+    code, out2, _ = run(["compare", audit, "--terminal-depth", 0.5, "--json"], capsys)
     assert json.loads(out2)["summary"] == json.loads(json.dumps(
-        TraceFrame.read_parquet(audit).compare("base", "dpo", window=0.5).summary))
+        TraceFrame.read_parquet(audit).compare("base", "dpo", terminal_depth=0.5).summary))
 
 
 def test_compare_text_and_two_files(audit, tmp_path, capsys):
@@ -232,7 +233,7 @@ def test_demo_dispatches_to_spinal_nb_demo(monkeypatch, tmp_path, capsys):
 # -- errors and help ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("extra, expect", [
     (["--prompts", "/nonexistent/prompts.txt"], "Prompts file not found"),
-    (["--window", "0.9", "0.1"], "window must satisfy"),
+    (["--tail-window", "0.9", "0.1"], "window must satisfy"),
     (["--n-groups", "1"], "n_groups"),
 ])
 def test_bad_input_is_one_clean_line(extra, expect, tiny_models, prompts_file, tmp_path, capsys):

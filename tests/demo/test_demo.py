@@ -70,7 +70,7 @@ def test_summary_equals_a_recomputation_from_the_parquet(run):
     out, result = run
     saved = json.loads((out / demo.SUMMARY).read_text())
     frame = TraceFrame.read_parquet(out / demo.PARQUET)
-    again = frame.compare(LAB.reference, LAB.candidate, window=0.7).summary
+    again = frame.compare(LAB.reference, LAB.candidate, terminal_depth=0.7).summary
     assert _close(saved["pairs"]["lab"]["comparison"], json.loads(json.dumps(again)))
     # the window mean itself, straight from the table (no compare code): mean over depth >= 0.7 of α_dpo − α_base
     a = frame.checkpoint(LAB.reference).filter(pl.col("depth") >= 0.7).get_column("contraction").to_numpy()
@@ -151,33 +151,35 @@ def test_rerun_uses_the_cache_and_gives_the_same_summary(run, cache, brown_tgz, 
     assert meta[LAB.reference]["extra"]["resumed_from"] == N_PROMPTS  # the finished trace was not redone
 
 
+@pytest.mark.parametrize("umask, want", [(0o022, 0o644), (0o077, 0o600)])
+def test_outputs_follow_the_umask(run, cache, brown_tgz, tmp_path, umask, want):
+    import os
+    import stat
+
+    old = os.umask(umask)
+    try:  # the cached pair and finished traces: seconds
+        result = demo.run_demo(tmp_path, budget="tiny", n_prompts=N_PROMPTS, cache_dir=cache, corpus=brown_tgz,
+                               progress=False, quiet=True)
+    finally:
+        os.umask(old)
+    files = sorted(p for p in tmp_path.iterdir())
+    assert [p.name for p in files] == sorted([demo.PARQUET, demo.HTML, demo.SUMMARY, "path-lab.png", "delta-lab.png"])
+    assert {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in files} == {p.name: oct(want) for p in files}
+    assert result.summary_json in files
+
+
 def test_an_upgrade_with_a_new_resume_format_retraces_instead_of_failing(run, cache, brown_tgz, tmp_path, monkeypatch):
     # the demo's trace cache is its own: a spinal-nb whose resume folders have another format must not stop the demo
     # with "delete the folder" (the tracer's answer for a folder the user passed)
-    import spinal_nb.capture.tracer as tracer
+    import spinal_nb.capture.resume as resume
 
-    monkeypatch.setattr(tracer, "CHECKPOINT_FORMAT", tracer.CHECKPOINT_FORMAT + 1)
+    monkeypatch.setattr(resume, "RESUME_FORMAT", resume.RESUME_FORMAT + 1)
     again = demo.run_demo(tmp_path, budget="tiny", n_prompts=N_PROMPTS, cache_dir=cache, corpus=brown_tgz,
                           progress=False, quiet=True)
     meta = TraceFrame.read_parquet(again.parquet).meta["checkpoints"]
     assert meta[LAB.reference]["extra"]["resumed_from"] is None  # traced afresh, in a folder of the new format
     first = json.loads((run[0] / demo.SUMMARY).read_text())
     assert _close(again.summary["pairs"]["lab"]["comparison"], first["pairs"]["lab"]["comparison"])
-
-
-def test_verdict_reads_the_intervals():
-    def s(a, t):
-        return {"window": 0.7, "confidence": 0.95, "window_contraction": dict(zip(("mean", "lo", "hi"), a, strict=True)),
-                "window_transport": dict(zip(("mean", "lo", "hi"), t, strict=True))}
-    base = {"contraction": 0.5, "transport": 0.2}
-    v = demo.verdict(s((0.05, 0.02, 0.08), (-0.01, -0.02, -0.005)), base)
-    assert v["status"] == "present" and v["relative_change"]["contraction"] == pytest.approx(0.1)
-    assert v["relative_change"]["transport"] == pytest.approx(-0.05)
-    assert demo.verdict(s((0.05, 0.02, 0.08), (-0.01, -0.02, 0.005)), base)["status"] == "partial"
-    assert demo.verdict(s((0.05, -0.02, 0.08), (0.01, -0.02, 0.05)), base)["status"] == "absent"
-    assert demo.verdict(s((-0.05, -0.08, -0.02), (0.01, 0.005, 0.02)), base)["status"] == "reversed"
-    none = demo.verdict(s((None, None, None), (None, None, None)), base)
-    assert none["status"] == "absent" and none["contraction"] == "undetermined"
 
 
 def test_notebook_opens_a_copy_of_the_quickstart(tmp_path, monkeypatch):

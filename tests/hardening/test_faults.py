@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from capture.tiny import make_model, make_prompts, make_tokenizer
+from support import make_model, make_prompts, make_tokenizer
 
 from spinal_nb.capture import trace
 from spinal_nb.errors import FrameError
@@ -26,14 +26,14 @@ TRACE_CHILD = textwrap.dedent("""
     import sys, time, torch
     torch.set_num_threads(1)
     import spinal_nb.capture.tracer as tr
-    from capture.tiny import make_model, make_prompts, make_tokenizer
+    from support import make_model, make_prompts, make_tokenizer
     real = tr._run_batch
     def slow(*a, **k):
         real(*a, **k)
         time.sleep(0.05)  # widen the window so the parent's kill lands mid-run
     tr._run_batch = slow
     tr.trace(make_model("llama"), make_prompts(40, seed=31), tokenizer=make_tokenizer(), batch_size=2,
-             progress=False, save_to=sys.argv[1], checkpoint_every=1)
+             progress=False, save_to=sys.argv[1], save_every=1)
     print("finished")
 """)
 
@@ -65,7 +65,7 @@ def test_sigkilled_trace_resumes_to_the_uninterrupted_result(tmp_path):
         assert _progress(folder) >= before  # progress never goes backwards
     assert kills >= 1 and 0 < _progress(folder) < 40
     model, tok, prompts = make_model("llama"), make_tokenizer(), make_prompts(40, seed=31)
-    resumed = trace(model, prompts, tokenizer=tok, batch_size=2, progress=False, save_to=folder, checkpoint_every=1)
+    resumed = trace(model, prompts, tokenizer=tok, batch_size=2, progress=False, save_to=folder, save_every=1)
     full = trace(model, prompts, tokenizer=tok, batch_size=2, progress=False)
     assert resumed.data.equals(full.data, null_equal=True)
     assert len(list(folder.glob("state-*.npz"))) == 1  # no state files pile up
@@ -85,7 +85,7 @@ def test_keyboard_interrupt_mid_trace_resumes(tmp_path, monkeypatch):
     model, tok, prompts = make_model("phi"), make_tokenizer(), make_prompts(23, seed=2)
     monkeypatch.setattr(tr, "_run_batch", interrupt)
     with pytest.raises(KeyboardInterrupt):
-        trace(model, prompts, tokenizer=tok, batch_size=3, progress=False, save_to=tmp_path, checkpoint_every=1)
+        trace(model, prompts, tokenizer=tok, batch_size=3, progress=False, save_to=tmp_path, save_every=1)
     monkeypatch.setattr(tr, "_run_batch", real)
     assert _progress(tmp_path) == 9
     resumed = trace(model, prompts, tokenizer=tok, batch_size=3, progress=False, save_to=tmp_path)

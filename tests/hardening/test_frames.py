@@ -3,7 +3,7 @@ import json
 
 import polars as pl
 import pytest
-from capture.tiny import make_model, make_prompts, make_tokenizer
+from support import make_model, make_prompts, make_tokenizer
 
 from spinal_nb.capture import trace
 from spinal_nb.errors import FrameError
@@ -258,5 +258,5 @@ def test_unknown_checkpoint_and_duplicate_names(real_pair):
         TraceFrame.concat([a, a])
     with pytest.raises(FrameError, match="on must be"):
         both.compare("a", "b", on="tokens")
-    with pytest.raises(FrameError, match="window"):
-        both.compare("a", "b", window=1.5)
+    with pytest.raises(FrameError, match="terminal_depth"):
+        both.compare("a", "b", terminal_depth=1.5)

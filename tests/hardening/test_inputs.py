@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 import torch
 import transformers as T
-from capture.tiny import WORDS, make_model, make_prompts, make_tokenizer
+from support import WORDS, make_model, make_prompts, make_tokenizer
 from tokenizers import Tokenizer, models, pre_tokenizers
 
 from spinal_nb.capture import trace
@@ -104,9 +104,9 @@ def test_too_few_tokens_for_the_window_gives_null_with_a_reason_not_a_number():
         assert (fit.alpha is None) == (fit.n_points < 8) and (fit.alpha is not None or fit.reason)
 
 
-@pytest.mark.parametrize("kw", [dict(n_groups=1), dict(window=(0.9, 0.1)), dict(top_k=0), dict(position_stride=0),
+@pytest.mark.parametrize("kw", [dict(n_groups=1), dict(tail_window=(0.9, 0.1)), dict(top_k=0), dict(position_stride=0),
                                 dict(temperature=0.0), dict(temperature=float("nan")), dict(skip_first=-1),
-                                dict(confidence=1.0), dict(batch_size=-3), dict(checkpoint_every=0),
+                                dict(confidence=1.0), dict(batch_size=-3), dict(save_every=0),
                                 dict(max_length=0), dict(lens_top_k=0), dict(remote="maybe"), dict(dtype="int8")])
 def test_bad_parameters_are_input_errors(kw):
     with pytest.raises(InputError):

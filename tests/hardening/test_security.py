@@ -173,10 +173,10 @@ def test_frame_and_comparison_html_escape_every_name(evil_frame):
 
 
 def test_html_report_escapes_tokens_and_names(evil_frame, tmp_path):
-    from spinal_nb import cli
+    from spinal_nb.widgets import report
 
     try:
-        page = cli.report_html(evil_frame, reference=EVIL)
+        page = report(evil_frame, reference=EVIL)
     except (FileNotFoundError, ImportError, ModuleNotFoundError) as e:  # widgets' built JS not in this tree yet
         pytest.skip(f"HTML export not available yet: {e}")
     assert len(page) > 1000

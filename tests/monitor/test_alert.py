@@ -35,7 +35,7 @@ def run(shifts, rule, kind="alpha"):
 
 
 def test_rule_validation():
-    for bad in (dict(window=1.5), dict(contraction="down"), dict(contraction=None, transport=None),
+    for bad in (dict(terminal_depth=1.5), dict(contraction="down"), dict(contraction=None, transport=None),
                 dict(tolerance=-0.1), dict(tolerance=float("nan")), dict(patience=0), dict(patience=True),
                 dict(reference="previous"), dict(reference=0)):
         with pytest.raises(InputError, match="Bad AlertRule"):

@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 import torch
 import transformers as T
+from support import dpo_trainer, make_policy, make_tokenizer, probe_prompts
 
 import spinal_nb.capture
 from spinal_nb.errors import InputError, NumericsError
@@ -20,8 +21,6 @@ from spinal_nb.monitor import (
     read_events,
     read_training_trace,
 )
-
-from .tiny_dpo import dpo_trainer, make_policy, make_tokenizer, probe_prompts
 
 T.logging.set_verbosity_error()
 PROBES = probe_prompts(40)

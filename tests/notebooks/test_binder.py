@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 from packaging.specifiers import SpecifierSet
-
-from tests.environment.test_lock import LOCK, read_pins
+from support import LOCK, read_pins
 
 BINDER = Path(__file__).resolve().parents[2] / "binder"
 

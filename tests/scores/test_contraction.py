@@ -19,7 +19,7 @@ def centered_matrix_with_spectrum(sigma, n, rng):
 @pytest.mark.parametrize("window", [(0.1, 0.9), (0.0, 1.0), (0.3, 0.6)])
 def test_power_law_spectrum_gives_its_exponent(a, c, window):
     k = np.arange(1, 301, dtype=float)
-    fit = fit_tail(c * k**-a, window=window, floor=0.0)
+    fit = fit_tail(c * k**-a, tail_window=window, floor=0.0)
     assert fit.alpha == pytest.approx(a, abs=1e-10)
     assert fit.r2 == pytest.approx(1.0, abs=1e-12)
 

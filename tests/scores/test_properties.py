@@ -100,7 +100,7 @@ def test_fisher_rao_is_pi_exactly_for_disjoint_supports(ps):
 
 
 def test_fisher_rao_never_exceeds_pi():
-    # unclamped, 4 asin(sqrt(2)/2) rounds to pi + 4.4e-16 (and pi + 6e-8 on float32 top-k input): SPEC says [0, pi]
+    # unclamped, 4 asin(sqrt(2)/2) rounds to pi + 4.4e-16 (and pi + 6e-8 on float32 top-k input): docs/method.md says [0, pi]
     assert float(fisher_rao(np.array([1.0, 0.0]), np.array([0.0, 1.0]))) == math.pi
     z = torch.tensor([[0.0, -1e30]], dtype=torch.float64)
     assert float(lens_step(z, z.flip(-1))) == math.pi
@@ -252,7 +252,7 @@ windows = st.tuples(st.floats(0.0, 0.45), st.floats(0.55, 1.0))
 @given(st.floats(0.0, 3.0), st.floats(1e-3, 1e3), st.integers(40, 600), windows)
 def test_fit_tail_recovers_any_power_law_exactly(a, c, r, window):
     k = np.arange(1, r + 1, dtype=float)
-    fit = fit_tail(c * k ** -a, window=window, floor=0.0)
+    fit = fit_tail(c * k ** -a, tail_window=window, floor=0.0)
     lo, hi = max(1, math.ceil(window[0] * r)), min(r, math.floor(window[1] * r))
     assume(hi - lo + 1 >= 8)
     assert fit.alpha == pytest.approx(a, abs=1e-9)
@@ -265,13 +265,13 @@ def test_fit_tail_recovers_any_power_law_exactly(a, c, r, window):
        st.floats(0.3, 3.0), windows)
 def test_fit_tail_rescale_and_power_invariance(raw, c, power, window):
     s = np.sort(raw)[::-1]
-    base = fit_tail(s, window=window, floor=0.0, min_points=2)
+    base = fit_tail(s, tail_window=window, floor=0.0, min_points=2)
     assume(base.alpha is not None)
-    scaled = fit_tail(c * s, window=window, floor=0.0, min_points=2)
+    scaled = fit_tail(c * s, tail_window=window, floor=0.0, min_points=2)
     assert scaled.alpha == pytest.approx(base.alpha, abs=1e-9)
     assert scaled.r2 == pytest.approx(base.r2, abs=1e-9)
     # log-linear: sigma^p has exponent p * alpha
-    assert fit_tail(s ** power, window=window, floor=0.0, min_points=2).alpha == pytest.approx(power * base.alpha,
+    assert fit_tail(s ** power, tail_window=window, floor=0.0, min_points=2).alpha == pytest.approx(power * base.alpha,
                                                                                                 abs=1e-8)
     assert base.r2 <= 1.0 + 1e-12
 

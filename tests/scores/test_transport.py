@@ -46,7 +46,7 @@ def test_float32_small_steps_measured_to_one_percent(step):
     got = lens_step(a32, b32)
     assert got.dtype == torch.float64
     assert torch.max(torch.abs(got - true) / true) < 0.01
-    # the naive float32 arccos form fails here (what SPEC.md warns about), so the test would catch a regression to it
+    # the naive float32 arccos form fails here (what docs/method.md warns about), so the test would catch a regression to it
     naive = 2 * torch.arccos(torch.clamp((torch.softmax(a32, -1) * torch.softmax(b32, -1)).sqrt().sum(-1), max=1))
     if step < 1e-3:
         assert torch.max(torch.abs(naive.double() - true) / true) > 0.01

@@ -44,7 +44,7 @@ def test_path_chart_holds_the_frames_values(frame3):
                                          ("transport", "transport 𝓛 (Fisher–Rao step)"),
                                          ("entropy", "lens entropy (nats)")])
 def test_depth_charts_have_the_window_band_and_words(frame3, kind, title):
-    spec = chart(frame3, kind=kind, window=0.7).to_dict()
+    spec = chart(frame3, kind=kind, terminal_depth=0.7).to_dict()
     assert {title, "depth (layer ℓ / L)"} <= _axis_titles(spec)
     assert any(r.get("start") == 0.7 and r.get("end") == 1.0 for d in _datasets(spec) for r in d)
 
@@ -77,7 +77,7 @@ def test_many_checkpoints_use_a_sequential_scale_over_steps(frame_steps):
 def test_bad_kind_and_missing_spectra(frame3):
     with pytest.raises(InputError, match="kind must be one of"):
         chart(frame3, kind="heatmap")
-    from .conftest import make_frame
+    from support import make_frame
     with pytest.raises(InputError, match="did not keep spectra"):
         chart(make_frame(2, 8, spectra=False), kind="spectrum")
 

@@ -4,12 +4,11 @@ import json
 import re
 
 import numpy as np
+from support import XSS
 
 from spinal_nb.widgets import Dashboard, DepthPathView
 from spinal_nb.widgets._base import STATIC
 from spinal_nb.widgets._payload import unpack
-
-from .conftest import XSS
 
 
 def _script(page: str, ident: str):

@@ -4,12 +4,11 @@ import json
 import numpy as np
 import polars as pl
 import pytest
+from support import XSS
 
 from spinal_nb.params import SpinalParams
 from spinal_nb.widgets import Dashboard, show
 from spinal_nb.widgets._payload import SCORE_COLUMNS, fit_line, log_spaced, pack, unpack
-
-from .conftest import XSS
 
 
 def _nan(series: pl.Series) -> np.ndarray:

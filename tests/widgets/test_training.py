@@ -11,6 +11,7 @@ import time
 import numpy as np
 import polars as pl
 import pytest
+from support import XSS, make_frame, make_training_frame
 
 from spinal_nb.errors import InputError
 from spinal_nb.frame import TraceFrame
@@ -20,7 +21,6 @@ from spinal_nb.synthetic import synthetic_trace
 from spinal_nb.widgets import TrainingView, show_training
 from spinal_nb.widgets._payload import unpack
 
-from .conftest import XSS, make_frame, make_training_frame
 from .test_views import front_end_update, recorded, updates  # noqa: F401 - `recorded` is a fixture
 
 KW = dict(n_layers=4, d=16, vocab=32, n_prompts=20, tokens_per_prompt=8)

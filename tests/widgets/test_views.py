@@ -4,13 +4,12 @@ import numpy as np
 import polars as pl
 import pytest
 from ipywidgets.widgets.widget_link import Link
+from support import make_frame
 
 from spinal_nb.errors import InputError
 from spinal_nb.widgets import Dashboard, DepthPathView, LayerScrubber, link, show
 from spinal_nb.widgets._base import STATIC
 from spinal_nb.widgets._payload import unpack
-
-from .conftest import make_frame
 
 
 class RecordingComm(comm.base_comm.BaseComm):
@@ -45,7 +44,7 @@ def test_defaults(frame3):
     assert isinstance(view, Dashboard)
     assert view.reference == "base" and view.checkpoint == "dpo"
     assert view.layer == 29  # the deepest layer that has a transport step
-    assert view.mode == "path" and view.window == 0.7
+    assert view.mode == "path" and view.terminal_depth == 0.7
     assert view.traceframe is frame3
     assert view._esm == (STATIC / "dashboard.js").read_text(encoding="utf-8")  # the built bundle, inline
     assert view._css == (STATIC / "spinal.css").read_text(encoding="utf-8")
@@ -63,7 +62,7 @@ def test_accepts_a_polars_frame_and_refuses_other_things(frame3):
     ({"checkpoint": "rlhf"}, "No checkpoint 'rlhf'"),
     ({"reference": "rlhf"}, "No checkpoint 'rlhf'"),
     ({"mode": "heatmap"}, "mode must be one of"),
-    ({"window": 1.5}, r"window is a depth in \[0, 1\]"),
+    ({"terminal_depth": 1.5}, r"terminal_depth is a depth in \[0, 1\]"),
     ({"spectrum_points": 1}, "spectrum_points"),
 ])
 def test_bad_arguments_say_what_is_allowed(frame3, kw, match):
@@ -116,8 +115,8 @@ def test_changing_the_reference_recomputes_the_comparison(frame3, recorded):
     expect = frame3.compare("sft", "base").layers.get_column("d_contraction").to_numpy()
     np.testing.assert_allclose(d["d_contraction"][rows], expect.astype(np.float32))
     assert before != view._summaries
-    view.window = 0.5
-    assert view._summaries["dpo"]["window"] == 0.5
+    view.terminal_depth = 0.5
+    assert view._summaries["dpo"]["terminal_depth"] == 0.5
 
 
 def test_separate_views_link_in_the_browser(frame3):

@@ -67,9 +67,9 @@ export function stepLayer(layer, key, maxLayer) {
   return key in moves ? clampLayer(moves[key], maxLayer) : null;
 }
 
-// First layer whose depth reaches the terminal window (depth >= window), or -1.
-export function windowStart(depths, window) {
-  for (let i = 0; i < depths.length; i++) if (depths[i] >= window - 1e-9) return i;
+// First layer whose depth reaches the terminal window (depth >= terminalDepth), or -1.
+export function windowStart(depths, terminalDepth) {
+  for (let i = 0; i < depths.length; i++) if (depths[i] >= terminalDepth - 1e-9) return i;
   return -1;
 }
 

@@ -56,7 +56,7 @@ export function mountDepthPath(parent, store, { height = 380 } = {}) {
     const names = store.names;
     const { colors } = store.colors;
     const enc = encoding(mode);
-    const win = store.get("window");
+    const win = store.get("terminal_depth");
     const box = { left: 64, top: 14, width: Math.max(120, width - 64 - 18), height: height - 14 - 48 };
     const xd = enc.x === "depth" ? [0, 1] : nice(...store.range(enc.x), 6);
     const yd = nice(...store.range(enc.y), 5);
@@ -191,7 +191,7 @@ export function mountDepthPath(parent, store, { height = 380 } = {}) {
         restyle();
       },
       notes: [
-        ["spn-key-window", `thick line: terminal window (depth ≥ ${store.get("window")})`],
+        ["spn-key-window", `thick line: terminal window (depth ≥ ${store.get("terminal_depth")})`],
         ["spn-key-whisker", `whiskers: ${Math.round((store.header.confidence || 0.95) * 100)}% interval (prompt jackknife)`],
       ],
     });
@@ -264,7 +264,7 @@ export function mountDepthPath(parent, store, { height = 380 } = {}) {
   });
 
   return mountPlot(plot, store, {
-    on: [["mode window _data _header", draw], ["layer checkpoint", restyle], ["checkpoint reference", drawLegend]],
+    on: [["mode terminal_depth _data _header", draw], ["layer checkpoint", restyle], ["checkpoint reference", drawLegend]],
     resize: (w) => { width = w; },
     draw,
   });

@@ -123,7 +123,7 @@ export function mountHeatmap(parent, store, { height = 380 } = {}) {
       "text-anchor": "middle", text: "training step" }));
     ax.append(s("text", { class: "spn-axis-label", x: 0, y: 0, "text-anchor": "middle",
       transform: `translate(${box.left - 32} ${box.top + box.height / 2}) rotate(-90)`, text: "layer ℓ" }));
-    const win = store.get("window");
+    const win = store.get("terminal_depth");
     const wl = Math.ceil(win * L - 1e-9);
     if (wl <= L) {
       const y0 = layout.y(L);
@@ -265,7 +265,7 @@ export function mountHeatmap(parent, store, { height = 380 } = {}) {
   svg.addEventListener("pointerleave", () => { tip.style.display = "none"; });
 
   return mountPlot(plot, store, {
-    on: [["heat delta window reference _data _header _deltas _alerts", draw], ["layer checkpoint", restyle]],
+    on: [["heat delta terminal_depth reference _data _header _deltas _alerts", draw], ["layer checkpoint", restyle]],
     resize: (w) => { width = w; },
     draw,
   });

@@ -42,7 +42,7 @@ export function mountTrainingScrubber(parent, store) {
     const col = order.indexOf(sel);
     const L = store.maxLayer;
     const layer = store.get("layer");
-    const win = store.get("window");
+    const win = store.get("terminal_depth");
     stepSlider.max = Math.max(0, order.length - 1);
     stepSlider.value = Math.max(0, col);
     layerSlider.max = L;
@@ -87,7 +87,7 @@ export function mountTrainingScrubber(parent, store) {
     }
   }
 
-  const offs = [store.on("layer checkpoint reference window heat _data _header _deltas _alerts", update)];
+  const offs = [store.on("layer checkpoint reference terminal_depth heat _data _header _deltas _alerts", update)];
   update();
   return () => offs.forEach((off) => off());
 }
@@ -180,7 +180,7 @@ export function mountOverTraining(parent, store, { height = 200 } = {}) {
   });
 
   return mountPlot(plot, store, {
-    on: [["layer checkpoint reference heat window _data _header _alerts", draw]],
+    on: [["layer checkpoint reference heat terminal_depth _data _header _alerts", draw]],
     resize: (w) => { width = w; },
     draw,
   });

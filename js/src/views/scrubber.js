@@ -59,7 +59,7 @@ export function mountScrubber(parent, store) {
     const L = store.maxLayer;
     slider.max = L;
     slider.value = layer;
-    const win = store.get("window");
+    const win = store.get("terminal_depth");
     slider.style.setProperty("--win", `${((Math.ceil(win * L - 1e-9) - 0.5) / L) * 100}%`);
     readout.textContent = `${layer} / ${L}`;
     const sel = store.checkpointIndex();
@@ -279,7 +279,7 @@ export function mountScrubber(parent, store) {
   }
 
   const offs = [
-    store.on("layer checkpoint reference window _data _header _deltas", () => schedule("all")),
+    store.on("layer checkpoint reference terminal_depth _data _header _deltas", () => schedule("all")),
     store.on("_spectra _spectra_header", () => schedule("spectrum")),
     store.on("_lens _lens_header", () => schedule("lens")),
     onResize(specBox, (w) => {

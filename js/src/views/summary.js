@@ -55,7 +55,7 @@ export function mountSummary(parent, store) {
     const pct = (x) => (x === null || x === undefined ? "—" : `${Math.round(x * 100)}%`);
     body.append(h("div", { class: "spn-metrics" }, [
       h("div", { class: "spn-metric" }, [h("div", { class: "spn-dt", text: "terminal window" }),
-        h("div", { class: "spn-dd", text: wl.length ? `depth ≥ ${sm.window} · layers ${wl[0]}–${wl[wl.length - 1]}` : "empty" })]),
+        h("div", { class: "spn-dd", text: wl.length ? `depth ≥ ${sm.terminal_depth} · layers ${wl[0]}–${wl[wl.length - 1]}` : "empty" })]),
       metric("window mean Δα", sm.window_contraction, "mean contraction difference over the terminal window"),
       metric("window mean Δ𝓛", sm.window_transport, "mean transport difference over the terminal window"),
       h("div", { class: "spn-metric", title: "share of Σ|Δ| over all layers that falls inside the terminal window" }, [
@@ -94,7 +94,7 @@ export function mountSummary(parent, store) {
     const yd = nice(...extent([v, lo, hi, [0]], 0.05), 3);
     const x = linear([0, 1], [box.left, box.left + box.width]);
     const y = linear(yd, [box.top + box.height, box.top]);
-    const x0 = x(sm.window);
+    const x0 = x(sm.terminal_depth);
     svg.append(s("rect", { class: "spn-window", x: x0, y: box.top, width: box.left + box.width - x0, height: box.height }));
     axes(svg, x, y, box, { xFormat: fmtTick, yFormat: fmtTick, xTicks: 5, yTicks: 3 });
     svg.append(s("text", { class: "spn-axis-label", x: box.left + 4, y: box.top + 11, text: `${label} (candidate − reference)` }));
@@ -119,7 +119,7 @@ export function mountSummary(parent, store) {
   }
 
   const offs = [
-    store.on("layer checkpoint reference window _summaries _deltas _header _data", update),
+    store.on("layer checkpoint reference terminal_depth _summaries _deltas _header _data", update),
     onResize(panel, (w) => {
       width = Math.max(240, w - 28);
       update();

@@ -23,7 +23,7 @@ def finalize(gram: GramAccumulator, transport: TransportAccumulator, params: Spi
         "layer", "depth", "contraction", "contraction_lo", "contraction_hi", "contraction_r2", "contraction_points",
         "contraction_reason", "transport", "transport_lo", "transport_hi", "entropy", "entropy_lo", "entropy_hi",
         "n_tokens", "contraction_jk", "transport_jk", "entropy_jk", "spectrum")}
-    fit_kw = dict(window=params.window, floor=params.floor, min_points=params.min_points)
+    fit_kw = dict(tail_window=params.tail_window, floor=params.floor, min_points=params.min_points)
     for layer in range(n_layers):
         groups = gram.nonempty_groups(layer)
         # one call: the layer's rows are joined and its total Gram formed once for all 1 + G spectra

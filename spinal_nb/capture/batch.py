@@ -1,0 +1,222 @@
+"""One batch of a trace: capture the selected rows of every layer in one nnsight trace (locally, or on NDIF with the
+lens reduced on the server) and reduce them into the streaming accumulators (Gram per layer; lens steps and
+entropies per layer pair). Non-finite states or logits stop the trace with a NumericsError naming the layer.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from ..errors import NumericsError, RemoteError
+from ..params import SpinalParams
+from ..scores import GramAccumulator, TransportAccumulator, check_entropy_finite, lens_point, lens_step
+from .architectures import Architecture, block_state, get_path, lens_logits, n_blocks, unwrap
+from .lens import LensEngine
+from .load import is_transformers_model
+from .positions import Batch
+
+LENS_ROWS_BUDGET = 1 << 24  # positions x vocab per top-k lens chunk (16M floats = 64 MB in float32)
+
+
+def trace_inputs(nn_model: Any, batch: Batch, device: torch.device) -> tuple[tuple, dict[str, Any]]:
+    ids, mask = batch.input_ids.to(device), batch.attention_mask.to(device)
+    if is_transformers_model(nn_model):
+        return ({"input_ids": ids, "attention_mask": mask},), {}
+    return (ids,), {"attention_mask": mask}
+
+
+def capture_local(nn_model: Any, arch: Architecture, batch: Batch, fwd: dict[str, Any],
+                   device: torch.device) -> list[torch.Tensor]:
+    """Selected rows [N, d] of layers 0..L (input of block 1, then each block's raw output), in one trace."""
+    import nnsight
+
+    args, kwargs = trace_inputs(nn_model, batch, device)
+    select = batch.select.to(device)
+    blocks = get_path(nn_model, arch.blocks)
+    with nn_model.trace(*args, **kwargs, **fwd) as tracer:
+        rows = nnsight.save([])
+        rows.append(blocks[0].input[select])
+        for block in blocks:
+            rows.append(block_state(block.output)[select])
+        # the rest of the forward (final norm, the model's own logits over every position) is not needed: the lens
+        # of layer L is computed on the selected rows; stopping saves one vocabulary-sized matmul per batch
+        tracer.stop()
+    return list(rows)
+
+
+def capture_remote(nn_model: Any, arch: Architecture, batch: Batch, fwd: dict[str, Any], params: SpinalParams,
+                    remote: Any) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+    """Server-side version: the lens, its Fisher–Rao steps and entropies are computed inside the trace.
+
+    Returns (rows per layer, steps per layer pair, entropies per layer), each over the selected positions. The body
+    uses torch only (the server has no spinal-nb) and mirrors scores.lens_point / fisher_rao_sqrt (and lens_step
+    for top-k) operation by operation.
+    """
+    import nnsight
+
+    raw = unwrap(nn_model)
+    args, kwargs = trace_inputs(nn_model, batch, torch.device("cpu"))
+    select = batch.select
+    n_layers = n_blocks(raw, arch) + 1
+    blocks = get_path(nn_model, arch.blocks)
+    norm = get_path(nn_model, arch.final_norm) if get_path(raw, arch.final_norm) is not None else None
+    proj = get_path(nn_model, arch.output_proj) if get_path(raw, arch.output_proj) is not None else None
+    unembed = get_path(nn_model, arch.unembed)
+    scale = float(getattr(raw, arch.logit_scale_attr)) if arch.logit_scale_attr else None
+    divisor = float(getattr(raw.config, arch.logit_divisor_attr)) if arch.logit_divisor_attr else None
+    cap = getattr(raw.config, arch.softcap_attr, None) if arch.softcap_attr else None
+    temperature, top_k = float(params.temperature), params.top_k
+    pi = math.pi
+    with nn_model.trace(*args, remote=remote, **kwargs, **fwd):
+        rows = nnsight.save([])
+        steps = nnsight.save([])
+        ents = nnsight.save([])
+        prev = prev_sq = None
+        for i in range(n_layers):
+            if i == 0:
+                h = blocks[0].input
+            else:
+                h = blocks[i - 1].output
+            if isinstance(h, (tuple, list)):
+                h = h[0]
+            h = h[select.to(h.device)]
+            rows.append(h)
+            x = h
+            if norm is not None:
+                x = norm(x)
+            if proj is not None:
+                x = proj(x)
+            z = unembed(x)
+            if scale is not None:
+                z = z * scale
+            if divisor is not None:
+                z = z / divisor
+            if cap is not None:
+                z = torch.tanh(z / cap) * cap
+            if z.dtype not in (torch.float32, torch.float64):
+                z = z.float()
+            lp = torch.log_softmax(z / temperature if temperature != 1.0 else z, dim=-1)
+            sq = lp.mul(0.5).exp_()  # sqrt p, shared by the steps to both neighbours (scores.lens_point)
+            ents.append(-(sq * sq).mul_(lp).sum(-1).to(torch.float64))
+            if prev is not None:
+                if top_k is not None:
+                    za, zb = prev, z
+                    k = min(top_k, z.shape[-1])
+                    keep = torch.zeros_like(za, dtype=torch.bool)
+                    keep.scatter_(-1, za.topk(k, dim=-1).indices, True)
+                    keep.scatter_(-1, zb.topk(k, dim=-1).indices, True)
+                    neg = torch.finfo(za.dtype).min
+                    za = za.masked_fill(~keep, neg)
+                    zb = zb.masked_fill(~keep, neg)
+                    la = torch.log_softmax(za / temperature if temperature != 1.0 else za, dim=-1)
+                    lb = torch.log_softmax(zb / temperature if temperature != 1.0 else zb, dim=-1)
+                    sa, sb = la.mul_(0.5).exp_(), lb.mul_(0.5).exp_()
+                else:
+                    sa, sb = prev_sq, sq
+                hell = (sa - sb).square_().sum(-1).to(torch.float64).sqrt()  # as scores.fisher_rao_sqrt
+                steps.append((4.0 * torch.asin((hell / 2.0).clamp(max=1.0))).clamp(0.0, pi))
+            prev, prev_sq = z, sq
+    return list(rows), list(steps), list(ents)
+
+
+def layer_name(arch: Architecture, layer: int) -> str:
+    return f"layer {layer} (input of {arch.blocks}.0)" if layer == 0 else \
+        f"layer {layer} (output of {arch.blocks}.{layer - 1})"
+
+
+def check_finite(x: torch.Tensor, arch: Architecture, layer: int, what: str = "hidden states") -> None:
+    if not torch.isfinite(x).all():
+        raise NumericsError(f"NaN or Inf in the {what} at {layer_name(arch, layer)}. In float16 this is usually an "
+                            "overflow: trace in bfloat16 or float32 (dtype=...); otherwise check the model's weights.")
+
+
+def check_rows(rows: list[torch.Tensor], arch: Architecture) -> None:
+    """One device sync for all layers; the message names the first layer with NaN/Inf."""
+    ok = torch.stack([torch.isfinite(h).all() for h in rows])
+    if not bool(ok.all()):
+        check_finite(rows[int((~ok).nonzero()[0, 0])], arch, int((~ok).nonzero()[0, 0]))
+
+
+def reduce_batch(raw: torch.nn.Module, arch: Architecture, rows: list[torch.Tensor], groups: torch.Tensor,
+                  gram: GramAccumulator, transport: TransportAccumulator, params: SpinalParams,
+                  lens: LensEngine | None = None) -> None:
+    """Feed one batch's selected rows into the accumulators: Gram per layer, lens steps and entropies per pair.
+
+    The exact lens goes through `LensEngine` (capture/lens.py: reused buffers, several layers per unembedding
+    matmul, one exponential per element); its entropies double as the NaN/Inf check of the logits (a non-finite
+    logit makes its row's entropy NaN). The top-k knob needs both layers' logits for its mask and goes through
+    scores.lens_step.
+    """
+    check_rows(rows, arch)
+    for layer, h in enumerate(rows):
+        gram.update(layer, h, groups.to(gram.device))
+    n = rows[0].shape[0]
+    if n == 0:
+        return
+    if params.top_k is None:
+        steps, ent_all = (lens or LensEngine(raw, arch, params.temperature)).reduce(rows)
+        check_entropies(ent_all, arch)
+        transport.update_all(steps, ent_all, groups)
+        return
+    vocab = raw.config.vocab_size if isinstance(getattr(raw.config, "vocab_size", None), int) else 50_000
+    chunk = max(1, LENS_ROWS_BUDGET // max(vocab, 1))
+    for start in range(0, n, chunk):
+        ents: list[torch.Tensor] = []
+        steps_: list[torch.Tensor] = []
+        prev_z = None
+        for layer, h in enumerate(rows):
+            z = lens_logits(raw, arch, h[start:start + chunk])
+            _, ent = lens_point(z, params.temperature)
+            ents.append(ent)
+            check_entropy_finite(ent, layer_name(arch, layer))  # lens_step needs finite logits: name the layer
+            if prev_z is not None:
+                steps_.append(lens_step(prev_z, z, params.temperature, params.top_k,
+                                        what=f"{layer_name(arch, layer - 1)} -> {layer}"))
+            prev_z = z
+        del prev_z, z
+        transport.update_all(torch.stack(steps_), torch.stack(ents), groups[start:start + chunk])
+
+
+def check_entropies(ent_all: torch.Tensor, arch: Architecture) -> None:
+    """One device sync: NumericsError naming the first layer whose lens entropies (hence logits) are not finite."""
+    ok = torch.isfinite(ent_all).all(dim=1)
+    if not bool(ok.all()):
+        bad = int((~ok).nonzero()[0, 0])
+        check_entropy_finite(ent_all[bad], layer_name(arch, bad))
+
+
+def reduce_remote(arch: Architecture, rows: list[torch.Tensor], steps: list[torch.Tensor],
+                   ents: list[torch.Tensor], groups: torch.Tensor, gram: GramAccumulator,
+                   transport: TransportAccumulator) -> None:
+    check_rows(rows, arch)
+    for layer, h in enumerate(rows):
+        gram.update(layer, h, groups.to(gram.device))
+    for layer, e in enumerate(ents):
+        check_finite(e, arch, layer, "logit-lens entropies")
+        transport.update_entropy(layer, e, groups)
+    for layer, s in enumerate(steps):
+        transport.update(layer, s, groups)
+
+
+def remote_errors() -> tuple[type[BaseException], ...]:
+    errs: list[type[BaseException]] = [OSError, RuntimeError, ConnectionError, TimeoutError]
+    try:
+        from nnsight.intervention.backends.remote import RemoteError as NnsightRemoteError
+        errs.append(NnsightRemoteError)
+    except ImportError:  # pragma: no cover
+        pass
+    for mod, attr in (("websocket", "WebSocketException"), ("httpx", "HTTPError"),
+                      ("huggingface_hub.errors", "HFValidationError")):
+        try:
+            errs.append(getattr(__import__(mod, fromlist=[attr]), attr))
+        except (ImportError, AttributeError):  # pragma: no cover
+            pass
+    return tuple(errs)
+
+
+def remote_error(e: BaseException, name: str) -> RemoteError:
+    return RemoteError(f"The NDIF run of '{name}' failed ({type(e).__name__}: {e}). Check the network, NDIF's status "
+                       "(nnsight.status()), your API key (NDIF_API_KEY) and that NDIF hosts this exact model id; "
+                       "or trace locally with remote=False.")
