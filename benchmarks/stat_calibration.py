@@ -44,19 +44,21 @@ import numpy as np  # noqa: E402
 from spinal_nb.scores import GramAccumulator, TransportAccumulator, fit_tail  # noqa: E402
 from spinal_nb.scores.inference import (  # noqa: E402
     Interval,
-    comparable_n,
     difference_replicates,
-    jackknife_debiased,
     localization,
     onset,
     simultaneous_band,
     statistic_interval,
-    subsample_positions,
     terminal_window,
-    verdict,
     window_mean,
 )
 from spinal_nb.scores.intervals import jackknife_interval, jackknife_se  # noqa: E402
+from spinal_nb.scores.verdict import (  # noqa: E402
+    comparable_n,
+    jackknife_debiased,
+    subsample_positions,
+    verdict,
+)
 
 ROOT = Path(__file__).resolve().parent
 RAW = ROOT / "results" / "stat_calibration"

@@ -15,27 +15,30 @@ from scipy import stats
 from spinal_nb.errors import InputError
 from spinal_nb.scores import GramAccumulator, fit_tail
 from spinal_nb.scores import inference as inf
+from spinal_nb.scores import verdict as vd
 from spinal_nb.scores.inference import (
+    Interval,
+    difference_replicates,
+    localization,
+    localization_baseline,
+    onset,
+    simultaneous_band,
+    statistic_interval,
+    window_mean,
+)
+from spinal_nb.scores.intervals import jackknife_interval, jackknife_se
+from spinal_nb.scores.verdict import (
     MIXED,
     NO_CHANGE,
     NOT_COMPARABLE,
     REVERSED,
     SIGNATURE,
-    Interval,
     comparable_n,
-    difference_replicates,
     jackknife_debiased,
-    localization,
-    localization_baseline,
-    onset,
     seed_spread,
-    simultaneous_band,
-    statistic_interval,
     subsample_positions,
     verdict,
-    window_mean,
 )
-from spinal_nb.scores.intervals import jackknife_interval, jackknife_se
 
 G = 10
 
@@ -61,7 +64,9 @@ def mean_and_replicates(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_docstring_examples_run():
-    assert doctest.testmod(inf, raise_on_error=False).failed == 0
+    for module in (inf, vd):
+        result = doctest.testmod(module, raise_on_error=False)
+        assert result.failed == 0 and result.attempted > 0, module.__name__
 
 
 # -- the band ------------------------------------------------------------------------------------------------------
