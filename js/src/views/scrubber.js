@@ -194,8 +194,12 @@ export function mountScrubber(parent, store) {
   function drawLens(layer) {
     const lens = store.lens;
     if (!store.header.has_lens || !lens || !lens.prompts.length) {
+      // a trace without lens detail (trace()'s lens_prompts defaults to None): say how to fill the panel
       shown.lens = null;
-      clear(lensBox);
+      if (!lensBox.querySelector(".spn-lens-hint")) {
+        fresh(lensBox).append(h("h4", { class: "spn-subtitle", text: "Logit lens" }),
+          h("p", { class: "spn-muted spn-lens-hint", text: LENS_HINT }));
+      }
       return;
     }
     const pending = !sameLayer(store.get("_lens_header"), layer);
@@ -290,6 +294,9 @@ export function mountScrubber(parent, store) {
   update();
   return () => offs.forEach((off) => off());
 }
+
+export const LENS_HINT = "No lens tokens in this trace: trace(..., lens_prompts=4) records the top next-token " +
+  "predictions at every layer for the first 4 prompts, shown here.";
 
 // Detail buffers hold every layer (static export: layer null), or the live widget's selected layer and its
 // neighbours (`span` [lo, hi]), so that a step to a neighbour draws at once, before the kernel's reply.

@@ -1,0 +1,44 @@
+"""What a newcomer sees on the first page, in a real browser (static HTML export, the same render() as in a notebook):
+nothing clipped or overlapping, and no panel left empty without a word.
+
+Geometry is read from the DOM (bounding boxes of the table, cells, tick labels and panels) at several viewport widths.
+"""
+from __future__ import annotations
+
+import pytest
+
+from tests.widgets.conftest import make_frame
+
+pytestmark = pytest.mark.ui
+
+
+def open_static(browser, widget, path, width: int = 1300, height: int = 1300):
+    page = browser.new_page(viewport={"width": width, "height": height})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(widget.to_html(path).as_uri())
+    page.wait_for_selector(".spinal-nb .spn-series", timeout=30_000)
+    return page, errors
+
+
+def test_a_trace_without_lens_says_how_to_get_it(browser, artifacts):
+    from spinal_nb.widgets import show
+
+    page, errors = open_static(browser, show(make_frame(2, 12, lens=False)), artifacts / "no-lens.html")
+    try:
+        hint = page.locator(".spn-lens .spn-lens-hint")
+        assert hint.is_visible()
+        text = hint.inner_text()
+        assert "lens_prompts=" in text and "trace(" in text
+        box = hint.bounding_box()
+        assert box["height"] > 0 and box["width"] > 100
+        # it stays there while scrubbing
+        start = int(page.locator(".spn-scrubber").get_attribute("data-layer"))
+        page.locator(".spinal-nb").first.focus()
+        page.keyboard.press("ArrowLeft")
+        page.wait_for_function("(k) => document.querySelector('.spn-scrubber').dataset.layer === k", arg=str(start - 1))
+        assert page.locator(".spn-lens .spn-lens-hint").is_visible()
+        page.locator(".spn-scrubber").screenshot(path=str(artifacts / "no-lens-hint.png"))
+        assert not errors, errors
+    finally:
+        page.close()
