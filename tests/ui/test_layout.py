@@ -42,3 +42,33 @@ def test_a_trace_without_lens_says_how_to_get_it(browser, artifacts):
         assert not errors, errors
     finally:
         page.close()
+
+
+# the layer table's box and the table itself: the table must fit its box (no horizontal scroll, last column shown)
+TABLE_FITS = """() => { const wrap = document.querySelector('.spn-table-wrap');
+  const table = wrap.querySelector('table'), last = wrap.querySelector('thead th:last-child');
+  const w = wrap.getBoundingClientRect(), l = last.getBoundingClientRect();
+  return { box: Math.round(w.width), table: Math.round(table.getBoundingClientRect().width),
+           scroll: wrap.scrollWidth - wrap.clientWidth, lastRight: Math.round(l.right - w.right),
+           last: last.textContent }; }"""
+
+WIDTHS = [800, 1024, 1280, 1440, 1920]
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_layer_table_shows_every_column_without_scrolling(browser, artifacts, width):
+    from spinal_nb.demo import SMOLLM2
+    from spinal_nb.widgets import show
+
+    # the demo's pair and names (the longest names a newcomer meets first), in a page as wide as the viewport
+    frame = make_frame(2, 12, lens=True, names=[SMOLLM2.reference, SMOLLM2.candidate])
+    page, errors = open_static(browser, show(frame, title=SMOLLM2.title), artifacts / f"table-{width}.html", width=width)
+    try:
+        got = page.evaluate(TABLE_FITS)
+        if got["scroll"] > 0 or got["lastRight"] > 0:
+            page.locator(".spn-scrubber").screenshot(path=str(artifacts / f"table-clipped-{width}.png"))
+        assert got["scroll"] <= 0 and got["lastRight"] <= 0, got
+        assert got["last"].startswith("Δ𝓛")
+        assert not errors, errors
+    finally:
+        page.close()
