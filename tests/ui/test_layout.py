@@ -72,3 +72,46 @@ def test_the_layer_table_shows_every_column_without_scrolling(browser, artifacts
         assert not errors, errors
     finally:
         page.close()
+
+
+def demo_page(tmp_path, frame) -> str:
+    """The demo's offline page (spinal_nb.demo._write_html) for a small synthetic lab pair: one embedded dashboard."""
+    from spinal_nb import demo
+
+    described = {demo.LAB.key: {"title": demo.LAB.title, "verdict": {"status": "present", "text": "synthetic"},
+                                "_comparison": "synthetic comparison", "evidence": {}}}
+    summary = {"created": "now", "prompts": {"n": 30}, "notes": [], "timings_s": {}}
+    return demo._write_html(frame, summary, described, [], tmp_path, "printed").as_uri()
+
+
+# the embedded dashboard's frame: its document fits (no nested scroll), and its spectrum is inside the frame's box
+FRAME_FITS = """() => { const f = document.querySelector('iframe'), d = f.contentDocument, s = d.scrollingElement;
+  const spec = d.querySelector('.spn-spectrum').getBoundingClientRect();
+  return { frame: Math.round(f.getBoundingClientRect().height), content: s.scrollHeight,
+           vscroll: s.scrollHeight - s.clientHeight, hscroll: s.scrollWidth - s.clientWidth,
+           specBottom: Math.round(spec.bottom), inner: s.clientHeight }; }"""
+
+
+@pytest.mark.parametrize("width", [800, 1280, 1920])
+def test_the_demo_page_shows_the_whole_dashboard_without_a_nested_scroll(browser, artifacts, tmp_path, width):
+    from spinal_nb.demo import LAB
+
+    frame = make_frame(2, 12, lens=True, names=[LAB.reference, LAB.candidate])
+    page = browser.new_page(viewport={"width": width, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(demo_page(tmp_path, frame))
+        page.frame_locator("iframe").locator(".spinal-nb .spn-spectrum svg").wait_for(timeout=30_000)
+        # the frame follows its document's height (a state, not a time: the sizes agree)
+        page.wait_for_function("""() => { const f = document.querySelector('iframe'), s = f.contentDocument.scrollingElement;
+            return s.scrollHeight <= s.clientHeight; }""", timeout=10_000)
+        got = page.evaluate(FRAME_FITS)
+        assert got["vscroll"] <= 0 and got["hscroll"] <= 0 and got["specBottom"] <= got["inner"], got
+        assert got["frame"] - got["content"] <= 4, got  # no blank band below it either (frame borders: 2 px)
+        assert not errors, errors
+    except Exception:
+        page.screenshot(path=str(artifacts / f"demo-{width}-failure.png"), full_page=True)
+        raise
+    finally:
+        page.close()
