@@ -115,3 +115,39 @@ def test_the_demo_page_shows_the_whole_dashboard_without_a_nested_scroll(browser
         raise
     finally:
         page.close()
+
+
+# text elements of an svg whose boxes overlap (pairs of their texts), and those that stick out of the svg's box
+TEXT_CLASHES = """(sel) => { const svg = document.querySelector(sel), outer = svg.getBoundingClientRect();
+  const texts = [...svg.querySelectorAll('text')].filter((t) => t.textContent.trim())
+    .map((t) => ({ text: t.textContent, r: t.getBoundingClientRect() }));
+  const clash = (a, b) => a.left < b.right - 0.5 && b.left < a.right - 0.5 && a.top < b.bottom - 0.5 && b.top < a.bottom - 0.5;
+  const overlaps = [];
+  for (let i = 0; i < texts.length; i++) for (let j = i + 1; j < texts.length; j++) {
+    if (clash(texts[i].r, texts[j].r)) overlaps.push([texts[i].text, texts[j].text]);
+  }
+  const outside = texts.filter(({ r }) => r.left < outer.left - 0.5 || r.right > outer.right + 0.5
+    || r.top < outer.top - 0.5 || r.bottom > outer.bottom + 0.5).map((t) => t.text);
+  return { overlaps, outside }; }"""
+
+
+def test_the_compare_charts_onset_label_clears_the_ticks(browser, artifacts):
+    from spinal_nb.widgets import show
+
+    frame = make_frame(2, 12, lens=False, names=["base", "aligned"])
+    page, errors = open_static(browser, show(frame, reference="base", checkpoint="aligned"), artifacts / "onset.html")
+    try:
+        # an onset at the first layer (the label at the y axis, where it met the tick labels), then at the last
+        for layer, depth in ((0, 0.0), (6, 0.5), (12, 1.0)):
+            page.evaluate("""([layer, depth]) => { const m = window.spinalModel, s = m.get('_summaries');
+                m.set('_summaries', Object.fromEntries(Object.entries(s).map(([k, v]) =>
+                    [k, { ...v, onset_layer: layer, onset_depth: depth }]))); }""", [layer, depth])
+            page.wait_for_function("(l) => [...document.querySelectorAll('.spn-onset-label')]"
+                                   ".some((t) => t.textContent === 'onset ℓ' + l)", arg=layer)
+            got = page.evaluate(TEXT_CLASHES, ".spn-summary svg.spn-delta")
+            if got["overlaps"] or got["outside"]:
+                page.locator(".spn-summary").screenshot(path=str(artifacts / f"onset-{layer}-clash.png"))
+            assert got == {"overlaps": [], "outside": []}, (layer, got)
+        assert not errors, errors
+    finally:
+        page.close()
