@@ -151,3 +151,23 @@ def test_the_compare_charts_onset_label_clears_the_ticks(browser, artifacts):
         assert not errors, errors
     finally:
         page.close()
+
+
+@pytest.mark.parametrize("names", [("base", "aligned"), ("smollm2-instruct", "smollm2-instruct-dpo")])
+def test_the_static_delta_chart_has_no_clipped_or_overlapping_text(browser, artifacts, names):
+    import vl_convert
+
+    from spinal_nb.widgets import chart
+
+    frame = make_frame(2, 30, names=list(names))
+    svg = vl_convert.vegalite_to_svg(chart(frame, kind="delta", reference=names[0], candidate=names[1]).to_json())
+    page = browser.new_page(viewport={"width": 1000, "height": 800})
+    try:
+        # as the notebook's "svg" renderer shows it: the exported svg in the page, drawn with the browser's fonts
+        page.set_content(f"<!doctype html><html><body style='margin:0'>{svg}</body></html>")
+        got = page.evaluate(TEXT_CLASHES, "svg")
+        if got["overlaps"] or got["outside"]:
+            page.screenshot(path=str(artifacts / f"delta-chart-{names[0]}-clash.png"))
+        assert got == {"overlaps": [], "outside": []}, got
+    finally:
+        page.close()
