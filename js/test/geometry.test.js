@@ -1,6 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { bandD, clampLayer, nearest, pathD, placeTooltip, stepLayer, tailLine, windowStart } from "../src/lib/geometry.js";
+import {
+  bandD, clampLayer, nearest, pathD, placeTooltip, ruleLabel, stepLayer, tailLine, textWidth, windowStart,
+} from "../src/lib/geometry.js";
 
 test("pathD breaks the line at missing values instead of drawing through them", () => {
   assert.equal(pathD([[0, 0], [1, 2]]), "M0.00 0.00L1.00 2.00");
@@ -52,4 +54,13 @@ test("tailLine follows sigma = exp(b) k^-alpha at both ends", () => {
 test("tooltips stay inside the plot", () => {
   assert.deepEqual(placeTooltip(10, 10, 100, 50, 500, 300), [22, 22]);
   assert.deepEqual(placeTooltip(480, 290, 100, 50, 500, 300), [368, 228]);
+});
+
+test("a rule's label stays inside the plot: left of the rule when it fits, else right of it", () => {
+  assert.deepEqual(ruleLabel(200, 50, 52, 300), { x: 197, anchor: "end" });
+  // an onset at depth 0 sits on the y axis: its label went left of it, over the tick labels
+  assert.deepEqual(ruleLabel(52, 50, 52, 300), { x: 55, anchor: "start" });
+  assert.deepEqual(ruleLabel(80, 50, 52, 300), { x: 83, anchor: "start" });
+  assert.deepEqual(ruleLabel(60, 500, 52, 300), { x: 55, anchor: "start" }); // wider than the plot
+  assert.ok(textWidth("onset ℓ12", 10) > 50);
 });

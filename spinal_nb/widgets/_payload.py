@@ -198,13 +198,22 @@ def lens_detail(frame) -> dict[str, Any] | None:
         "prob": ("f32", _floats(lens, "prob")),
     }
     prompts = []
-    tok = (lens.select("prompt_index", "prompt", "position", "token").unique(maintain_order=True)
+    tok = (lens.select("prompt_index", "prompt", "checkpoint", "position", "token").unique(maintain_order=True)
            .sort("prompt_index", "position"))
     for (pi,), g in tok.group_by("prompt_index", maintain_order=True):
-        g = g.unique("position", keep="first", maintain_order=True)
-        prompts.append({"index": int(pi), "text": g.get_column("prompt")[0] or "",
-                        "tokens": [[int(p), t or ""] for p, t in zip(g.get_column("position").to_list(),
-                                                                  g.get_column("token").to_list(), strict=True)]})
+        # checkpoints with different tokenizers split a prompt differently: one token list per tokenization, with
+        # the checkpoints that share it (the front end lines positions up by the text they end)
+        split: dict[tuple, list[int]] = {}
+        for (c,), gc in g.group_by("checkpoint", maintain_order=True):
+            gc = gc.unique("position", keep="first", maintain_order=True)
+            toks = tuple((int(p), t or "") for p, t in zip(gc.get_column("position").to_list(),
+                                                         gc.get_column("token").to_list(), strict=True))
+            split.setdefault(toks, []).append(code[c])
+        groups = sorted((sorted(cs), [list(t) for t in toks]) for toks, cs in split.items())
+        entry = {"index": int(pi), "text": g.get_column("prompt")[0] or "", "tokens": groups[0][1]}
+        if len(groups) > 1:
+            entry["tokenizations"] = [{"checkpoints": cs, "tokens": toks} for cs, toks in groups]
+        prompts.append(entry)
     return {"columns": cols, "strings": strings, "prompts": prompts}
 
 

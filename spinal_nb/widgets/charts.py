@@ -64,11 +64,14 @@ def _window_band(terminal_depth: float) -> alt.Chart:
     return rect + text
 
 
-def _style(c: alt.TopLevelMixin, width: int | None, height: int | None, title: str | None) -> alt.TopLevelMixin:
+def _style(c: alt.TopLevelMixin, width: int | None, height: int | None, title: str | None,
+           subtitle: str | None = None) -> alt.TopLevelMixin:
     if width is not None:
         c = c.properties(width=width, height=height)
     if title:
-        c = c.properties(title=alt.Title(title, anchor="start", fontSize=13, fontWeight=600))
+        c = c.properties(title=alt.Title(title, anchor="start", fontSize=13, fontWeight=600,
+                                         **({"subtitle": subtitle, "subtitleFontSize": 11.5,
+                                             "subtitleColor": "#57606a"} if subtitle else {})))
     return (c.configure_view(stroke=None)
             .configure_axis(gridColor="#eef0f3", domainColor="#8c959f", tickColor="#8c959f", labelColor="#57606a",
                             titleColor="#1d2329", titleFontWeight="normal", labelFontSize=10.5, titleFontSize=11.5)
@@ -144,8 +147,9 @@ def _delta(frame, terminal_depth, reference, candidate, width, height, title) ->
         label = d.get_column("score")[0]
         band = base.mark_area(opacity=0.18, color=CATEGORICAL[0]).encode(
             x=alt.X("depth:Q", title=LABELS["depth"], scale=alt.Scale(domain=[0, 1])), y="lo:Q", y2="hi:Q")
+        # a short axis title: the pair is in the chart's title (a long one ran past the panel into the title)
         line = base.mark_line(strokeWidth=1.8, color=CATEGORICAL[0], point=alt.OverlayMarkDef(size=12)).encode(
-            x="depth:Q", y=alt.Y("delta:Q", title=f"{label} ({candidate} − {reference})"),
+            x="depth:Q", y=alt.Y("delta:Q", title=label, axis=alt.Axis(titlePadding=12)),
             tooltip=["layer:Q", alt.Tooltip("depth:Q", format=".2f"), alt.Tooltip("delta:Q", format="+.4f"),
                      alt.Tooltip("lo:Q", format="+.4f"), alt.Tooltip("hi:Q", format="+.4f")])
         zero = alt.Chart(pl.DataFrame({"z": [0.0]})).mark_rule(color="#8c959f").encode(y="z:Q")
@@ -153,8 +157,11 @@ def _delta(frame, terminal_depth, reference, candidate, width, height, title) ->
     facet = alt.vconcat(*panels, spacing=18)
     s = comp.summary
     onset = "none" if s["onset_layer"] is None else f"layer {s['onset_layer']}"
-    default = f"{candidate} − {reference}: onset {onset}; shaded: terminal window, band: {int(s['confidence'] * 100)}% interval"
-    return _style(facet, None, None, title if title is not None else default)
+    # the pair as the title, the key as a subtitle: one long line overflowed the exported width in browser fonts
+    key = f"onset {onset} · shaded: terminal window · band: {int(s['confidence'] * 100)}% interval"
+    if title is not None:
+        return _style(facet, None, None, title)
+    return _style(facet, None, None, f"{candidate} − {reference}", subtitle=key)
 
 
 def _spectrum(frame, layer, width, height, title) -> alt.LayerChart:

@@ -129,9 +129,25 @@ font-size: 12.5px; }
 .verdict.present { border-color: #1a7f37; } .verdict.partial { border-color: #bf8700; }
 .verdict.absent, .verdict.reversed { border-color: #cf222e; }
 .charts { display: flex; flex-wrap: wrap; gap: 14px; } .charts img { max-width: 100%; height: auto; width: 540px; }
-iframe { width: 100%; height: 1060px; border: 1px solid #d0d7de; border-radius: 6px; }
+iframe { width: 100%; height: 1060px; border: 1px solid #d0d7de; border-radius: 6px; display: block; }
 table { border-collapse: collapse; font-size: 13px; } td, th { padding: 3px 10px; border-bottom: 1px solid #eaeef2;
 text-align: left; }
+"""
+
+# Each dashboard frame takes its document's height (the layout stacks its panels on a narrow page: a fixed height
+# gave a nested scroll at 800 px and a blank band on wide pages). A srcdoc frame is same-origin, so the page can
+# watch its document; without scripts it keeps the CSS height above.
+_FIT_FRAMES = """
+for (const f of document.querySelectorAll("iframe[srcdoc]")) {
+  const fit = () => {
+    const root = f.contentDocument && f.contentDocument.documentElement;
+    if (root) f.style.height = Math.ceil(root.getBoundingClientRect().height) + 2 + "px";
+  };
+  const watch = () => { fit(); new f.contentWindow.ResizeObserver(fit).observe(f.contentDocument.documentElement); };
+  f.addEventListener("load", watch);  // the srcdoc document, not the about:blank one a frame starts with
+  const d = f.contentDocument;
+  if (d && d.URL === "about:srcdoc" && d.readyState === "complete") watch();
+}
 """
 
 
@@ -163,4 +179,4 @@ def audit_page(*, created: str, n_prompts: int, prompts: str, notes: list[str], 
     parts.append(f"<h2>Stage timings (s)</h2><pre>{html.escape(json.dumps(timings, indent=1))}</pre>")
     return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
             f"<meta name='generator' content='spinal-nb {__version__}'><title>SPINAL demo</title>"
-            f"<style>{REPORT_CSS}</style></head><body>{''.join(parts)}</body></html>")
+            f"<style>{REPORT_CSS}</style></head><body>{''.join(parts)}<script>{_FIT_FRAMES}</script></body></html>")

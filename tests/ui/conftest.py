@@ -176,9 +176,18 @@ def browser():
         b.close()
 
 
+class Markdown(str):
+    """A markdown cell's source in `write_notebook`'s cells (a plain str is a code cell)."""
+
+
+def _cell(i: int, src: str) -> dict:
+    if isinstance(src, Markdown):
+        return {"cell_type": "markdown", "id": f"c{i}", "metadata": {}, "source": str(src)}
+    return {"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {}, "outputs": [], "source": src}
+
+
 def write_notebook(path: Path, cells: list[str]) -> Path:
-    nb = {"cells": [{"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {}, "outputs": [],
-                     "source": src} for i, src in enumerate(cells)],
+    nb = {"cells": [_cell(i, src) for i, src in enumerate(cells)],
           "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
           "nbformat": 4, "nbformat_minor": 5}
     path.write_text(json.dumps(nb, indent=1))

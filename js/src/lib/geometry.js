@@ -88,3 +88,17 @@ export function placeTooltip(x, y, w, h, width, height, gap = 12) {
   if (top + h > height) top = y - gap - h;
   return [Math.max(0, left), Math.max(0, top)];
 }
+
+// Where to put the label of a vertical rule at px inside a plot [left, right]: to its left (anchor "end") when a label
+// of `width` pixels fits there, else to its right, else at the left edge. A label left of the plot met the tick labels.
+export function ruleLabel(px, width, left, right, gap = 3) {
+  if (px - gap - width >= left) return { x: px - gap, anchor: "end" };
+  if (px + gap + width <= right) return { x: px + gap, anchor: "start" };
+  return { x: left + gap, anchor: "start" };
+}
+
+// A label's width estimated from its length (no layout read: that would force a layout on every redraw). Generous:
+// 0.62 em per character covers the wide sans fonts that "system-ui" can resolve to.
+export function textWidth(text, fontSize) {
+  return String(text).length * fontSize * 0.62;
+}

@@ -123,8 +123,12 @@ export function mountRoot(el, store, className, handleKey = (key) => store.handl
   root.setAttribute("aria-label", "spinal-nb depth trace view; the arrow keys move the selection");
   // Lumino (JupyterLab, Notebook 7) matches its keyboard shortcuts only outside elements marked like this, so the
   // arrow keys reach the widget instead of the notebook's command mode while the widget has focus
-  root.setAttribute("data-lm-suppress-shortcuts", "true");
-  root.setAttribute("data-p-suppress-shortcuts", "true");
+  suppressShortcuts(root);
+  // Lumino walks from the key's target up to the first marked element, and a focused control inside the widget (the
+  // slider, a button) matches command mode's `.jp-Notebook.jp-mod-commandMode :focus` itself, before the walk reaches
+  // the root: ← on the slider went to the cell above. So whatever takes the focus in here is marked too. (Notebook 7
+  // listens in the capture phase, so stopping the event's propagation below cannot keep it from Lumino.)
+  root.addEventListener("focusin", (ev) => suppressShortcuts(ev.target));
   root.addEventListener("keydown", (ev) => {
     const tag = ev.target && ev.target.tagName;
     if (tag === "SELECT" || tag === "INPUT" || tag === "TEXTAREA") return; // those handle their own keys
@@ -136,4 +140,10 @@ export function mountRoot(el, store, className, handleKey = (key) => store.handl
   });
   el.append(root);
   return root;
+}
+
+function suppressShortcuts(node) {
+  if (!node || !node.setAttribute || node.hasAttribute("data-lm-suppress-shortcuts")) return;
+  node.setAttribute("data-lm-suppress-shortcuts", "true");
+  node.setAttribute("data-p-suppress-shortcuts", "true");
 }

@@ -2,6 +2,7 @@
 
 import { axes, clear, h, onResize, s } from "../lib/dom.js";
 import { pathD, tailLine } from "../lib/geometry.js";
+import { alignPositions, tokenizations } from "../lib/lens.js";
 import { extent, fmt, fmtInterval, fmtSigned, fmtTick, log } from "../lib/scales.js";
 
 export function mountScrubber(parent, store) {
@@ -24,7 +25,7 @@ export function mountScrubber(parent, store) {
   parent.append(panel);
 
   slider.addEventListener("input", () => store.setLayer(+slider.value));
-  const lensState = { prompt: null, position: null };
+  const lensState = { prompt: null, group: 0, position: null }; // group: the tokenization the position is in
   let specWidth = 360;
   let scrolledFor = -1; // the checkpoint whose table row was last scrolled into view
   // One redraw per batch of trait changes, of the parts they touch: a live scrub changes `layer` (everything), then
@@ -194,8 +195,12 @@ export function mountScrubber(parent, store) {
   function drawLens(layer) {
     const lens = store.lens;
     if (!store.header.has_lens || !lens || !lens.prompts.length) {
+      // a trace without lens detail (trace()'s lens_prompts defaults to None): say how to fill the panel
       shown.lens = null;
-      clear(lensBox);
+      if (!lensBox.querySelector(".spn-lens-hint")) {
+        fresh(lensBox).append(h("h4", { class: "spn-subtitle", text: "Logit lens" }),
+          h("p", { class: "spn-muted spn-lens-hint", text: LENS_HINT }));
+      }
       return;
     }
     const pending = !sameLayer(store.get("_lens_header"), layer);
@@ -207,42 +212,66 @@ export function mountScrubber(parent, store) {
     fresh(lensBox);
     const prompts = lens.prompts;
     if (lensState.prompt === null || !prompts.some((p) => p.index === lensState.prompt)) {
-      lensState.prompt = prompts[0].index;
-      lensState.position = null;
+      Object.assign(lensState, { prompt: prompts[0].index, group: 0, position: null });
     }
     const prompt = prompts.find((p) => p.index === lensState.prompt);
-    const positions = prompt.tokens.map(([pos]) => pos);
+    // one row of chips per tokenization (checkpoints with different tokenizers split the prompt differently); the
+    // position picked in one row is lined up, in the others, with the token that ends the same text
+    const groups = tokenizations(prompt, store.names.length);
+    if (!(lensState.group < groups.length)) lensState.group = 0;
+    const positions = groups[lensState.group].tokens.map(([pos]) => pos);
     if (lensState.position === null || !positions.includes(lensState.position)) {
       lensState.position = positions[positions.length - 1];
     }
-    const head = [h("h4", { class: "spn-subtitle", text: `Logit lens at layer ${layer}: top next-token predictions` })];
+    const at = groups.length > 1 ? alignPositions(prompt.text, groups, lensState.group, lensState.position)
+      : [lensState.position];
+    const groupOf = new Map();
+    groups.forEach((grp, g) => grp.checkpoints.forEach((c) => groupOf.set(c, g)));
+    const heading = [h("h4", { class: "spn-subtitle", text: `Logit lens at layer ${layer}: top next-token predictions` })];
     if (prompts.length > 1) {
       const select = h("select", { class: "spn-select", "aria-label": "prompt",
-        onchange: (ev) => { lensState.prompt = +ev.target.value; lensState.position = null; drawLens(store.get("layer")); } },
+        onchange: (ev) => {
+          Object.assign(lensState, { prompt: +ev.target.value, group: 0, position: null });
+          drawLens(store.get("layer"));
+        } },
       prompts.map((p) => h("option", { value: p.index, text: p.text.length > 70 ? p.text.slice(0, 69) + "…" : p.text,
         selected: p.index === lensState.prompt ? "selected" : null })));
-      head.push(select);
+      heading.push(select);
     }
-    const chips = h("div", { class: "spn-tokens", "aria-label": "input tokens: pick a position" },
-      prompt.tokens.map(([pos, tok]) => h("button", {
-        class: "spn-token" + (pos === lensState.position ? " spn-on" : ""), type: "button", "data-position": pos,
-        title: `position ${pos}`, text: visible(tok),
-        onclick: () => { lensState.position = pos; drawLens(store.get("layer")); },
-      })));
-    // rows of this prompt, position and layer, grouped by checkpoint, in rank order
+    const { colors } = store.colors;
+    const chips = groups.map((grp, g) => h("div", { class: "spn-tokens", "aria-label": "input tokens: pick a position" +
+        (groups.length > 1 ? ` (tokens of ${grp.checkpoints.map((c) => store.names[c]).join(", ")})` : "") }, [
+      groups.length > 1 ? grp.checkpoints.map((c) => h("span", { class: "spn-swatch spn-tokens-of",
+        title: store.names[c], style: { background: colors[c] } })) : null,
+      grp.tokens.map(([pos, tok]) => h("button", {
+        class: "spn-token" + (g === lensState.group && pos === lensState.position ? " spn-on"
+          : g !== lensState.group && pos === at[g] ? " spn-aligned" : ""),
+        type: "button", "data-position": pos, title: `position ${pos}`, text: visible(tok),
+        onclick: () => { Object.assign(lensState, { group: g, position: pos }); drawLens(store.get("layer")); },
+      })),
+    ]));
+    // rows of this prompt and layer at each checkpoint's (lined-up) position, grouped by checkpoint, in rank order
     const byC = new Map();
     for (let i = 0; i < lens.checkpoint.length; i++) {
-      if (lens.prompt[i] !== lensState.prompt || lens.position[i] !== lensState.position || lens.layer[i] !== layer) continue;
+      if (lens.prompt[i] !== lensState.prompt || lens.layer[i] !== layer) continue;
       const c = lens.checkpoint[i];
+      if (lens.position[i] !== at[groupOf.get(c) ?? 0]) continue;
       if (!byC.has(c)) byC.set(c, []);
       byC.get(c).push(i);
     }
-    const { colors } = store.colors;
-    const cols = [...byC.keys()].sort((a, b) => a - b).map((c) => {
+    const head = (c) => h("div", { class: "spn-lens-head" }, [
+      h("span", { class: "spn-swatch", style: { background: colors[c] } }), h("span", { text: store.names[c] })]);
+    // a checkpoint whose tokens have no position ending the picked text: its column says so
+    const unaligned = groups.flatMap((grp, g) => (at[g] === null ? grp.checkpoints : []));
+    const shownC = [...new Set([...byC.keys(), ...unaligned])].sort((a, b) => a - b);
+    const cols = shownC.map((c) => {
+      if (!byC.has(c)) {
+        return h("div", { class: "spn-lens-col", "data-checkpoint": c }, [head(c),
+          h("p", { class: "spn-muted spn-lens-none", text: "no token of this checkpoint's tokenizer ends there" })]);
+      }
       const idx = byC.get(c).sort((a, b) => lens.rank[a] - lens.rank[b]);
       return h("div", { class: "spn-lens-col", "data-checkpoint": c }, [
-        h("div", { class: "spn-lens-head" }, [h("span", { class: "spn-swatch", style: { background: colors[c] } }),
-          h("span", { text: store.names[c] })]),
+        head(c),
         ...idx.map((i) => h("div", { class: "spn-lens-row" }, [
           h("span", { class: "spn-lens-tok", text: visible(lens.strings[lens.lens_token[i]]) }),
           h("span", { class: "spn-bar" }, [h("i", { style: { width: `${Math.min(100, lens.prob[i] * 100).toFixed(1)}%`,
@@ -251,7 +280,7 @@ export function mountScrubber(parent, store) {
         ])),
       ]);
     });
-    lensBox.append(...head, chips, pending ? h("p", { class: "spn-muted spn-pending", text: "loading…" }) : cols.length
+    lensBox.append(...heading, ...chips, pending ? h("p", { class: "spn-muted spn-pending", text: "loading…" }) : cols.length
       ? h("div", { class: "spn-lens-cols" }, cols)
       : h("p", { class: "spn-muted", text: "No lens detail at this layer and position." }));
   }
@@ -290,6 +319,9 @@ export function mountScrubber(parent, store) {
   update();
   return () => offs.forEach((off) => off());
 }
+
+export const LENS_HINT = "No lens tokens in this trace: trace(..., lens_prompts=4) records the top next-token " +
+  "predictions at every layer for the first 4 prompts, shown here.";
 
 // Detail buffers hold every layer (static export: layer null), or the live widget's selected layer and its
 // neighbours (`span` [lo, hi]), so that a step to a neighbour draws at once, before the kernel's reply.

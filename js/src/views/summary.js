@@ -1,7 +1,7 @@
 // Compare summary: candidate (the selected checkpoint) minus the reference, the SPINAL audit signal.
 
 import { axes, clear, h, onResize, s } from "../lib/dom.js";
-import { bandD, pathD } from "../lib/geometry.js";
+import { bandD, pathD, ruleLabel, textWidth } from "../lib/geometry.js";
 import { extent, fmt, fmtInterval, fmtSigned, fmtTick, linear, nice } from "../lib/scales.js";
 
 export function mountSummary(parent, store) {
@@ -83,8 +83,9 @@ export function mountSummary(parent, store) {
     const t = store.table;
     const d = store.deltas;
     const col = "d_" + score;
-    const height = 118;
-    const box = { left: 52, top: 6, width: width - 52 - 10, height: height - 6 - 24 };
+    const height = 128;
+    // below the plot: the x tick labels, then "depth" under the last one (they touched at 24 px)
+    const box = { left: 52, top: 6, width: width - 52 - 10, height: height - 6 - 34 };
     const svg = s("svg", { class: "spn-svg spn-delta", width, height, viewBox: `0 0 ${width} ${height}`,
       role: "img", "aria-label": `${label} against depth` });
     if (!d[col]) return svg;
@@ -107,8 +108,10 @@ export function mountSummary(parent, store) {
     if (score === "contraction" && sm.onset_layer !== null && sm.onset_layer !== undefined) {
       const px = x(sm.onset_depth);
       svg.append(s("line", { class: "spn-onset", x1: px, x2: px, y1: box.top, y2: box.top + box.height }));
-      svg.append(s("text", { class: "spn-onset-label", x: px - 3, y: box.top + box.height - 4, "text-anchor": "end",
-        text: `onset ℓ${sm.onset_layer}` }));
+      const text = `onset ℓ${sm.onset_layer}`;
+      const at = ruleLabel(px, textWidth(text, 10), box.left, box.left + box.width);
+      svg.append(s("text", { class: "spn-onset-label", x: at.x, y: box.top + box.height - 4, "text-anchor": at.anchor,
+        text }));
     }
     const r = store.row(sel, store.get("layer"));
     if (r >= 0) {
