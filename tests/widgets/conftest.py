@@ -2,9 +2,15 @@
 from __future__ import annotations
 
 import pytest
-from support import XSS, make_frame, make_training_frame  # noqa: F401 - XSS, make_training_frame: for tests/ui
 
 from spinal_nb.frame import TraceFrame
+
+# tests/ui (and its notebook kernels, which have only the repository root on sys.path) still import the frame builders
+# from here: re-exported until they import `support` themselves
+try:
+    from support import XSS, make_frame, make_training_frame  # noqa: F401
+except ModuleNotFoundError:
+    from tests.support import XSS, make_frame, make_training_frame  # noqa: F401
 
 
 @pytest.fixture(scope="session")
