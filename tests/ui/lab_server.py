@@ -125,12 +125,16 @@ def start_session(lab: Lab, path: str, kernel: str = "python3", timeout: float =
     kc.start_channels(hb=False)
     try:
         kc.wait_for_ready(timeout=timeout)  # RuntimeError if the kernel does not answer in time
+        # The server's own iopub subscription may join after the kernel's first status messages went out (ZeroMQ's
+        # slow joiner), and then it reports 'starting' until it hears another one. Each kernel_info request makes the
+        # kernel publish busy → idle again, so ask until the server has heard it.
+        while (state := api(lab, "GET", f"/api/kernels/{kid}")["execution_state"]) != "idle":
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"kernel {kid} of {path} is still {state!r} after {timeout} s")
+            kc.kernel_info(reply=True, timeout=remaining)  # waits for the reply, not for a fixed time
     finally:
         kc.stop_channels()
-    while (state := api(lab, "GET", f"/api/kernels/{kid}")["execution_state"]) != "idle":
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"kernel {kid} of {path} is still {state!r} after {timeout} s")
-        time.sleep(0.1)
     return session
 
 
