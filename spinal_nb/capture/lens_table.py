@@ -3,6 +3,7 @@ the detail the widgets show next to the scores (`TraceFrame.lens`, columns frame
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import polars as pl
@@ -81,13 +82,8 @@ def lens_table(nn_model: Any, arch: Architecture, tokenizer: Any, texts: list[st
                 indices: list[int], checkpoint: str, fwd: dict[str, Any], k: int, temperature: float,
                 remote: Any, device: torch.device, n_groups: int, pad_id: int):
     cols: dict[str, list[Any]] = {c: [] for c in LENS_SCHEMA}
-    decode = (lambda i: tokenizer.decode([i])) if hasattr(tokenizer, "decode") else str
-    vocab_cache: dict[int, str] = {}
-
-    def tok(i: int) -> str:
-        if i not in vocab_cache:
-            vocab_cache[i] = decode(i)
-        return vocab_cache[i]
+    labels = TokenLabels(tokenizer)
+    prompt_labels = {pi: labels.sequence(token_ids[pi]) for pi in indices}
 
     for start in range(0, len(indices), 8):
         chosen = indices[start:start + 8]
@@ -104,10 +100,76 @@ def lens_table(nn_model: Any, arch: Architecture, tokenizer: Any, texts: list[st
                     cols["prompt_index"].append(pi)
                     cols["prompt"].append(texts[pi])
                     cols["position"].append(pos)
-                    cols["token"].append(tok(token_ids[pi][pos]))
+                    cols["token"].append(prompt_labels[pi][pos])
                     cols["layer"].append(layer)
                     cols["rank"].append(rank + 1)
                     cols["token_id"].append(int(iv[row, rank]))
-                    cols["lens_token"].append(tok(int(iv[row, rank])))
+                    cols["lens_token"].append(labels.single(int(iv[row, rank])))
                     cols["prob"].append(float(pv[row, rank]))
     return pl.DataFrame(cols, schema=LENS_SCHEMA)
+
+
+@functools.cache
+def _byte_decoder() -> dict[str, int]:
+    """The inverse of GPT-2's byte-level alphabet (bytes → printable characters), which byte-level BPE tokenizers
+    (GPT-2, Llama 3, SmolLM2, Qwen, ...) use to spell their tokens."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {chr(c): b for b, c in zip(bs, cs, strict=True)}
+
+
+class TokenLabels:
+    """What the lens table shows for a token id. Decoding one id alone turns a piece of a multi-byte character (an
+    emoji, most CJK) into U+FFFD "�"; instead such a token shows the character it completes, or its raw bytes
+    (\\xf0\\x9f) when it completes none."""
+
+    def __init__(self, tokenizer: Any):
+        self.tokenizer = tokenizer
+        self._single: dict[int, str] = {}
+
+    def _decode(self, ids: list[int]) -> str:
+        if not hasattr(self.tokenizer, "decode"):
+            return " ".join(map(str, ids))
+        return self.tokenizer.decode(ids)
+
+    def raw(self, i: int) -> str:
+        """The token's bytes, undecodable ones escaped (byte-level BPE), else its vocabulary spelling (SentencePiece
+        byte-fallback tokens are already "<0xF0>"), else its lone decoding."""
+        piece = self.tokenizer.convert_ids_to_tokens(i) if hasattr(self.tokenizer, "convert_ids_to_tokens") else None
+        table = _byte_decoder()
+        if isinstance(piece, str) and piece and all(c in table for c in piece):
+            return bytes(table[c] for c in piece).decode("utf-8", errors="backslashreplace")
+        return piece if isinstance(piece, str) and piece else self._decode([i])
+
+    def single(self, i: int) -> str:
+        """A token on its own (the lens's predictions)."""
+        if i not in self._single:
+            text = self._decode([i])
+            self._single[i] = self.raw(i) if "\ufffd" in text else text
+        return self._single[i]
+
+    def sequence(self, ids: list[int]) -> list[str]:
+        """The tokens of one prompt, position by position: a token that completes a multi-byte character shows the
+        whole character (decoded with the incomplete tokens before it), the incomplete ones their bytes."""
+        out: list[str] = []
+        pending: list[int] = []
+        for i in ids:
+            text = self.single(i)
+            if "\ufffd" not in self._decode([i]):
+                pending = []
+                out.append(text)
+                continue
+            pending.append(i)
+            joined = self._decode(pending)
+            if "\ufffd" in joined:
+                out.append(self.raw(i))
+            else:
+                out.append(joined)
+                pending = []
+        return out
