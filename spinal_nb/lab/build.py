@@ -20,6 +20,7 @@ from .checkpoint import LabPair, load_checkpoint, read_lab_json, save_checkpoint
 from .dpo import EncodedPairs, dpo_train, greedy, neutral_evidence, preference_evidence
 from .pretrain import make_model, pretrain, token_stream, train_tokenizer
 from .recipes import LAB_VERSION, RECIPES, DPORecipe, LabRecipe, PairsRecipe
+from .shipped import STORED_DTYPE, install_shipped_base, shipped_info
 
 SAMPLE_PROMPTS = ("When she opened the letter, she", "The weather that morning was")
 
@@ -78,23 +79,50 @@ def _corpus(corpus: str | os.PathLike | None, cache_dir: str | os.PathLike | Non
     return path, brown.read_brown(path)
 
 
-def lab_dirs(budget: str | LabRecipe = "demo", cache_dir: str | os.PathLike | None = None) -> tuple[Path, Path]:
-    """Where ``build_lab_pair(budget)`` keeps its base and DPO folders (they may not exist yet)."""
+def lab_dirs(budget: str | LabRecipe = "demo", cache_dir: str | os.PathLike | None = None,
+             from_scratch: bool = False) -> tuple[Path, Path]:
+    """Where ``build_lab_pair(budget)`` keeps its base and DPO folders (they may not exist yet). The base shipped in
+    the package (spinal_nb.lab.shipped) has its own key: it is the float16-stored copy of a from-scratch build."""
     r = _recipe(budget)
     root = user_cache_dir(cache_dir) / "lab"
-    base_key = recipe_hash({"lab": LAB_VERSION, "corpus": brown.BROWN_FILE, "pretrain": asdict(r.pretrain)})
+    key = {"lab": LAB_VERSION, "corpus": brown.BROWN_FILE, "pretrain": asdict(r.pretrain)}
+    if not from_scratch and shipped_info(r) is not None:
+        key["shipped"] = STORED_DTYPE
+    base_key = recipe_hash(key)
     dpo_key = recipe_hash({"lab": LAB_VERSION, "base": base_key, "pairs": asdict(r.pairs), "dpo": asdict(r.dpo)})
     return root / f"{r.name}-base-{base_key}", root / f"{r.name}-dpo-{dpo_key}"
 
 
+def build_lab_base(budget: str | LabRecipe = "demo", cache_dir: str | os.PathLike | None = None,
+                   progress: bool = True, corpus: str | os.PathLike | None = None,
+                   from_scratch: bool = False) -> Path:
+    """The folder of the lab pair's base, ready to load: from the cache, else installed from the base shipped in the
+    package (a second), else pre-trained from scratch (minutes; always so with ``from_scratch=True``)."""
+    r = _recipe(budget)
+    base_dir, _ = lab_dirs(r, cache_dir, from_scratch)
+    if base_dir.is_dir():
+        return base_dir
+    if not from_scratch and shipped_info(r) is not None:
+        return install_shipped_base(r, base_dir)
+    if progress:
+        print(f"spinal: pre-training the lab base {r.name!r} in {base_dir.parent} (once; the demo recipe takes "
+              "minutes on 2 CPU cores)", file=sys.stderr, flush=True)
+    corpus_path, sentences = _corpus(corpus, cache_dir)
+    _build_base(base_dir, r, sentences, corpus_path, progress)
+    return base_dir
+
+
 def build_lab_pair(budget: str | LabRecipe = "demo", cache_dir: str | os.PathLike | None = None,
-                   progress: bool = True, corpus: str | os.PathLike | None = None) -> LabPair:
+                   progress: bool = True, corpus: str | os.PathLike | None = None,
+                   from_scratch: bool = False) -> LabPair:
     """The offline lab pair: a Llama-style model pre-trained on Brown, and its DPO'd copy. Cached; built if absent.
 
     ``budget="demo"`` (RECIPES["demo"]): byte-level BPE 4,096 on the 300 Brown ``train`` documents; Llama 8 layers,
     d=128, 4 heads, FFN 384, tied embeddings (2.2 M parameters), 360 steps × 16 × 128 tokens; then hand-written DPO,
     200 steps × 16 pairs, lr 5e-6, β 0.1, on 2,000 sentiment pairs cut from the ``dpo`` documents. Evidence on 200
     held-out pairs (``dpo_eval`` documents) with seen and unseen words, and on 64 neutral ``valid`` sentences.
+    The demo base ships with the package (float16-stored, see spinal_nb.lab.shipped), so only the DPO step runs on
+    a fresh machine; ``from_scratch=True`` pre-trains it instead.
     ``budget="tiny"``: 3 layers, d=32, 8 documents, 80 + 40 steps: seconds, for tests.
 
     Reproducible: fixed seeds and step counts (bit-identical on one torch thread). Folders:
@@ -106,19 +134,14 @@ def build_lab_pair(budget: str | LabRecipe = "demo", cache_dir: str | os.PathLik
     True
     """
     r = _recipe(budget)
-    base_dir, dpo_dir = lab_dirs(r, cache_dir)
+    base_dir, dpo_dir = lab_dirs(r, cache_dir, from_scratch)
     from_cache = base_dir.is_dir() and dpo_dir.is_dir()
-    sentences = None
-    corpus_path: Path | None = None
-    if not from_cache and progress:
-        print(f"spinal: building the lab pair {r.name!r} in {base_dir.parent} (once; the demo recipe takes ~4 min "
-              "on 2 CPU cores)", file=sys.stderr, flush=True)
-    if not base_dir.is_dir():
-        corpus_path, sentences = _corpus(corpus, cache_dir)
-        _build_base(base_dir, r, sentences, corpus_path, progress)
+    base_dir = build_lab_base(r, cache_dir, progress, corpus, from_scratch)
     if not dpo_dir.is_dir():
-        if sentences is None:
-            corpus_path, sentences = _corpus(corpus, cache_dir)
+        if progress:
+            print(f"spinal: DPO on the lab base {r.name!r} in {dpo_dir.parent} (once; about a minute for the demo "
+                  "recipe on 2 CPU cores)", file=sys.stderr, flush=True)
+        corpus_path, sentences = _corpus(corpus, cache_dir)
         _build_dpo(dpo_dir, base_dir, r, sentences, corpus_path, progress)
     return LabPair(r.name, base_dir, dpo_dir, read_lab_json(dpo_dir).get("evidence", {}), from_cache)
 

