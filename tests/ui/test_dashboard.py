@@ -151,8 +151,8 @@ def _dashboard_steps(page, errors, artifacts, app):
     # Python moves the browser
     run_cell(page, 2)
     page.wait_for_function("""() => document.querySelector('.spn-scrubber').dataset.layer === '5'
-        && document.querySelector('.spn-table tr.spn-on .spn-name').textContent.trim() === 'sft'""", timeout=30_000)
-    assert page.locator(".spn-table tr.spn-on .spn-name").inner_text().strip() == "sft"
+        && document.querySelector('.spn-table tr.spn-on .spn-name-text').textContent.trim() === 'sft'""", timeout=30_000)
+    assert page.locator(".spn-table tr.spn-on .spn-name-text").inner_text().strip() == "sft"
 
     # the untrusted token: literal text, no element, nothing executed
     page.locator(".spn-dash-title").click()
