@@ -66,7 +66,7 @@ def _window_band(terminal_depth: float) -> alt.Chart:
 
 
 def _style(c: alt.TopLevelMixin, width: int | None, height: int | None, title: str | None,
-           subtitle: str | None = None) -> alt.TopLevelMixin:
+           subtitle: str | list[str] | None = None) -> alt.TopLevelMixin:
     if width is not None:
         c = c.properties(width=width, height=height)
     if title:
@@ -162,8 +162,9 @@ def _delta(frame, terminal_depth, reference, candidate, width, height, title) ->
     onset = "none" if s["onset_layer"] is None else f"layer {s['onset_layer']}"
     # the pair as the title, the key as a subtitle: one long line overflowed the exported width in browser fonts
     key = f"onset {onset} · shaded: terminal window · band: {int(s['confidence'] * 100)}% interval"
-    if pair.aligned == "depth":
-        key = f"{INTERPOLATED} (L = {frame.n_layers(candidate)} onto L = {frame.n_layers(reference)}) · {key}"
+    if pair.aligned == "depth":  # a line of its own: the subtitle is already as wide as the panels
+        key = [f"{INTERPOLATED}: L = {frame.n_layers(candidate)} onto the reference's L = {frame.n_layers(reference)}",
+               key]
     if title is not None:
         return _style(facet, None, None, title, subtitle=key if pair.aligned == "depth" else None)
     return _style(facet, None, None, f"{candidate} − {reference}", subtitle=key)
