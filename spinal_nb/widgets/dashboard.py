@@ -17,7 +17,9 @@ class Dashboard(TraceWidget):
     """The linked SPINAL dashboard. All three panels read and write the same synced traits, so the selected
     `layer` and `checkpoint` are one state: `dash.layer = 24` moves the browser, and the slider, the arrow keys or a
     click on a trace update `dash.layer` / `dash.checkpoint` in Python. The summary compares `checkpoint` with
-    `reference` (window means, localization, onset; see `TraceFrame.compare`).
+    `reference` (window means, localization, onset and the verdict; see `TraceFrame.compare`). A checkpoint of another
+    depth than the reference is compared on depth, labelled "interpolated on depth", never layer by layer
+    (widgets/pairs.py); each checkpoint's N and N/d stand under its name in the table.
 
     >>> import spinal_nb
     >>> dash = spinal_nb.widgets.show(frame, reference="base")   # doctest: +SKIP
