@@ -64,8 +64,6 @@ def test_null_contraction_keeps_reason():
 @pytest.mark.parametrize("tokens, caution", [(8, True), (24, False)])
 def test_sample_size_is_the_scored_positions_over_the_width(tokens, caution):
     """A trace through the real accumulators: N = prompts × positions, d from the metadata (48), caution below 4."""
-    from spinal_nb.synthetic import synthetic_trace
-
     tf = synthetic_trace("m", n_layers=2, d=48, n_prompts=12, tokens_per_prompt=tokens)
     n = 12 * tokens
     assert tf.sample_size("m") == {"n": n, "n_max": n, "d": 48, "n_per_d": n / 48, "caution": caution}
