@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { checkpointColors, extent, fmt, fmtInterval, fmtSigned, linear, log, nice, sequential, tickStep, ticks, CATEGORICAL } from "../src/lib/scales.js";
+import * as scales from "../src/lib/scales.js";
 
 test("extent skips non-finite values and pads by a fraction of the span", () => {
   assert.deepEqual(extent([[3, NaN, 1], new Float32Array([2, Infinity])]), [1, 3]);
@@ -67,4 +68,13 @@ test("colours: categorical for few checkpoints, sequential ordered by step for m
   assert.equal(noSteps.t[0], 0); // by position when steps are missing
   assert.match(sequential(0.5), /^#[0-9a-f]{6}$/);
   assert.equal(sequential(0), "#440154"); // viridis start
+});
+
+test("a checkpoint's sample size reads N and N/d, with the caution flag from the header", () => {
+  const { fmtSample } = scales;
+  assert.deepEqual(fmtSample({ n: 4096, n_per_d: 8, caution: false }), { text: "N 4,096 · N/d 8.0", caution: false });
+  assert.deepEqual(fmtSample({ n: 1152, n_per_d: 2, caution: true }), { text: "N 1,152 · N/d 2.0", caution: true });
+  assert.deepEqual(fmtSample({ n: 64000, n_per_d: 125, caution: false }).text, "N 64,000 · N/d 125");
+  assert.equal(fmtSample({ n: 300, n_per_d: null, caution: false }).text, "N 300 · N/d —");
+  assert.equal(fmtSample(undefined).text, "N —");
 });

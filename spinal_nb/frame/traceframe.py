@@ -18,6 +18,12 @@ from .comparison import SCORES, TERMINAL_DEPTH, Comparison, compute_comparison, 
 from .parquet import read_trace, write_trace
 from .schema import LENS_SCHEMA, REQUIRED, SCHEMA
 
+# Below this many scored positions per hidden dimension α̂'s bias is large and depends on the unknown spectrum
+# (docs/method.md, "α depends on N"): the frame's repr and the dashboard flag such checkpoints.
+N_PER_D_CAUTION = 4.0
+N_PER_D_NOTE = (f"N/d < {N_PER_D_CAUTION:g}: α̂ is biased at few scored positions per hidden dimension, by an amount "
+                "that depends on the spectrum (docs/method.md, \"α depends on N\"); compare only traces of equal N")
+
 
 def _unknown(names: Iterable[str], known: Sequence[str]) -> str:
     out = []
@@ -117,6 +123,18 @@ class TraceFrame:
         name = checkpoint or self.checkpoints[0]
         return int(self.checkpoint(name).get_column("layer").max())
 
+    def sample_size(self, checkpoint: str) -> dict[str, Any]:
+        """N (scored positions; the fewest over the layers, all layers normally score the same positions), d (hidden
+        size, from the metadata; None when not recorded) and N/d of one checkpoint, with `caution` set when
+        N/d < N_PER_D_CAUTION."""
+        n = self.checkpoint(checkpoint).get_column("n_tokens").drop_nulls()
+        n_min = int(n.min()) if len(n) else None
+        d = self.meta.get("checkpoints", {}).get(checkpoint, {}).get("d_model")
+        d = int(d) if d else None
+        ratio = None if n_min is None or d is None else n_min / d
+        return {"n": n_min, "n_max": int(n.max()) if len(n) else None, "d": d, "n_per_d": ratio,
+                "caution": ratio is not None and ratio < N_PER_D_CAUTION}
+
     def column(self, name: str, checkpoint: str | None = None) -> pl.Series:
         if name not in self.data.columns:
             raise FrameError(f"Unknown column {_unknown([name], self.data.columns)}.")
@@ -209,31 +227,46 @@ class TraceFrame:
         return out
 
     # -- display ------------------------------------------------------------------------------------------------
-    def _summary_rows(self) -> list[tuple[str, int, str, str]]:
+    def _summary_rows(self) -> list[tuple[str, int, str, str, str, str]]:
+        """(checkpoint, L, N, N/d, mean α, mean 𝓛) per checkpoint, as shown; N/d ends in ' !' below the caution
+        threshold."""
         rows = []
         for c in self.checkpoints:
             means = self.window_means(c)
             shown = ["—" if means[s] is None else f"{means[s]:.3f}" for s in SCORES]
-            rows.append((c, self.n_layers(c), *shown))
+            size = self.sample_size(c)
+            n = "—" if size["n"] is None else f"{size['n']:,}"
+            ratio = "—" if size["n_per_d"] is None else f"{size['n_per_d']:.2f}" + (" !" if size["caution"] else "")
+            rows.append((c, self.n_layers(c), n, ratio, *shown))
         return rows
+
+    def _cautioned(self) -> list[str]:
+        return [c for c in self.checkpoints if self.sample_size(c)["caution"]]
 
     def __repr__(self) -> str:
         lines = [f"TraceFrame: {len(self.checkpoints)} checkpoint(s), {self.data.height} rows "
                  f"(spinal-nb {self.meta.get('spinal_nb')})"]
-        lines.append(f"  {'checkpoint':<28} {'L':>4} {'α̅ (depth≥0.7)':>15} {'𝓛̅ (depth≥0.7)':>15}")
-        for c, L, a, t in self._summary_rows():
-            lines.append(f"  {c[:28]:<28} {L:>4} {a:>15} {t:>15}")
+        lines.append(f"  {'checkpoint':<28} {'L':>4} {'N':>9} {'N/d':>7} {'α̅ (depth≥0.7)':>15} {'𝓛̅ (depth≥0.7)':>15}")
+        for c, L, n, r, a, t in self._summary_rows():
+            lines.append(f"  {c[:28]:<28} {L:>4} {n:>9} {r:>7} {a:>15} {t:>15}")
+        low = self._cautioned()
+        if low:
+            lines.append(f"  caution ({', '.join(low)}): {N_PER_D_NOTE}")
         if self.meta.get("mixed_params"):
             lines.append("  warning: checkpoints traced with different parameters (forced)")
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        rows = "".join(f"<tr><td>{html.escape(c)}</td><td>{L}</td><td>{a}</td><td>{t}</td></tr>"
-                       for c, L, a, t in self._summary_rows())
+        rows = "".join(f"<tr><td>{html.escape(c)}</td><td>{L}</td><td>{n}</td><td>{html.escape(r)}</td><td>{a}</td>"
+                       f"<td>{t}</td></tr>" for c, L, n, r, a, t in self._summary_rows())
+        low = self._cautioned()
+        note = (f"<p class='spinal-caution'>caution ({html.escape(', '.join(low))}): {html.escape(N_PER_D_NOTE)}</p>"
+                if low else "")
         return ("<div class='spinal-traceframe'><b>TraceFrame</b> "
                 f"({len(self.checkpoints)} checkpoint(s), {self.data.height} rows)"
-                "<table><thead><tr><th>checkpoint</th><th>L</th><th>mean α, depth ≥ 0.7</th>"
-                f"<th>mean 𝓛, depth ≥ 0.7</th></tr></thead><tbody>{rows}</tbody></table></div>")
+                "<table><thead><tr><th>checkpoint</th><th>L</th><th>N scored positions</th><th>N/d</th>"
+                "<th>mean α, depth ≥ 0.7</th>"
+                f"<th>mean 𝓛, depth ≥ 0.7</th></tr></thead><tbody>{rows}</tbody></table>{note}</div>")
 
 
 def read_parquet(path: str | os.PathLike) -> TraceFrame:

@@ -7,15 +7,16 @@ export), so scrubbing costs a few kB per step whatever the size of the trace.
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from ..errors import FrameError, SpinalError
+from ..errors import FrameError
+from ..frame.traceframe import N_PER_D_NOTE
 from ..params import SpinalParams
 from ..scores import fit_tail
+from .pairs import compare_pair, summary_of
 
 CODES = {"f32": "<f4", "f64": "<f8", "i32": "<i4", "u32": "<u4", "u16": "<u2", "u8": "u1"}
 ALIGN = 8
@@ -130,6 +131,9 @@ def frame_payload(frame, spectrum_points: int = 48) -> tuple[dict[str, Any], lis
         "confidence": float(params.confidence),
         "has_spectra": any(p is not None for p in points),
         "has_lens": frame.lens is not None and frame.lens.height > 0,
+        # N (scored positions), d and N/d per checkpoint, and the caution shown below N_PER_D_CAUTION
+        "samples": {c: frame.sample_size(c) for c in names},
+        "n_per_d_note": N_PER_D_NOTE,
     })
     return {"_header": header, "_data": blob}, points
 
@@ -230,41 +234,24 @@ def lens_payload(detail: dict[str, Any] | None, layer: int | None, around: int =
     return {"_lens_header": header, "_lens": blob}
 
 
-def _clean(x: Any) -> Any:
-    """JSON-safe copy of a compare summary (numpy scalars -> Python, NaN -> None)."""
-    if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_clean(v) for v in x]
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
 def compare_payload(frame, reference: str, terminal_depth: float) -> dict[str, Any]:
-    """Every checkpoint against the reference: per-row Δ columns (+ intervals) and one summary per candidate."""
+    """Every checkpoint against the reference, by the views' one rule (widgets/pairs.py): per-row Δ columns (+
+    intervals) for checkpoints of the reference's depth only, and one summary per candidate (with its verdict; on
+    depth, labelled and with its Δ curve)."""
     df = frame.data
     n = df.height
     cols = {c: np.full(n, np.nan) for c in DELTA_COLUMNS}
     summaries: dict[str, Any] = {}
     row_of = {(c, layer): i for i, (c, layer) in enumerate(zip(df.get_column("checkpoint").to_list(),
                                                                  df.get_column("layer").to_list(), strict=True))}
-    ref_layers = frame.n_layers(reference)
     for cand in frame.checkpoints:
         if cand == reference:
             continue
-        same_depth = frame.n_layers(cand) == ref_layers
-        try:
-            comp = frame.compare(reference, cand, terminal_depth=terminal_depth, on="layer" if same_depth else "depth")
-        except SpinalError as e:
-            summaries[cand] = {"error": str(e)}
-            continue
-        summaries[cand] = _clean(comp.summary)
-        if not same_depth:
-            continue  # deltas live on the reference's layers; the per-layer panel shows them only for equal L
-        layers = comp.layers
+        pair = compare_pair(frame, reference, cand, terminal_depth)
+        summaries[cand] = summary_of(pair)
+        if pair.comparison is None or pair.aligned != "layer":
+            continue  # never a per-index Δ between checkpoints of different depth
+        layers = pair.comparison.layers
         for name in DELTA_COLUMNS:
             vals = _floats(layers, name)
             for layer, v in zip(layers.get_column("layer").to_list(), vals, strict=True):

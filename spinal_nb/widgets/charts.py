@@ -14,11 +14,12 @@ import altair as alt
 import numpy as np
 import polars as pl
 
-from ..errors import InputError
+from ..errors import FrameError, InputError
 from ..frame import in_terminal_window
 from ..params import SpinalParams
 from ._base import as_traceframe
 from ._payload import fit_line, log_spaced
+from .pairs import INTERPOLATED, compare_pair
 
 LABELS = {
     "contraction": "contraction α (spectral tail exponent)",
@@ -65,7 +66,7 @@ def _window_band(terminal_depth: float) -> alt.Chart:
 
 
 def _style(c: alt.TopLevelMixin, width: int | None, height: int | None, title: str | None,
-           subtitle: str | None = None) -> alt.TopLevelMixin:
+           subtitle: str | list[str] | None = None) -> alt.TopLevelMixin:
     if width is not None:
         c = c.properties(width=width, height=height)
     if title:
@@ -134,8 +135,10 @@ def _delta(frame, terminal_depth, reference, candidate, width, height, title) ->
     names = frame.checkpoints
     reference = reference or names[0]
     candidate = candidate or names[-1]
-    comp = frame.compare(reference, candidate, terminal_depth=terminal_depth,
-                         on="layer" if frame.n_layers(reference) == frame.n_layers(candidate) else "depth")
+    pair = compare_pair(frame, reference, candidate, terminal_depth)  # the views' one rule
+    if pair.comparison is None:
+        raise FrameError(pair.error)
+    comp = pair.comparison
     rows = []
     for score, sym in (("contraction", "Δα"), ("transport", "Δ𝓛")):
         d = comp.layers.select("layer", "depth", pl.col(f"d_{score}").alias("delta"),
@@ -159,8 +162,11 @@ def _delta(frame, terminal_depth, reference, candidate, width, height, title) ->
     onset = "none" if s["onset_layer"] is None else f"layer {s['onset_layer']}"
     # the pair as the title, the key as a subtitle: one long line overflowed the exported width in browser fonts
     key = f"onset {onset} · shaded: terminal window · band: {int(s['confidence'] * 100)}% interval"
+    if pair.aligned == "depth":  # a line of its own: the subtitle is already as wide as the panels
+        key = [f"{INTERPOLATED}: L = {frame.n_layers(candidate)} onto the reference's L = {frame.n_layers(reference)}",
+               key]
     if title is not None:
-        return _style(facet, None, None, title)
+        return _style(facet, None, None, title, subtitle=key if pair.aligned == "depth" else None)
     return _style(facet, None, None, f"{candidate} − {reference}", subtitle=key)
 
 

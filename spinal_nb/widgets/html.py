@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._version import __version__
+from ..frame.traceframe import N_PER_D_NOTE
 from ..io import atomic_text
 
 # Traits that make up a view's state (everything render() reads).
@@ -32,7 +33,7 @@ _PAGE = """<!doctype html>
 <style>body {{ margin: 24px; background: #fff; }} .spinal-page-note {{ font: 12px system-ui, sans-serif; color: #8c959f; margin-top: 14px; }}</style>
 </head>
 <body>
-<div id="spinal-root"></div>
+{preface}<div id="spinal-root"></div>
 <p class="spinal-page-note">{note}</p>
 <script type="application/json" id="spinal-state">{state}</script>
 <script type="application/json" id="spinal-esm">{esm}</script>
@@ -83,13 +84,14 @@ def state_of(widget) -> dict:
     return state
 
 
-def widget_page(widget, title: str | None = None) -> str:
-    """The self-contained page of a view (what `to_html` writes)."""
+def widget_page(widget, title: str | None = None, preface: str = "") -> str:
+    """The self-contained page of a view (what `to_html` writes); `preface`: trusted HTML above the view (the
+    report's heading, verdicts and provenance, `report_preface`)."""
     source, css_text = str(widget._esm), str(widget._css)  # anywidget holds the files' contents as traits
     names = widget._header.get("checkpoints", [])
     title = title or widget.title or f"SPINAL depth traces: {', '.join(names[:4])}{' …' if len(names) > 4 else ''}"
     return _PAGE.format(
-        version=__version__, title=html.escape(title),
+        version=__version__, title=html.escape(title), preface=preface,
         css=css_text.replace("</", "<\\/"),
         state=_json_in_html(state_of(widget)), esm=_json_in_html(source),
         note=html.escape(f"spinal-nb {__version__} static export: hover, slider and ←/→ work offline; the reference "
@@ -97,10 +99,72 @@ def widget_page(widget, title: str | None = None) -> str:
     )
 
 
-def write_html(widget, path, title: str | None = None) -> pathlib.Path:
+def write_html(widget, path, title: str | None = None, preface: str = "") -> pathlib.Path:
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return atomic_text(path, widget_page(widget, title))
+    return atomic_text(path, widget_page(widget, title, preface))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the report's preface (`spinal report`): heading, one verdict per compared pair, provenance
+# ---------------------------------------------------------------------------------------------------------------
+_REPORT_STYLE = """<style>
+.spinal-report { font: 14px/1.45 system-ui, -apple-system, Segoe UI, Roboto, Helvetica Neue, Arial, sans-serif;
+  color: #1d2329; max-width: 1120px; margin: 0 0 18px; }
+.spinal-report h1 { font-size: 21px; margin: 0 0 4px; } .spinal-report h2 { font-size: 15px; margin: 16px 0 6px; }
+.spinal-report .lede { color: #57606a; margin: 2px 0; }
+.spinal-report .verdict { font-weight: 600; padding: 6px 10px; border-left: 4px solid #8c959f; background: #f6f8fa;
+  margin: 6px 0; }
+.spinal-report .verdict.refused { font-weight: normal; }
+.spinal-report .label { display: block; font-weight: normal; color: #57606a; font-size: 12.5px; }
+.spinal-report table { border-collapse: collapse; font-size: 12.5px; }
+.spinal-report td, .spinal-report th { padding: 2px 9px; border-bottom: 1px solid #eaeef2; text-align: left; }
+.spinal-report .caution { color: #9a6700; }
+</style>"""
+
+
+def report_preface(frame, reference: str, summaries: dict[str, Any]) -> str:
+    """The heading, the verdict of every checkpoint against `reference` (the dashboard's own summaries, so the
+    page and the panel say the same) and the provenance of each checkpoint: model, revision, prompts, N, N/d."""
+    esc = html.escape
+    names = frame.checkpoints
+    parts = [_REPORT_STYLE, "<section class='spinal-report'>",
+             f"<h1>SPINAL report: {esc(', '.join(names))}</h1>",
+             f"<p class='lede'>Written by spinal-nb {esc(__version__)}; traced with spinal-nb "
+             f"{esc(str(frame.meta.get('spinal_nb', 'unknown')))}. Every checkpoint is compared with the reference "
+             f"<b>{esc(reference)}</b> (candidate − reference).</p>", "<h2>Verdicts</h2>"]
+    for name in names:
+        if name == reference:
+            continue
+        s = summaries.get(name, {})
+        label = f"<span class='label'>{esc(s['label'])}</span>" if s.get("label") else ""
+        if s.get("error"):
+            parts.append(f"<p class='verdict refused'>{esc(name)} − {esc(reference)}: not compared. "
+                         f"{esc(s['error'])}{label}</p>")
+        else:
+            v = s.get("verdict") or {}
+            parts.append(f"<p class='verdict {esc(str(v.get('status', '')))}'>{esc(name)} − {esc(reference)}: "
+                         f"{esc(v.get('text', ''))}{label}</p>")
+    rows, cautioned = [], []
+    for name in names:
+        info = frame.meta.get("checkpoints", {}).get(name, {})
+        size = frame.sample_size(name)
+        ratio = "—" if size["n_per_d"] is None else f"{size['n_per_d']:.2f}"
+        if size["caution"]:
+            cautioned.append(name)
+            ratio = f"<span class='caution'>{ratio} (caution)</span>"
+        cells = [esc(name), esc(str(info.get("model", "—"))), esc(str(info.get("revision") or "—")),
+                 str(frame.n_layers(name)), "—" if size["d"] is None else str(size["d"]),
+                 "—" if size["n"] is None else f"{size['n']:,}", ratio, esc(str(info.get("n_prompts", "—"))),
+                 esc(str(info.get("prompts_sha256") or "—")[:12])]
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("checkpoint", "model", "revision", "L", "d", "N scored positions",
+                                             "N/d", "prompts", "prompts sha256"))
+    parts.append(f"<h2>Provenance</h2><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+    if cautioned:
+        parts.append(f"<p class='lede caution'>Caution ({esc(', '.join(cautioned))}): {esc(N_PER_D_NOTE)}.</p>")
+    parts.append("</section>")
+    return "".join(parts)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -276,3 +276,35 @@ def test_help_explains_every_option():
                 assert "default" in action.help, (name, action.option_strings)
     r = subprocess_run(["trace", "--help"])
     assert r.returncode == 0 and "--skip-first" in r.stdout and "(default: 10)" in r.stdout
+
+
+def test_report_of_checkpoints_of_different_depth(audit, tiny_models, prompts_file, tmp_path, capsys):
+    """`spinal compare` refuses 2 vs 3 layers by index; `spinal report` of the same traces compares them on depth,
+    says so next to the verdict, and embeds no per-index Δ for the deeper checkpoint."""
+    import base64
+    import re
+
+    import numpy as np
+
+    from spinal_nb.widgets._payload import unpack
+
+    deep = tmp_path / "deep.parquet"
+    assert run(["trace", tiny_models["deep"], "--prompts", prompts_file, "--out", deep, "--n-groups", 4,
+                "--no-progress"], capsys)[0] == 0
+    out = tmp_path / "report.html"
+    code, stdout, err = run(["report", audit, deep, "--reference", "base", "--out", out], capsys)
+    assert code == 0, err
+    page = out.read_text()
+    frame = TraceFrame.concat([TraceFrame.read_parquet(audit), TraceFrame.read_parquet(deep)])
+    want = frame.compare("base", "deep", on="depth").verdict(frame.window_means("base"))["text"]
+    head = page[page.index("<section class='spinal-report'>"):page.index("</section>")]
+    assert "deep − base: Interpolated on depth (L = 3 onto L = 2): " in head
+    assert want.replace("'", "&#x27;") in head
+    d = frame.meta["checkpoints"]["deep"]["d_model"]
+    n = int(frame.checkpoint("deep").get_column("n_tokens").min())
+    assert "<td>deep</td>" in head and f"<td>{d}</td><td>{n:,}</td><td>" in head  # N and d of the traced model
+    state = json.loads(re.search(r'id="spinal-state">(.*?)</script>', page, re.S).group(1))
+    deltas = unpack(state["_deltas_header"], base64.b64decode(state["_deltas"]))
+    rows = (frame.data.get_column("checkpoint") == "deep").to_numpy()
+    assert all(np.isnan(v[rows]).all() for v in deltas.values())
+    assert np.isfinite(deltas["d_contraction"][(frame.data.get_column("checkpoint") == "dpo").to_numpy()]).any()

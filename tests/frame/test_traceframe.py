@@ -59,3 +59,14 @@ def test_null_contraction_keeps_reason():
     row = tiny.data.row(0, named=True)
     assert row["contraction"] is None and "trace more tokens" in row["contraction_reason"]
     assert np.isfinite(row["transport"])
+
+
+@pytest.mark.parametrize("tokens, caution", [(8, True), (24, False)])
+def test_sample_size_is_the_scored_positions_over_the_width(tokens, caution):
+    """A trace through the real accumulators: N = prompts × positions, d from the metadata (48), caution below 4."""
+    tf = synthetic_trace("m", n_layers=2, d=48, n_prompts=12, tokens_per_prompt=tokens)
+    n = 12 * tokens
+    assert tf.sample_size("m") == {"n": n, "n_max": n, "d": 48, "n_per_d": n / 48, "caution": caution}
+    line = repr(tf).splitlines()[2].split()
+    assert line[:4] == ["m", "2", f"{n:,}", f"{n / 48:.2f}"] and (line[4] == "!") is caution
+    assert ("N/d < 4" in repr(tf)) is caution and ("N/d &lt; 4" in tf._repr_html_()) is caution

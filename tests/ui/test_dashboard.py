@@ -131,6 +131,10 @@ def _dashboard_steps(page, errors, artifacts, app):
     svg = page.locator(".spn-depth svg.spn-svg")
     pt = page.locator('.spn-series[data-checkpoint="0"] .spn-dots circle[data-layer="20"]')
     wait_drawn(page)
+    # running a cell scrolls the notebook to the next one: a dashboard taller than the viewport (the compare panel
+    # with its verdict) can leave the depth path above it, where the mouse cannot reach
+    pt.scroll_into_view_if_needed()
+    wait_drawn(page)
     bb = pt.bounding_box()
     page.mouse.move(bb["x"] + bb["width"] / 2, bb["y"] + bb["height"] / 2)
     wait_tooltip(page, ".spn-depth")
@@ -151,8 +155,8 @@ def _dashboard_steps(page, errors, artifacts, app):
     # Python moves the browser
     run_cell(page, 2)
     page.wait_for_function("""() => document.querySelector('.spn-scrubber').dataset.layer === '5'
-        && document.querySelector('.spn-table tr.spn-on .spn-name').textContent.trim() === 'sft'""", timeout=30_000)
-    assert page.locator(".spn-table tr.spn-on .spn-name").inner_text().strip() == "sft"
+        && document.querySelector('.spn-table tr.spn-on .spn-name-text').textContent.trim() === 'sft'""", timeout=30_000)
+    assert page.locator(".spn-table tr.spn-on .spn-name-text").inner_text().strip() == "sft"
 
     # the untrusted token: literal text, no element, nothing executed
     page.locator(".spn-dash-title").click()

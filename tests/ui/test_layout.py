@@ -153,13 +153,18 @@ def test_the_compare_charts_onset_label_clears_the_ticks(browser, artifacts):
         page.close()
 
 
-@pytest.mark.parametrize("names", [("base", "aligned"), ("smollm2-instruct", "smollm2-instruct-dpo")])
+@pytest.mark.parametrize("names", [("base", "aligned"), ("smollm2-instruct", "smollm2-instruct-dpo"),
+                                   ("lab-base", "smollm2-instruct-dpo", "different depth")])
 def test_the_static_delta_chart_has_no_clipped_or_overlapping_text(browser, artifacts, names):
     import vl_convert
 
+    from spinal_nb.frame import TraceFrame
     from spinal_nb.widgets import chart
 
-    frame = make_frame(2, 30, names=list(names))
+    if len(names) == 3:  # 8 vs 30 layers: the subtitle also says "interpolated on depth"
+        frame = TraceFrame.concat([make_frame(1, 8, names=[names[0]]), make_frame(1, 30, names=[names[1]], seed=4)])
+    else:
+        frame = make_frame(2, 30, names=list(names))
     svg = vl_convert.vegalite_to_svg(chart(frame, kind="delta", reference=names[0], candidate=names[1]).to_json())
     page = browser.new_page(viewport={"width": 1000, "height": 800})
     try:

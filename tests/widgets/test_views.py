@@ -133,7 +133,7 @@ def test_many_checkpoints_with_different_depths(frame3):
     view = Dashboard(both, reference="base", checkpoint="tiny")
     assert view._header["n_layers"] == {"base": 30, "tiny": 12}
     assert view._header["max_layer"] == 30
-    assert view._summaries["tiny"]["on"] == "depth"  # compared on depth, as layers differ
+    assert view._summaries["tiny"]["aligned"] == "depth"  # compared on depth, as layers differ
     d = unpack(view._deltas_header, view._deltas)
     assert np.isnan(d["d_contraction"]).all()  # per-layer Δ only between equal depths
 

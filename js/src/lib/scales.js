@@ -109,6 +109,16 @@ export function fmtInterval(lo, hi, digits = 3) {
   return `[${fmt(lo, digits)}, ${fmt(hi, digits)}]`.replaceAll("-", "−");
 }
 
+// A checkpoint's sample size as shown: "N 4,096 · N/d 8.0" ({n, n_per_d, caution} from the payload's header), and
+// whether α̂ needs the small-N/d caution.
+export function fmtSample(sample) {
+  if (!sample || sample.n === null || sample.n === undefined) return { text: "N —", caution: false };
+  const n = `N ${Math.round(sample.n).toLocaleString("en-US")}`;
+  const r = sample.n_per_d;
+  const ratio = r === null || r === undefined || !Number.isFinite(r) ? "N/d —" : `N/d ${r >= 10 ? r.toFixed(0) : r.toFixed(1)}`;
+  return { text: `${n} · ${ratio}`, caution: !!sample.caution };
+}
+
 export function fmtTick(v) {
   const a = Math.abs(v);
   if (v === 0) return "0";

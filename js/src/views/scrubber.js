@@ -3,7 +3,7 @@
 import { axes, clear, h, onResize, s } from "../lib/dom.js";
 import { pathD, tailLine } from "../lib/geometry.js";
 import { alignPositions, tokenizations } from "../lib/lens.js";
-import { extent, fmt, fmtInterval, fmtSigned, fmtTick, log } from "../lib/scales.js";
+import { extent, fmt, fmtInterval, fmtSample, fmtSigned, fmtTick, log } from "../lib/scales.js";
 
 export function mountScrubber(parent, store) {
   const panel = h("section", { class: "spn-panel spn-scrubber" });
@@ -79,7 +79,11 @@ export function mountScrubber(parent, store) {
     const d = store.deltas;
     const ref = store.referenceIndex();
     const { colors } = store.colors;
+    const summaries = store.get("_summaries") || {};
+    const samples = store.header.samples || {};
     const rows = store.names.map((name, c) => {
+      // another depth than the reference: compared on depth in the Compare panel, never index by index here
+      const onDepth = c !== ref && summaries[name] && summaries[name].aligned === "depth";
       const r = store.row(c, layer);
       const cells = r < 0
         ? [h("td", { class: "spn-muted", colspan: 6, text: `no layer ${layer} (L = ${store.header.n_layers[name]})` })]
@@ -88,15 +92,15 @@ export function mountScrubber(parent, store) {
           h("td", { class: "spn-num", text: fmt(t.contraction_r2[r], 3) }),
           h("td", { class: "spn-num" }, [fmt(t.transport[r], 3), h("small", { text: fmtInterval(t.transport_lo[r], t.transport_hi[r]) })]),
           h("td", { class: "spn-num", text: fmt(t.entropy[r], 3) }),
-          deltaCell(c === ref, d, r, "d_contraction"),
-          deltaCell(c === ref, d, r, "d_transport"),
+          deltaCell(c === ref, onDepth, d, r, "d_contraction"),
+          deltaCell(c === ref, onDepth, d, r, "d_transport"),
         ];
       return h("tr", {
         class: (c === sel ? "spn-on " : "") + (c === ref ? "spn-ref" : ""), "data-checkpoint": c,
         onclick: () => store.setCheckpoint(c),
       }, [
         h("td", { class: "spn-name" }, [h("span", { class: "spn-swatch", style: { background: colors[c] } }),
-          h("span", { text: name })]),
+          h("span", { class: "spn-name-text", text: name }), sampleLine(samples[name])]),
         ...cells,
       ]);
     });
@@ -118,8 +122,20 @@ export function mountScrubber(parent, store) {
     }
   }
 
-  function deltaCell(isRef, d, r, col) {
+  // N and N/d under the checkpoint's name; below N/d = 4 a caution (α̂'s bias, docs/method.md)
+  function sampleLine(sample) {
+    const { text, caution } = fmtSample(sample);
+    return h("small", { class: "spn-sample" + (caution ? " spn-caution" : ""),
+      title: caution ? store.header.n_per_d_note || "" : "N: scored positions; d: hidden size",
+      text: caution ? `⚠ ${text}` : text });
+  }
+
+  function deltaCell(isRef, onDepth, d, r, col) {
     if (isRef) return h("td", { class: "spn-muted", text: "reference" });
+    if (onDepth) {
+      return h("td", { class: "spn-muted", text: "on depth",
+        title: "its depth L differs from the reference's: compared on depth (interpolated) in the Compare panel" });
+    }
     const v = d[col] ? d[col][r] : NaN;
     const lo = d[col + "_lo"] ? d[col + "_lo"][r] : NaN;
     const hi = d[col + "_hi"] ? d[col + "_hi"][r] : NaN;
@@ -308,7 +324,7 @@ export function mountScrubber(parent, store) {
   }
 
   const offs = [
-    store.on("layer checkpoint reference terminal_depth _data _header _deltas", () => schedule("all")),
+    store.on("layer checkpoint reference terminal_depth _data _header _deltas _summaries", () => schedule("all")),
     store.on("_spectra _spectra_header", () => schedule("spectrum")),
     store.on("_lens _lens_header", () => schedule("lens")),
     onResize(specBox, (w) => {

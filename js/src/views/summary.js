@@ -2,7 +2,7 @@
 
 import { axes, clear, h, onResize, s } from "../lib/dom.js";
 import { bandD, pathD, ruleLabel, textWidth } from "../lib/geometry.js";
-import { extent, fmt, fmtInterval, fmtSigned, fmtTick, linear, nice } from "../lib/scales.js";
+import { extent, fmt, fmtInterval, fmtSample, fmtSigned, fmtTick, linear, nice } from "../lib/scales.js";
 
 export function mountSummary(parent, store) {
   const panel = h("section", { class: "spn-panel spn-summary" });
@@ -38,9 +38,20 @@ export function mountSummary(parent, store) {
       body.append(h("p", { class: "spn-muted", text: "No comparison available." }));
       return;
     }
+    // checkpoints of different depth: compared on depth (interpolated) by the one rule in Python, or refused
+    if (sm.label) body.append(h("p", { class: "spn-interp", text: sm.label }));
+    const samples = store.header.samples || {};
+    const low = [names[sel], names[ref]].filter((n) => samples[n] && samples[n].caution);
+    if (low.length) {
+      body.append(h("p", { class: "spn-caution", title: store.header.n_per_d_note || "",
+        text: `⚠ ${low.map((n) => `${n}: ${fmtSample(samples[n]).text}`).join("; ")}. ${store.header.n_per_d_note || ""}` }));
+    }
     if (sm.error) {
       body.append(h("p", { class: "spn-warn", text: sm.error }));
       return;
+    }
+    if (sm.verdict && sm.verdict.text) {
+      body.append(h("p", { class: `spn-verdict spn-verdict-${sm.verdict.status}`, text: sm.verdict.text }));
     }
     const wl = sm.window_layers || [];
     const loc = sm.localization || {};
@@ -65,33 +76,46 @@ export function mountSummary(parent, store) {
       h("div", { class: "spn-metric", title: "first layer from which the Δα interval excludes 0 for every deeper layer" }, [
         h("div", { class: "spn-dt", text: "onset" }),
         h("div", { class: "spn-dd", text: sm.onset_layer === null || sm.onset_layer === undefined ? "none"
-          : `layer ${sm.onset_layer} (depth ${fmt(sm.onset_depth, 2)})` })]),
+          : `${sm.curve ? "reference layer" : "layer"} ${sm.onset_layer} (depth ${fmt(sm.onset_depth, 2)})` })]),
     ]));
     body.append(deltaChart("contraction", "Δα", sm), deltaChart("transport", "Δ𝓛", sm));
     body.append(h("p", { class: "spn-caption", text: `${sm.paired ? "Paired" : "Unpaired"} ` +
-      `${Math.round((sm.confidence || 0.95) * 100)}% intervals from the prompt-group jackknife; candidate − reference.` }));
+      `${Math.round((sm.confidence || 0.95) * 100)}% intervals from the prompt-group jackknife; candidate − reference` +
+      (sm.aligned === "depth" ? ", interpolated on depth." : ".") }));
   }
 
   function excludes0(v) {
     return Number.isFinite(v.lo) && Number.isFinite(v.hi) && (v.lo > 0 || v.hi < 0);
   }
 
+  // The Δ curve of the selected pair: the candidate's rows (equal depth), or, on depth, the interpolated curve the
+  // summary carries on the reference's depths (it belongs to no row of the candidate).
+  function series(score, sm, sel) {
+    const col = "d_" + score;
+    if (sm.curve) {
+      const num = (a) => (a || []).map((v) => (v === null || v === undefined ? NaN : v));
+      return { depth: num(sm.curve.depth), v: num(sm.curve[col]), lo: num(sm.curve[col + "_lo"]),
+        hi: num(sm.curve[col + "_hi"]) };
+    }
+    const d = store.deltas;
+    if (!d[col]) return null;
+    const rows = store.index.byCheckpoint[sel];
+    return { depth: rows.map((r) => store.table.depth[r]), v: rows.map((r) => d[col][r]),
+      lo: rows.map((r) => d[col + "_lo"][r]), hi: rows.map((r) => d[col + "_hi"][r]) };
+  }
+
   // Δ score against depth: interval band, zero line, window band, onset and selected layer.
   function deltaChart(score, label, sm) {
     const sel = store.checkpointIndex();
-    const rows = store.index.byCheckpoint[sel];
     const t = store.table;
-    const d = store.deltas;
-    const col = "d_" + score;
     const height = 128;
     // below the plot: the x tick labels, then "depth" under the last one (they touched at 24 px)
     const box = { left: 52, top: 6, width: width - 52 - 10, height: height - 6 - 34 };
     const svg = s("svg", { class: "spn-svg spn-delta", width, height, viewBox: `0 0 ${width} ${height}`,
       role: "img", "aria-label": `${label} against depth` });
-    if (!d[col]) return svg;
-    const v = rows.map((r) => d[col][r]);
-    const lo = rows.map((r) => d[col + "_lo"][r]);
-    const hi = rows.map((r) => d[col + "_hi"][r]);
+    const ser = series(score, sm, sel);
+    if (!ser) return svg;
+    const { v, lo, hi } = ser;
     const yd = nice(...extent([v, lo, hi, [0]], 0.05), 3);
     const x = linear([0, 1], [box.left, box.left + box.width]);
     const y = linear(yd, [box.top + box.height, box.top]);
@@ -101,14 +125,14 @@ export function mountSummary(parent, store) {
     svg.append(s("text", { class: "spn-axis-label", x: box.left + 4, y: box.top + 11, text: `${label} (candidate − reference)` }));
     svg.append(s("text", { class: "spn-tick", x: box.left + box.width, y: height - 2, "text-anchor": "end", text: "depth" }));
     svg.append(s("line", { class: "spn-zero", x1: box.left, x2: box.left + box.width, y1: y(0), y2: y(0) }));
-    const xs = rows.map((r) => x(t.depth[r]));
+    const xs = ser.depth.map(x);
     svg.append(s("path", { class: "spn-band", d: bandD(xs, lo.map(y), hi.map(y)), fill: store.colors.colors[sel] }));
-    svg.append(s("path", { class: "spn-delta-line", d: pathD(rows.map((r, i) => [x(t.depth[r]), y(v[i])])),
+    svg.append(s("path", { class: "spn-delta-line", d: pathD(xs.map((px, i) => [px, y(v[i])])),
       stroke: store.colors.colors[sel] }));
     if (score === "contraction" && sm.onset_layer !== null && sm.onset_layer !== undefined) {
       const px = x(sm.onset_depth);
       svg.append(s("line", { class: "spn-onset", x1: px, x2: px, y1: box.top, y2: box.top + box.height }));
-      const text = `onset ℓ${sm.onset_layer}`;
+      const text = sm.curve ? `onset depth ${fmt(sm.onset_depth, 2)}` : `onset ℓ${sm.onset_layer}`;
       const at = ruleLabel(px, textWidth(text, 10), box.left, box.left + box.width);
       svg.append(s("text", { class: "spn-onset-label", x: at.x, y: box.top + box.height - 4, "text-anchor": at.anchor,
         text }));

@@ -1,0 +1,80 @@
+"""How every view compares two checkpoints: ONE rule, shared by the dashboard, `show`, `to_html`, `spinal report` and
+the static delta chart, so they show exactly what `spinal_nb.frame.comparison.compute_comparison` computes.
+
+Checkpoints of equal depth L compare layer by layer. Checkpoints of different depth are never compared by layer
+index: they compare on depth (the candidate interpolated onto the reference's depths, as `compare(..., on="depth")`
+does), and everything shown from such a comparison carries the label "interpolated on depth". Whatever compare refuses,
+the views refuse with its message.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import SpinalError
+from ..frame.comparison import Comparison, compute_comparison
+
+INTERPOLATED = "interpolated on depth"
+
+
+@dataclass
+class Pair:
+    """One view comparison: `comparison` (None when compare refused, `error` then holds its message), how it is
+    `aligned` ("layer" or "depth"), the `label` every view shows with it ("" on equal depth) and the `verdict`."""
+
+    reference: str
+    candidate: str
+    aligned: str
+    label: str
+    comparison: Comparison | None = None
+    verdict: dict[str, Any] | None = None
+    error: str | None = None
+
+
+def compare_pair(frame, reference: str, candidate: str, terminal_depth: float) -> Pair:
+    """THE views' comparison of `candidate` against `reference` in `frame` (see the module docstring)."""
+    la, lb = frame.n_layers(reference), frame.n_layers(candidate)
+    aligned = "layer" if la == lb else "depth"
+    label = "" if aligned == "layer" else (f"{INTERPOLATED}: {candidate} (L = {lb}) onto the depths of "
+                                           f"{reference} (L = {la})")
+    try:
+        comp = compute_comparison(frame, reference, candidate, terminal_depth=terminal_depth, on=aligned)
+    except SpinalError as e:
+        return Pair(reference, candidate, aligned, label, error=str(e))
+    v = comp.verdict(frame.window_means(reference, terminal_depth))
+    text = v["text"] if not label else f"{INTERPOLATED[0].upper()}{INTERPOLATED[1:]} (L = {lb} onto L = {la}): {v['text']}"
+    return Pair(reference, candidate, aligned, label, comp, {"status": v["status"], "text": text})
+
+
+def clean(x: Any) -> Any:
+    """JSON-safe copy of a compare summary (numpy scalars -> Python, NaN -> None)."""
+    if isinstance(x, dict):
+        return {str(k): clean(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [clean(v) for v in x]
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+CURVE = ("depth", "d_contraction", "d_contraction_lo", "d_contraction_hi", "d_transport", "d_transport_lo",
+         "d_transport_hi")
+
+
+def summary_of(pair: Pair) -> dict[str, Any]:
+    """What the compare panel shows of one pair (a synced trait: JSON only). On depth, the Δ curve travels here, on
+    the reference's depths (it belongs to no row of the candidate's own layers)."""
+    if pair.comparison is None:
+        return {"error": pair.error, "aligned": pair.aligned, "label": pair.label}
+    out = clean(pair.comparison.summary)
+    out.update({"aligned": pair.aligned, "label": pair.label, "verdict": pair.verdict})
+    if pair.aligned == "depth":
+        layers = pair.comparison.layers
+        out["curve"] = {c: clean([None if v is None else float(v) for v in layers.get_column(c).to_list()])
+                        for c in CURVE}
+    return out
