@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ import torch
 
 from ..errors import InputError
 from ..scores import GramAccumulator, TransportAccumulator, assign_groups
+from ..scores.eigen import cpu_count
 from .spill import SPILL_MIN_BYTES, SpillFolder
 
 
@@ -61,6 +63,14 @@ def my_share(order: list[int], n_groups: int, rank: int, world: int) -> tuple[li
     mine = [i for i, g in zip(order, groups.tolist(), strict=True) if g % world == rank]
     mine_groups = assign_groups(np.asarray(mine, dtype=np.int64), n_groups).tolist()
     return mine, {int(g): pos for pos, g in enumerate(mine_groups)}
+
+
+def finalize_workers(requested: int | None) -> int | None:
+    """The eigen-solve threads of one rank: what was asked, else the cores shared by the ranks of this node
+    (LOCAL_WORLD_SIZE, set by torchrun and accelerate), so that the ranks of a node do not oversubscribe it."""
+    if requested is not None:
+        return requested
+    return max(1, cpu_count() // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)))
 
 
 def _comm_device(fallback: torch.device) -> torch.device:

@@ -132,6 +132,7 @@ def trace(model: Any, prompts: Any, *, tokenizer: Any = None, checkpoint: str | 
     if ranks is not None:
         distributed.check_same_call(call, params.n_groups, ranks[1])
         order, last = distributed.my_share(order, params.n_groups, *ranks)
+        finalize_workers = distributed.finalize_workers(finalize_workers)
         call["rank"] = list(ranks)
         save_to = Path(save_to) / f"rank-{ranks[0]}-of-{ranks[1]}" if save_to is not None else None
     n_run = len(order)

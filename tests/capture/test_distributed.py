@@ -105,3 +105,12 @@ def test_the_shares_partition_the_prompts_by_group(world):
 def test_no_process_group_means_no_split():
     assert not torch.distributed.is_initialized()
     assert distributed.context() is None
+
+
+def test_ranks_of_a_node_share_its_cores(monkeypatch):
+    from spinal_nb.scores.eigen import cpu_count
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert distributed.finalize_workers(None) == max(1, cpu_count() // 2)
+    assert distributed.finalize_workers(3) == 3
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(4 * cpu_count()))
+    assert distributed.finalize_workers(None) == 1
