@@ -36,6 +36,12 @@ def main() -> None:
         frame = trace(model, make_prompts(n, seed=3), tokenizer=tok, progress=False, **kw)
         res[name] = {"prompts_run": sum(seen), "world": next(iter(frame.meta["checkpoints"].values()))["extra"]["world_size"],
                      **{c: frame.data[c].to_list() for c in COLUMNS}}
+        if name == "save":  # the same call again: each rank resumes from its own folder, runs nothing, same frame
+            seen.clear()
+            again = trace(model, make_prompts(n, seed=3), tokenizer=tok, progress=False, **kw)
+            extra = next(iter(again.meta["checkpoints"].values()))["extra"]
+            res["resumed"] = {"prompts_run": sum(seen), "resumed_from": extra["resumed_from"],
+                              "same": all(again.data[c].to_list() == frame.data[c].to_list() for c in COLUMNS)}
     prompts = make_prompts(30, seed=4)
     try:
         trace(model, prompts[:-1] if rank == 1 else prompts, tokenizer=tok, progress=False)

@@ -73,9 +73,12 @@ def test_two_ranks_split_the_prompts_and_return_the_single_process_frame(ranks, 
     assert all(a is not None for a in r0[case]["contraction"])
 
 
-def test_save_to_keeps_one_folder_per_rank(ranks):
-    _, out = ranks
+def test_save_to_keeps_one_folder_per_rank_and_each_rank_resumes_its_part(ranks):
+    (r0, r1), out = ranks
     assert sorted(p.name for p in (out / "save").iterdir()) == ["rank-0-of-2", "rank-1-of-2"]
+    for r in (r0, r1):
+        assert r["resumed"]["prompts_run"] == 0 and r["resumed"]["same"]
+        assert r["resumed"]["resumed_from"] == r["save"]["prompts_run"] == 20  # groups 0, 2 / 1, 3 of 4: 10 each
 
 
 def test_ranks_with_different_prompts_are_refused(ranks):
