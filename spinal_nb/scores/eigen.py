@@ -8,7 +8,7 @@ back a handle whose `result()` is its spectrum (sqrt of the top `rank` eigenvalu
   BLAS limited to cores // workers threads each while the pool runs (threadpoolctl when installed, else the
   set_num_threads entry point of numpy's bundled OpenBLAS): two solves on two threads each would fight for the
   cores (measured on 2 cores, d = 1536: 1.4x slower than serial), two on one thread each finish 1.3x sooner. At most
-  `workers` matrices wait or run at once, so memory is `workers` d x d copies, as bounded as the serial path's one.
+  `workers` matrices wait or run at once: `workers` d x d copies besides the total Gram (serial: one).
 - `TorchSolver` (CUDA, or any torch device): torch.linalg.eigvalsh in float64 on the matrices' device, batched over
   as many same-sized matrices as fit in free device memory; CUDA out of memory falls back to numpy on the CPU with
   a warning.
