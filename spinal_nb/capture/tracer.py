@@ -36,6 +36,7 @@ from ..errors import InputError, SpinalError
 from ..frame import TraceFrame
 from ..params import SpinalParams
 from ..scores import GramAccumulator, TransportAccumulator, finalize
+from . import distributed
 from .architectures import Architecture, hidden_size, model_dtype, n_blocks
 from .batch import capture_local, capture_remote, reduce_batch, reduce_remote, remote_error, remote_errors
 from .lens import LensEngine
@@ -71,7 +72,8 @@ def trace(model: Any, prompts: Any, *, tokenizer: Any = None, checkpoint: str | 
           revision: str | None = None, text_column: str = "text", max_length: int | None = None,
           lens_prompts: int | Sequence[int] | None = None, lens_top_k: int = 5,
           architecture: Architecture | None = None, params: SpinalParams | None = None, keep_spectra: bool = True,
-          load_kwargs: dict[str, Any] | None = None, **spec_parameters: Any) -> TraceFrame:
+          load_kwargs: dict[str, Any] | None = None, finalize_workers: int | None = None,
+          **spec_parameters: Any) -> TraceFrame:
     """SPINAL depth trace (contraction α_ℓ and transport 𝓛_ℓ per layer, with intervals) of one model on prompts.
 
     model: a Hugging Face id or local folder (loaded with transformers, `trust_remote_code` off unless you turn it
@@ -87,6 +89,9 @@ def trace(model: Any, prompts: Any, *, tokenizer: Any = None, checkpoint: str | 
     one group whatever the number of prompts (the scores are bit-identical either way). `lens_prompts` (an int n: the first n
     prompts, or a list of indices) adds the top-`lens_top_k` lens tokens per layer and position as `frame.lens`.
     `remote=True` runs on NDIF (Hub ids only; needs NDIF_API_KEY); `remote="local"` simulates it offline.
+    The spectra are computed on the accumulators' GPU, else on `finalize_workers` CPU threads (None: every core).
+    Under torch.distributed (torchrun ...), each rank traces its share of the prompt groups and every rank returns
+    the same complete frame (spinal_nb.capture.distributed).
 
     >>> # frame = spinal_nb.trace("HuggingFaceTB/SmolLM2-135M-Instruct", prompts, checkpoint="instruct")
     """
@@ -120,16 +125,24 @@ def trace(model: Any, prompts: Any, *, tokenizer: Any = None, checkpoint: str | 
     acc_device = dev if dev.type == "cuda" else torch.device("cpu")  # float64 is slow or absent on MPS and friends
     fwd = forward_kwargs(raw)
     order, last = group_major(n_prompts, params.n_groups)
+    call = {"model": model_fingerprint(raw), "tokens": hashlib.sha256(json.dumps(token_ids).encode()).hexdigest(),
+            "params": params.to_dict(), "batch_size": batch_size, "arch": arch.to_dict(),
+            "dtype": str(model_dtype(raw)), "server": bool(remote)}
+    ranks = distributed.context()  # (rank, world) under torch.distributed: this rank runs its groups only
+    if ranks is not None:
+        distributed.check_same_call(call, params.n_groups, ranks[1])
+        order, last = distributed.my_share(order, params.n_groups, *ranks)
+        finalize_workers = distributed.finalize_workers(finalize_workers)
+        call["rank"] = list(ranks)
+        save_to = Path(save_to) / f"rank-{ranks[0]}-of-{ranks[1]}" if save_to is not None else None
+    n_run = len(order)
     server = bool(remote)
     lens_engine = None if server else LensEngine(raw, arch, params.temperature)  # buffers live for the whole trace
 
     prompts_sha = hashlib.sha256(json.dumps(texts).encode()).hexdigest()
     done = 0
-    saved = None
+    saved = merged_spill = None
     if save_to is not None:
-        call = {"model": model_fingerprint(raw), "tokens": hashlib.sha256(json.dumps(token_ids).encode()).hexdigest(),
-                "params": params.to_dict(), "batch_size": batch_size, "arch": arch.to_dict(),
-                "dtype": str(model_dtype(raw)), "server": server}
         saved = ResumeState(save_to, hashlib.sha256(json.dumps(call, sort_keys=True).encode()).hexdigest())
         spill = SpillFolder(saved.spill_dir)  # spilled groups are part of the saved partial results
     else:
@@ -145,12 +158,13 @@ def trace(model: Any, prompts: Any, *, tokenizer: Any = None, checkpoint: str | 
         was_training = raw.training
         raw.eval()  # dropout off: the states must be the model's deterministic ones
         try:
-            with torch.no_grad(), tqdm(total=n_prompts, initial=done, disable=not progress, unit="prompt",
+            with torch.no_grad(), tqdm(total=n_run, initial=done,
+                                       disable=not progress or (ranks is not None and ranks[0] > 0), unit="prompt",
                                        desc=f"spinal trace {checkpoint}") as bar:
                 n_batches = 0
                 spill_finished(gram, last, done)  # a resumed run: groups finished before the last save
-                for start in range(done, n_prompts, batch_size):
-                    end = min(start + batch_size, n_prompts)
+                for start in range(done, n_run, batch_size):
+                    end = min(start + batch_size, n_run)
                     idx = order[start:end]
                     batch = make_batch([token_ids[i] for i in idx], idx, pad_id=pad, skip_first=params.skip_first,
                                        stride=params.position_stride, n_groups=params.n_groups)
@@ -159,8 +173,8 @@ def trace(model: Any, prompts: Any, *, tokenizer: Any = None, checkpoint: str | 
                     spill_finished(gram, last, end)
                     n_batches += 1
                     bar.update(len(idx))
-                    if saved is not None and (n_batches % save_every == 0 or end == n_prompts):
-                        saved.save(gram, transport, end, n_prompts, {"n_truncated": n_truncated})
+                    if saved is not None and (n_batches % save_every == 0 or end == n_run):
+                        saved.save(gram, transport, end, n_run, {"n_truncated": n_truncated})
                 lens = None
                 if lens_idx:
                     lens = lens_table(nn_model, arch, tok, texts, token_ids, lens_idx, checkpoint, fwd, lens_top_k,
@@ -174,21 +188,27 @@ def trace(model: Any, prompts: Any, *, tokenizer: Any = None, checkpoint: str | 
         finally:
             raw.train(was_training)
 
+        if ranks is not None:  # every rank gets every group: the same TraceFrame on all of them
+            merged_spill = SpillFolder(private_spill_dir(), fsync=False)
+            gram, transport = distributed.merge(gram, transport, *ranks, merged_spill)
         if gram.n_rows(0) == 0:
             raise InputError(f"No token positions to score: every prompt has at most skip_first={params.skip_first} "
                              "tokens. Use longer prompts or a smaller skip_first.")
-        cols = finalize(gram, transport, params, keep_spectra=keep_spectra)
+        cols = finalize(gram, transport, params, keep_spectra=keep_spectra, workers=finalize_workers)
         info = {"model": name, "revision": rev, "dtype": str(model_dtype(raw)).replace("torch.", ""),
                 "device": "ndif" if remote_wanted(remote) else str(dev), "n_prompts": n_prompts,
                 "prompts_sha256": prompts_sha, "n_layers": L, "d_model": d,
                 "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), "versions": versions(),
                 "extra": {"architecture": arch.family, "model_class": type(raw).__name__, "batch_size": batch_size,
                           "n_truncated": n_truncated, "max_length": limit, "remote": remote or False,
-                          "n_positions": gram.n_rows(0), "resumed_from": done or None}}
+                          "n_positions": gram.n_rows(0), "resumed_from": done or None,
+                          "world_size": ranks[1] if ranks else 1}}
         return TraceFrame.from_columns(cols, checkpoint, params, info, lens=lens)
     finally:
         if saved is None:
             shutil.rmtree(spill.folder, ignore_errors=True)
+        if merged_spill is not None:
+            shutil.rmtree(merged_spill.folder, ignore_errors=True)
 
 
 def _run_batch(nn_model: Any, raw: torch.nn.Module, arch: Architecture, batch: Batch, fwd: dict[str, Any],

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError, NumericsError
+from .eigen import Done, ThreadSolver, TorchSolver
 
 
 def _as_float64(x) -> torch.Tensor:
@@ -196,21 +197,11 @@ class GramAccumulator:
         kept as they are, so every spectrum is bit-identical to the one from memory. Returns False (nothing
         done) without a store, for an empty group, when the group is already spilled or the store cannot take it.
         """
-        if self.store is None or self._disk[group]:
-            return False
-        if not any(self._n[i][group] for i in range(self.n_layers)):
+        if self.store is None or self._disk[group] or not any(self._n[i][group] for i in range(self.n_layers)):
             return False
         is_gram = np.array([self._gram[i][group] is not None for i in range(self.n_layers)])
-
-        def arrays():
-            for i in range(self.n_layers):
-                if is_gram[i]:
-                    yield f"gram{i}", self._gram[i][group].cpu().numpy()
-                elif self._n[i][group]:
-                    yield f"rows{i}", self._layer_rows(i, [group]).cpu().numpy()
-
-        if not self.store.put(group, arrays()):  # read-only or full disk: the group stays in memory
-            return False
+        if not self.store.put(group, self.group_arrays(group)):
+            return False  # read-only or full disk: the group stays in memory
         for i in range(self.n_layers):
             self._freed += sum(t.numel() * t.element_size() for t in self._rows[i][group])
             self._rows[i][group] = []
@@ -220,6 +211,39 @@ class GramAccumulator:
             _return_freed_heap()
             self._freed, self._trimmed = 0, time.monotonic()
         return True
+
+    def group_arrays(self, group: int) -> Iterator[tuple[str, np.ndarray]]:
+        """One group's shifted ("gram<layer>", d x d) or ("rows<layer>", n x d) float64 arrays (memory or store)."""
+        for i in range(self.n_layers):
+            if self._is_gram(i, group):
+                yield f"gram{i}", self._gram_tensor(i, group).cpu().numpy()
+            elif self._n[i][group]:
+                yield f"rows{i}", self._layer_rows(i, [group]).cpu().numpy()
+
+    def merge_group(self, group: int, arrays: dict[str, np.ndarray], colsum, count, shift) -> None:
+        """Take an empty group from another accumulator (its `group_arrays`, colsum[:, group], count[:, group], shift)
+        around this one's shift (exact algebra, δ = its shift − ours: rows + δ; G + δ s^T + s δ^T + n δ δ^T; s + n δ;
+        bit for bit where δ = 0)."""
+        if self._disk[group] or any(self._n[i][group] for i in range(self.n_layers)):
+            raise InputError(f"group {group} already holds rows; merge only into an empty group.")
+        z = dict(dtype=torch.float64, device=self.device)
+        for i in range(self.n_layers):
+            n = int(count[i])
+            if n == 0:
+                continue
+            if not self.has_shift[i]:
+                self.shift[i], self.has_shift[i] = torch.as_tensor(shift[i], **z), True
+            delta = torch.as_tensor(shift[i], **z) - self.shift[i]
+            s = torch.as_tensor(colsum[i], **z)
+            moved = bool(delta.any())
+            if f"gram{i}" in arrays:
+                g = torch.tensor(arrays[f"gram{i}"], **z)
+                self._gram[i][group] = g.addr_(delta, s).addr_(s, delta).addr_(delta, delta, alpha=n) if moved else g
+            else:
+                r = torch.tensor(arrays[f"rows{i}"], **z)
+                self._rows[i][group] = [r.add_(delta) if moved else r]
+            self.colsum[i, group] = s + n * delta if moved else s
+            self.count[i, group] = self._n[i][group] = n
 
     def _from_disk(self, layer: int, group: int) -> torch.Tensor:
         key = f"{'gram' if self._disk_gram[layer, group] else 'rows'}{layer}"
@@ -251,15 +275,16 @@ class GramAccumulator:
         return self.spectra(layer, [leave_out], center=center, full=False)[1][0]
 
     def spectra(self, layer: int, leave_out: list[int] | tuple[int, ...] = (), center: bool = True,
-                full: bool = True) -> tuple[np.ndarray | None, list[np.ndarray]]:
+                full: bool = True, solver=None) -> tuple[np.ndarray | None, list[np.ndarray]]:
         """(spectrum of all rows, [spectrum with group g left out for g in leave_out]) of one layer.
 
         The same numbers as `spectrum` called once per group, with the layer's total Gram formed once (a row-stored
         group's Gram X_g^T X_g is formed from its rows when needed, one group at a time). A row set with N < d rows
         (then every group in it is row-stored) takes the N x N kernel route instead. Eigenvalues come from LAPACK's
         symmetric solver through numpy (float64): on one CPU thread it is 1.5-3x faster than torch's, and finalize
-        does (L + 1) x (1 + n_groups) of them.
+        does (L + 1) x (1 + n_groups) of them; `solver` (scores.eigen) runs them on threads or batched on a GPU.
         """
+        solver = solver if solver is not None else ThreadSolver(1)
         n_g = self.count[layer].tolist()
         n = sum(n_g)
         s = self.colsum[layer].sum(0)
@@ -296,31 +321,33 @@ class GramAccumulator:
         whole = None
         if full:
             if by_kernel(None):
-                whole = self._kernel_spectrum(layer, rows, s, n, center)
+                whole = self._kernel_spectrum(layer, rows, s, n, center, solver)
             else:
-                whole = self._spectrum_of(layer, total_gram().clone(), s, n, center)
+                whole = self._spectrum_of(layer, solver.empty(self.d, s).copy_(total_gram()), s, n, center, solver)
         parts = []
         for g in leave_out:
             s_out, n_out = s - self.colsum[layer, g], n - n_g[g]
             if by_kernel(g):
                 kept = rows if g not in start else torch.cat([rows[:start[g]], rows[start[g] + n_g[g]:]])
-                parts.append(self._kernel_spectrum(layer, kept, s_out, n_out, center, own=g in start))
+                parts.append(self._kernel_spectrum(layer, kept, s_out, n_out, center, solver, own=g in start))
                 continue
             if is_gram[g]:
-                gram = total_gram() - self._gram_tensor(layer, g)
+                gram = torch.sub(total_gram(), self._gram_tensor(layer, g), out=solver.empty(self.d, s))
             else:  # the group's own Gram subtracted in place: no d x d temporary for it
-                gram = total_gram().clone()
+                gram = solver.empty(self.d, s).copy_(total_gram())
                 if n_g[g]:
                     x = group_rows(g)
                     gram.addmm_(x.T, x, alpha=-1.0)
-            parts.append(self._spectrum_of(layer, gram, s_out, n_out, center))
-        return whole, parts
+            parts.append(self._spectrum_of(layer, gram, s_out, n_out, center, solver))
+        if isinstance(solver, TorchSolver):
+            solver.flush()
+        return (whole.result() if whole is not None else None), [p.result() for p in parts]
 
-    def _spectrum_of(self, layer: int, gram: torch.Tensor, s: torch.Tensor, n: int, center: bool) -> np.ndarray:
+    def _spectrum_of(self, layer: int, gram: torch.Tensor, s: torch.Tensor, n: int, center: bool, solver):
         """Spectrum from a Gram of shifted rows; `gram` is a temporary and is overwritten (d x d memory counts
         at finalize: d = 4096 is 134 MB a copy)."""
         if n < 2:
-            return np.zeros(0)
+            return Done(np.zeros(0))
         if center:
             m = s / n
             c = gram.addr_(m, m, alpha=-float(n))
@@ -329,31 +356,18 @@ class GramAccumulator:
             sh = self.shift[layer]
             c = gram.addr_(sh, s).addr_(s, sh).addr_(sh, sh, alpha=float(n))
             rank = min(n, self.d)
-        return self._sqrt_eig(c, rank)
+        return solver.submit(c, rank)
 
     def _kernel_spectrum(self, layer: int, rows: torch.Tensor | None, s: torch.Tensor, n: int,
-                         center: bool, own: bool = False) -> np.ndarray:
+                         center: bool, solver, own: bool = False):
         """The same singular values from the n x n kernel Y Y^T of the (centered or unshifted) rows Y, n < d.
         `own`: `rows` is a temporary of the caller's, centered in place (one n x d copy less at finalize)."""
         if n < 2 or rows is None:
-            return np.zeros(0)
+            return Done(np.zeros(0))
         shift = -s / n if center else self.shift[layer]
         y = rows.add_(shift) if own else rows + shift
-        return self._sqrt_eig(y @ y.T, min(n - 1, self.d) if center else min(n, self.d))
-
-    @staticmethod
-    def _sqrt_eig(c: torch.Tensor, rank: int, block: int = 512) -> np.ndarray:
-        """sqrt of the top `rank` eigenvalues of 0.5 (c + c^T); c (a temporary) is overwritten.
-
-        numpy's eigvalsh reads the lower triangle only, so only that is symmetrized, a block of rows at a time from
-        the still untouched upper triangle: the same values as a full 0.5 (c + c^T), without its d x d copy."""
-        for i in range(0, c.shape[0], block):
-            j = min(i + block, c.shape[0])
-            c[i:j, :i].add_(c[:i, i:j].T).mul_(0.5)
-            diag = c[i:j, i:j]
-            diag.copy_(diag + diag.T).mul_(0.5)
-        ev = np.linalg.eigvalsh(c.cpu().numpy(), UPLO="L")[::-1].clip(min=0.0)  # ascending -> descending
-        return np.sqrt(ev[:rank])
+        c = torch.mm(y, y.T, out=solver.empty(y.shape[0], y))
+        return solver.submit(c, min(n - 1, self.d) if center else min(n, self.d))
 
     # -- resume -------------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:

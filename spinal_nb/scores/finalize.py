@@ -5,16 +5,25 @@ from typing import Any
 
 from ..params import SpinalParams
 from .contraction import GramAccumulator, fit_tail
+from .eigen import solver_for
 from .intervals import jackknife_interval
 from .transport import TransportAccumulator
 
 
 def finalize(gram: GramAccumulator, transport: TransportAccumulator, params: SpinalParams,
-             keep_spectra: bool = True) -> dict[str, list[Any]]:
+             keep_spectra: bool = True, workers: int | None = None) -> dict[str, list[Any]]:
     """Per-layer scores with jackknife replicates and intervals, as columns (layer 0..L; L = n_layers - 1).
 
-    Contraction, transport and entropy are recomputed with each non-empty prompt group left out.
+    Contraction, transport and entropy are recomputed with each non-empty prompt group left out. The eigen-solves
+    run where the accumulators are (spinal_nb.scores.eigen): batched on their GPU, or on `workers` CPU threads
+    (None: every core; 1: serial).
     """
+    with solver_for(gram.device, workers) as solver:
+        return _finalize(gram, transport, params, keep_spectra, solver)
+
+
+def _finalize(gram: GramAccumulator, transport: TransportAccumulator, params: SpinalParams, keep_spectra: bool,
+              solver: Any) -> dict[str, list[Any]]:
     if gram.n_layers != transport.n_layers:
         raise ValueError("gram and transport accumulators disagree on the number of layers")
     n_layers = gram.n_layers
@@ -27,7 +36,7 @@ def finalize(gram: GramAccumulator, transport: TransportAccumulator, params: Spi
     for layer in range(n_layers):
         groups = gram.nonempty_groups(layer)
         # one call: the layer's rows are joined and its total Gram formed once for all 1 + G spectra
-        sigma, left_out = gram.spectra(layer, groups if len(groups) >= 2 else [], center=params.center)
+        sigma, left_out = gram.spectra(layer, groups if len(groups) >= 2 else [], center=params.center, solver=solver)
         fit = fit_tail(sigma, **fit_kw)
         jk_a: list[float | None] = []
         if fit.alpha is not None and len(groups) >= 2:

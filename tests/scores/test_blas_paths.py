@@ -23,7 +23,7 @@ PATHS = {
                                    "MKL_NUM_THREADS": "2"},
 }
 # the tests that compare spectra, accumulator states and whole traces across differently batched computations
-NUMERICS = ["tests/scores/test_gram_hybrid.py", "tests/scores/test_contraction.py",
+NUMERICS = ["tests/scores/test_gram_hybrid.py", "tests/scores/test_contraction.py", "tests/scores/test_eigen.py",
             "tests/capture/test_resume_format.py", "tests/capture/test_spill.py"]
 
 BITS = """
