@@ -133,7 +133,7 @@ def test_a_different_design_is_not_comparable():
         c = compare(*_pair(3, paired=False, effect_a=0.5, effect_t=-0.1, first_changed=9, **design))
         s = c.summary
         assert s["comparable"] is False and words in s["comparable_reason"]
-        assert s["verdict"]["status"] == NOT_COMPARABLE and words in s["verdict"]["text"]
+        assert s["verdict"]["status"] == NOT_COMPARABLE and words in c.verdict()["text"]
         assert s["window_contraction"]["mean"] == pytest.approx(0.5, abs=0.1)
         assert s["window_contraction"]["lo"] is None and s["onset_layer"] is None
         assert s["localization"]["contraction"] is None
@@ -212,3 +212,27 @@ def test_verdict_reads_the_intervals():
     assert verdict(s((None, None, None), (None, None, None)), base)["status"] == MIXED
     nc = verdict(s((0.5, 0.4, 0.6), (-0.01, -0.02, -0.005), comparable=False), base)
     assert nc["status"] == NOT_COMPARABLE and "Scored positions differ" in nc["text"] and nc["contraction"] == 0
+
+
+def test_same_model_on_20_and_80_prompts_is_never_a_significant_delta_alpha():
+    """The real null of issue 13: one tiny model traced on 20 and on 80 random prompts. α̂ depends on N/d, so the
+    comparison is 'not comparable' and Δα carries no interval, band, onset or localization claim."""
+    import support
+    from spinal_nb import trace
+
+    tok, model = support.make_tokenizer(), support.make_model("llama")
+    for trial in range(3):
+        small = trace(model, support.make_prompts(20, seed=100 + trial), tokenizer=tok, checkpoint="n20",
+                      progress=False)
+        big = trace(model, support.make_prompts(80, seed=200 + trial), tokenizer=tok, checkpoint="n80",
+                    progress=False)
+        c = compare(small, big)
+        s = c.summary
+        assert s["design"]["reference"]["prompts"] == 20 and s["design"]["candidate"]["prompts"] == 80
+        assert s["design"]["candidate"]["n"] > 2 * s["design"]["reference"]["n"]
+        assert s["comparable"] is False and "Scored positions differ" in s["comparable_reason"]
+        assert s["verdict"]["status"] == NOT_COMPARABLE and c.verdict()["status"] == NOT_COMPARABLE
+        w = s["window_contraction"]
+        assert w["mean"] is not None and w["lo"] is None and w["hi"] is None
+        assert s["onset_layer"] is None and not s["localization_interval"]["contraction"]["localized"]
+        assert c.layers.get_column("d_contraction_lo").null_count() == c.layers.height
