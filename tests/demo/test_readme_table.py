@@ -38,3 +38,14 @@ def test_stored_verdicts_follow_the_stored_intervals():
                 assert w["lo"] > 0 or w["hi"] < 0
         if not c["comparable"]:
             assert v["status"] == NOT_COMPARABLE and c["window_contraction"]["lo"] is None
+
+
+def test_method_md_calibration_tables_are_the_benchmarks():
+    """Every table row of docs/method.md's calibration section is a row of the benchmark's output (no retyping)."""
+    method = (ROOT / "docs" / "method.md").read_text()
+    section = method[method.index("### Calibration"):]
+    rows = [line for line in section.splitlines() if line.startswith("|")]
+    bench = set((ROOT / "benchmarks" / "results" / "stat_calibration.md").read_text().splitlines())
+    assert len(rows) > 30
+    assert [r for r in rows if r not in bench] == []
+    assert "python benchmarks/stat_calibration.py" in section
