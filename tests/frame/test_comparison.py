@@ -12,11 +12,13 @@ import math
 import numpy as np
 import polars as pl
 import pytest
+import support
+from scipy import stats
 
-from spinal_nb import FrameError, TraceFrame, compare
+from spinal_nb import FrameError, TraceFrame, compare, trace
 from spinal_nb.frame import verdict
 from spinal_nb.params import SpinalParams
-from spinal_nb.scores.verdict import MIXED, NO_CHANGE, NOT_COMPARABLE, REVERSED, SIGNATURE, VERDICTS
+from spinal_nb.scores.verdict import MIXED, NO_CHANGE, NOT_COMPARABLE, REVERSED, SIGNATURE
 from spinal_nb.synthetic import synthetic_trace
 
 CONF = 0.95
@@ -172,7 +174,6 @@ def test_window_mean_interval_is_the_jackknife_of_the_mean():
     reps = (rb - ra).mean(0)
     g = reps.size
     se = math.sqrt((g - 1) / g * ((reps - reps.mean()) ** 2).sum())
-    from scipy import stats
     t = stats.t.ppf(0.975, g - 1)
     est = (cand.data.get_column("contraction").to_numpy() - base.data.get_column("contraction").to_numpy())[win].mean()
     assert s["mean"] == pytest.approx(est) and s["lo"] == pytest.approx(est - t * se)
@@ -217,9 +218,6 @@ def test_verdict_reads_the_intervals():
 def test_same_model_on_20_and_80_prompts_is_never_a_significant_delta_alpha():
     """The real null of issue 13: one tiny model traced on 20 and on 80 random prompts. α̂ depends on N/d, so the
     comparison is 'not comparable' and Δα carries no interval, band, onset or localization claim."""
-    import support
-    from spinal_nb import trace
-
     tok, model = support.make_tokenizer(), support.make_model("llama")
     for trial in range(3):
         small = trace(model, support.make_prompts(20, seed=100 + trial), tokenizer=tok, checkpoint="n20",
