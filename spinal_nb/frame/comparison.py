@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,6 +134,7 @@ class Comparison:
             "  onset (deepest one-sign run of layers whose Δα excludes 0, tested from the last layer down): "
             + ("none" if on["layer"] is None else
                f"layer {on['layer']} (depth {on['depth']:.2f}), Δα {'>' if on['sign'] > 0 else '<'} 0"),
+            *([_seeds_text(s["seeds"])] if s.get("seeds") else []),
             f"  verdict: {s['verdict']['status']} — {s['verdict']['reason']}",
             *(f"  warning: {w}" for w in s.get("warnings", [])),
         ]
@@ -173,6 +175,14 @@ def _design_text(design: dict[str, Any]) -> str:
     return (f"N = {two('n', num)} scored positions, N/d = {two('n_per_d', ratio)}, d = {two('d', num)}, "
             f"{two('prompts', num)} prompts — " + ("comparable" if design["comparable"] else "NOT comparable: "
                                                     + design["reason"]))
+
+
+def _seeds_text(seeds: dict[str, Any]) -> str:
+    def one(k):
+        v = seeds[k]
+        return "—" if v is None else f"{v['mean']:+.4f} [{v['lo']:+.4f}, {v['hi']:+.4f}] (sd {v['sd']:.4f})"
+    return (f"  seed spread of the window means ({seeds['n']} training seeds, t-interval over seeds): "
+            f"Δα {one('contraction')}, Δ𝓛 {one('transport')}")
 
 
 def _loc_text(v: dict[str, Any]) -> str:
@@ -262,35 +272,110 @@ def _score_summary(a: _Side, b: _Side, score: str, paired_: bool, conf: float, i
     return cols, summ
 
 
-def compute_comparison(frame, reference: str, candidate: str, terminal_depth: float = TERMINAL_DEPTH,
-                       on: str = "layer", confidence: float | None = None) -> Comparison:
+def _label(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"mean of {', '.join(names)}"
+
+
+def _replicates(frame, names: list[str]) -> tuple[pl.DataFrame, list[_Side], dict[str, Any]]:
+    """Rows of the first checkpoint, one side per checkpoint and the first one's provenance; several names are
+    training-seed replicates of one checkpoint and must share prompts, parameters, depth and N."""
+    if len(set(names)) != len(names):
+        raise InputError(f"Replicate checkpoints {names} name one checkpoint twice.")
+    rows = [frame.checkpoint(n) for n in names]
+    info = frame.meta.get("checkpoints", {})
+    if len(names) > 1:
+        first = info.get(names[0], {})
+        for n, r in zip(names[1:], rows[1:], strict=True):
+            other = info.get(n, {})
+            if first.get("prompts_sha256") is None or other.get("prompts_sha256") != first.get("prompts_sha256"):
+                raise InputError(f"Replicate checkpoints {names[0]!r} and {n!r} were traced on different prompts; "
+                                 "trace every training seed on the same prompts.")
+            if other.get("params") != first.get("params"):
+                raise InputError(f"Replicate checkpoints {names[0]!r} and {n!r} were traced with different SPINAL "
+                                 "parameters; trace every training seed with the same parameters.")
+            if r.height != rows[0].height or not r.get_column("n_tokens").equals(rows[0].get_column("n_tokens")):
+                raise InputError(f"Replicate checkpoints {names[0]!r} and {n!r} differ in depth or in scored "
+                                 "positions; replicates are training seeds of one model traced on the same prompts.")
+    return rows[0], [_side(r) for r in rows], info.get(names[0], {})
+
+
+def _mean_side(sides: list[_Side]) -> _Side:
+    """The replicate checkpoints' mean score per layer; its jackknife replicates are the mean replicates (same
+    prompts and groups: the jackknife of a mean over seeds)."""
+    if len(sides) == 1:
+        return sides[0]
+    return _Side(sides[0].depth, {s: np.mean([x.value[s] for x in sides], axis=0) for s in SCORES},
+                 {s: np.mean([x.reps[s] for x in sides], axis=0) for s in SCORES})
+
+
+def _names(x: str | Sequence[str], role: str) -> list[str]:
+    if isinstance(x, str):
+        return [x]
+    names = [str(n) for n in x]
+    if len(names) < 2:
+        raise InputError(f"A seed spread needs at least 2 replicate checkpoints as {role}, got {names}; pass one "
+                         "name for a comparison without seeds.")
+    return names
+
+
+def _seed_spreads(a_sides: list[_Side], b_sides: list[_Side], inside: np.ndarray, conf: float,
+                  check: vd.NCheck) -> dict[str, Any]:
+    """Per training seed, the window-mean Δ; their t-interval over seeds (`seed_spread`). Seeds on both sides pair
+    by position; seeds on one side are each compared with the other side's single checkpoint."""
+    n = max(len(a_sides), len(b_sides))
+    if len(a_sides) > 1 and len(b_sides) > 1 and len(a_sides) != len(b_sides):
+        raise InputError(f"{len(a_sides)} reference and {len(b_sides)} candidate replicates: with seeds on both "
+                         "sides, pass as many of each (paired by position).")
+    out: dict[str, Any] = {"n": n}
+    for s in SCORES:
+        per = []
+        for i in range(n):
+            a, b = a_sides[min(i, len(a_sides) - 1)], b_sides[min(i, len(b_sides) - 1)]
+            d = (b.value[s] - a.value[s])[inside]
+            d = d[np.isfinite(d)]
+            per.append(float(d.mean()) if d.size else float("nan"))
+        ok = (check.ok or s != "contraction") and np.all(np.isfinite(per))
+        sp = vd.seed_spread(per, conf) if ok else None
+        out[s] = None if sp is None else {"mean": sp.mean, "sd": sp.sd, "lo": sp.lo, "hi": sp.hi, "n": sp.n}
+        out[f"per_seed_{s}"] = per
+    return out
+
+
+def compute_comparison(frame, reference: str | Sequence[str], candidate: str | Sequence[str],
+                       terminal_depth: float = TERMINAL_DEPTH, on: str = "layer",
+                       confidence: float | None = None) -> Comparison:
     """What `TraceFrame.compare` returns: candidate − reference of `frame` (see the module docstring).
 
     Per layer: Δ with its pointwise interval (`d_*_lo/hi`) and the simultaneous band (`d_*_band_lo/hi`, valid for
     all layers at once). Summary: window means with intervals, localization with its interval and no-localization
     baseline, onset (fixed-sequence, one sign), the design check (`comparable`, `comparable_reason`) and the
-    verdict."""
+    verdict. A list of names on either side is training-seed replicates of that checkpoint (same prompts and
+    parameters): the comparison is of their mean, and `seeds` holds the seed-to-seed spread of the window means
+    (`spinal_nb.scores.verdict.seed_spread`), which the verdict requires to exclude 0 as well."""
     if on not in ("layer", "depth"):
         raise FrameError(f"on must be 'layer' or 'depth', got {on!r}.")
     if not 0.0 <= terminal_depth <= 1.0:
         raise FrameError(f"terminal_depth is a depth in [0, 1], got {terminal_depth}.")
-    ra, rb = frame.checkpoint(reference), frame.checkpoint(candidate)
+    refs, cands = _names(reference, "reference"), _names(candidate, "candidate")
+    if set(refs) & set(cands):
+        raise InputError(f"The reference and the candidate share checkpoints {sorted(set(refs) & set(cands))}.")
+    ra, a_sides, ia = _replicates(frame, refs)
+    rb, b_sides, ib = _replicates(frame, cands)
+    reference, candidate = _label(refs), _label(cands)
     la, lb = int(ra.get_column("layer").max()), int(rb.get_column("layer").max())
-    a, b = _side(ra), _side(rb)
     if la != lb:
         if on != "depth":
             raise FrameError(f"{reference!r} has {la} layers and {candidate!r} has {lb}; compare them on depth with "
                              "on='depth' (the candidate is interpolated onto the reference's depths).")
-        b = _interp_side(b, a.depth)
-    info = frame.meta.get("checkpoints", {})
-    ia, ib = info.get(reference, {}), info.get(candidate, {})
-    pa, pb = ia.get("params", frame.meta.get("params")) or {}, ib.get("params", frame.meta.get("params")) or {}
+        b_sides = [_interp_side(b, a_sides[0].depth) for b in b_sides]
+    a, b = _mean_side(a_sides), _mean_side(b_sides)
+    pa = ia.get("params", frame.meta.get("params")) or {}
+    pb = ib.get("params", frame.meta.get("params")) or {}
     is_paired = bool(paired(ia, ib, pa, pb) and la == lb
                      and all(a.reps[s].shape[1] == b.reps[s].shape[1] for s in SCORES))
     conf = confidence or pa.get("confidence") or 0.95
     da, db = _design(ra, ia), _design(rb, ib)
     check = _n_policy(da, db, la == lb)
-
     layers = ra.get_column("layer").to_numpy()
     inside = in_terminal_window(a.depth, terminal_depth)
     cols: dict[str, Any] = {"layer": layers, "depth": a.depth}
@@ -324,6 +409,9 @@ def compute_comparison(frame, reference: str, candidate: str, terminal_depth: fl
         "warnings": ([f"{candidate!r} has {lb} layers, {reference!r} {la}: the candidate is interpolated linearly "
                       "in depth onto the reference's layers (unpaired)."] if la != lb else []),
     }
+    if len(refs) > 1 or len(cands) > 1:
+        summary["seeds"] = {"reference": refs, "candidate": cands,
+                            **_seed_spreads(a_sides, b_sides, inside, conf, check)}
     v = verdict(summary, ref_means)
     summary["verdict"] = {"status": v["status"], "reason": v["reason"]}
     return Comparison(reference, candidate, df, summary)
@@ -340,7 +428,11 @@ def verdict(summary: dict[str, Any], reference_means: dict[str, float | None]) -
     "relative_change"."""
     wa, wt = _interval(summary["window_contraction"]), _interval(summary["window_transport"])
     check = vd.NCheck(bool(summary.get("comparable", True)), summary.get("comparable_reason", ""))
-    v = vd.verdict(wa, wt, comparable=check)
+    seeds = summary.get("seeds") or {}
+    spread = {k: None if not seeds.get(k) else vd.SeedSpread(**{f: seeds[k][f] for f in ("mean", "sd", "lo", "hi", "n")})
+              for k in SCORES}
+    v = vd.verdict(wa, wt, comparable=check, seeds_contraction=spread["contraction"],
+                   seeds_transport=spread["transport"])
     rel = {}
     for key, iv in (("contraction", wa), ("transport", wt)):
         base = reference_means.get(key)

@@ -15,7 +15,7 @@ import pytest
 import support
 from scipy import stats
 
-from spinal_nb import FrameError, TraceFrame, compare, trace
+from spinal_nb import FrameError, InputError, TraceFrame, compare, trace
 from spinal_nb.frame import verdict
 from spinal_nb.params import SpinalParams
 from spinal_nb.scores.verdict import MIXED, NO_CHANGE, NOT_COMPARABLE, REVERSED, SIGNATURE
@@ -234,3 +234,59 @@ def test_same_model_on_20_and_80_prompts_is_never_a_significant_delta_alpha():
         assert w["mean"] is not None and w["lo"] is None and w["hi"] is None
         assert s["onset_layer"] is None and not s["localization_interval"]["contraction"]["localized"]
         assert c.layers.get_column("d_contraction_lo").null_count() == c.layers.height
+
+
+def _seeds(seed: int, shifts: list[float], first_changed: int = 9, prompts: list[str] | None = None) -> TraceFrame:
+    """A base and one DPO checkpoint per training seed (its own noise and late shift of α and −𝓛), same prompts."""
+    rng = np.random.default_rng(seed)
+    n_layers, g = 12, 10
+    shared_a, shared_t = 0.05 * _ar1(rng, n_layers + 1, g), 0.01 * _ar1(rng, n_layers, g)
+    frames = [_frame("base", 0.6 + shared_a + 0.01 * _ar1(rng, n_layers + 1, g),
+                     0.3 + shared_t + 0.002 * _ar1(rng, n_layers, g), "p0")]
+    for i, shift in enumerate(shifts):
+        ga = 0.6 + shared_a + 0.01 * _ar1(rng, n_layers + 1, g)
+        gt = 0.3 + shared_t + 0.002 * _ar1(rng, n_layers, g)
+        ga[first_changed:] += shift
+        gt[first_changed:] -= shift / 5
+        frames.append(_frame(f"dpo-s{i}", ga, gt, (prompts or ["p0"] * len(shifts))[i]))
+    return TraceFrame.concat(frames)
+
+
+def test_seed_replicates_report_their_spread():
+    """Three training seeds: the comparison is of their mean; the seed spread is the t-interval of the per-seed
+    window means (computed here independently)."""
+    frame = _seeds(8, [0.03, 0.04, 0.05])
+    names = ["dpo-s0", "dpo-s1", "dpo-s2"]
+    c = frame.compare("base", names)
+    s = c.summary
+    assert c.candidate == "mean of dpo-s0, dpo-s1, dpo-s2" and s["paired"] is True
+    base = frame.checkpoint("base").get_column("contraction").to_numpy()
+    per = [float((frame.checkpoint(n).get_column("contraction").to_numpy() - base)[9:].mean()) for n in names]
+    assert s["seeds"]["per_seed_contraction"] == pytest.approx(per)
+    sp = s["seeds"]["contraction"]
+    half = stats.t.ppf(0.975, 2) * np.std(per, ddof=1) / math.sqrt(3)
+    assert sp["mean"] == pytest.approx(np.mean(per)) and sp["lo"] == pytest.approx(np.mean(per) - half)
+    assert s["window_contraction"]["mean"] == pytest.approx(np.mean(per))  # the mean of the seeds
+    assert s["verdict"]["status"] == SIGNATURE and "seed spread" in repr(c)
+
+
+def test_a_direction_needs_the_seed_interval_too():
+    """Seeds that disagree: the prompt interval of their mean may exclude 0, the seed interval does not, so no
+    direction is claimed."""
+    frame = _seeds(9, [0.08, -0.02, 0.01])
+    s = frame.compare("base", ["dpo-s0", "dpo-s1", "dpo-s2"]).summary
+    assert s["window_contraction"]["lo"] > 0  # prompt resampling alone would call it
+    assert s["seeds"]["contraction"]["lo"] < 0 < s["seeds"]["contraction"]["hi"]
+    assert s["verdict"]["status"] not in (SIGNATURE, REVERSED)
+
+
+def test_seed_replicates_bad_input():
+    frame = _seeds(10, [0.03, 0.04], prompts=["p0", "other"])
+    with pytest.raises(InputError, match="at least 2 replicate"):
+        frame.compare("base", ["dpo-s0"])
+    with pytest.raises(InputError, match="different prompts"):
+        frame.compare("base", ["dpo-s0", "dpo-s1"])
+    with pytest.raises(InputError, match="twice"):
+        frame.compare("base", ["dpo-s0", "dpo-s0"])
+    with pytest.raises(InputError, match="share checkpoints"):
+        frame.compare(["base", "dpo-s0"], ["dpo-s0", "dpo-s1"])
