@@ -290,3 +290,18 @@ def test_seed_replicates_bad_input():
         frame.compare("base", ["dpo-s0", "dpo-s0"])
     with pytest.raises(InputError, match="share checkpoints"):
         frame.compare(["base", "dpo-s0"], ["dpo-s0", "dpo-s1"])
+
+
+def test_frames_without_replicates_compare_without_intervals():
+    """No jackknife replicates (or no α at all: too few tokens): estimates without intervals, no claim, no crash."""
+    def toy(name, alpha):
+        return TraceFrame.from_columns({
+            "layer": [0, 1, 2], "depth": [0.0, 0.5, 1.0], "contraction": alpha, "contraction_lo": [None] * 3,
+            "contraction_hi": [None] * 3, "contraction_r2": [0.9] * 3, "transport": [0.3, 0.2, None],
+            "transport_lo": [None] * 3, "transport_hi": [None] * 3, "entropy": [5.0, 4.0, 3.0],
+            "n_tokens": [100] * 3}, checkpoint=name)
+    s = compare(toy("a", [0.5, 0.6, 0.7]), toy("b", [0.5, 0.6, 0.9])).summary
+    assert s["window_contraction"] == {"mean": pytest.approx(0.2), "lo": None, "hi": None}
+    assert s["onset_layer"] is None and s["verdict"]["status"] == MIXED
+    s = compare(toy("a", [None] * 3), toy("b", [None] * 3)).summary
+    assert s["window_contraction"]["mean"] is None and s["verdict"]["status"] == MIXED
