@@ -182,10 +182,12 @@ def _add_compare(sub, magic: bool) -> None:
     c.add_argument("traces", nargs="+", metavar="TRACE",
                    help=f"{what}; several are combined (each checkpoint name once)")
     c.add_argument("--reference", default=None,
-                   help="reference checkpoint, e.g. the base model (default: the first checkpoint)")
+                   help="reference checkpoint, e.g. the base model (default: the first checkpoint); several, "
+                        "comma-separated, are training-seed replicates (their spread is reported)")
     c.add_argument("--candidate", default=None,
                    help="candidate checkpoint, e.g. the DPO model (default: the second checkpoint; required "
-                        "when there are more than two)")
+                        "when there are more than two); several, comma-separated (dpo-s0,dpo-s1,dpo-s2), are "
+                        "training-seed replicates")
     c.add_argument("--terminal-depth", type=float, default=0.7, metavar="DEPTH",
                    help="terminal window: layers with depth ℓ/L >= DEPTH (default: 0.7, the paper's window)")
     c.add_argument("--on", choices=("layer", "depth"), default="layer",

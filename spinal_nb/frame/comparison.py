@@ -194,23 +194,34 @@ def _loc_text(v: dict[str, Any]) -> str:
     return s + f" vs {v['baseline']:.2f}" + (" (localized)" if v["localized"] else " (not localized)")
 
 
-def pick_pair(names: list[str], reference: str | None, candidate: str | None) -> tuple[str, str]:
-    """(reference, candidate) among checkpoint `names`: the first one and the other one unless named."""
+def _split(x: str | None) -> str | list[str] | None:
+    if x is None or "," not in x:
+        return x
+    return [n.strip() for n in x.split(",") if n.strip()]
+
+
+def pick_pair(names: list[str], reference: str | None, candidate: str | None
+              ) -> tuple[str | list[str], str | list[str]]:
+    """(reference, candidate) among checkpoint `names`: the first one and the other one unless named. A
+    comma-separated name ("dpo-s0,dpo-s1,dpo-s2") is a list of training-seed replicates of one checkpoint."""
     if len(names) < 2:
         raise InputError(f"A comparison needs two checkpoints; this trace holds only {names}. Trace another "
                          "checkpoint into the same file with `spinal trace ... --append`, or pass a second file.")
-    ref = reference or names[0]
+    ref, candidate = _split(reference) or names[0], _split(candidate)
+    ref_names = [ref] if isinstance(ref, str) else ref
     if candidate is None:
-        rest = [n for n in names if n != ref]
+        rest = [n for n in names if n not in ref_names]
         if len(rest) > 1:
             raise InputError(f"The trace holds {len(names)} checkpoints {names}: say which two with --reference "
                              "and --candidate.")
         candidate = rest[0]
-    for n in (ref, candidate):
+    cand_names = [candidate] if isinstance(candidate, str) else candidate
+    for n in ref_names + cand_names:
         if n not in names:
             raise FrameError(f"No checkpoint {n!r} in the trace; it holds {names}.")
-    if ref == candidate:
-        raise InputError(f"--reference and --candidate are both {ref!r}; pick two different checkpoints.")
+    if set(ref_names) & set(cand_names):
+        raise InputError(f"--reference and --candidate both name {sorted(set(ref_names) & set(cand_names))}; pick "
+                         "different checkpoints.")
     return ref, candidate
 
 

@@ -305,3 +305,21 @@ def test_frames_without_replicates_compare_without_intervals():
     assert s["onset_layer"] is None and s["verdict"]["status"] == MIXED
     s = compare(toy("a", [None] * 3), toy("b", [None] * 3)).summary
     assert s["window_contraction"]["mean"] is None and s["verdict"]["status"] == MIXED
+
+
+def test_pick_pair_reads_comma_separated_seed_replicates():
+    from spinal_nb.frame import pick_pair
+
+    names = ["base", "dpo-s0", "dpo-s1", "dpo-s2"]
+    assert pick_pair(names, None, "dpo-s0,dpo-s1, dpo-s2") == ("base", ["dpo-s0", "dpo-s1", "dpo-s2"])
+    assert pick_pair(["base", "dpo"], None, None) == ("base", "dpo")
+    assert pick_pair(["a", "b", "c"], "a,b", None) == (["a", "b"], "c")
+    with pytest.raises(FrameError, match="No checkpoint 'dpo-s9'"):
+        pick_pair(names, None, "dpo-s0,dpo-s9")
+    with pytest.raises(InputError, match="both name"):
+        pick_pair(names, "base,dpo-s0", "dpo-s0,dpo-s1")
+    with pytest.raises(InputError, match="say which two"):
+        pick_pair(names, None, None)
+    frame = _seeds(11, [0.03, 0.04, 0.05])  # the command line's names go straight to compare
+    c = frame.compare(*pick_pair(frame.checkpoints, None, "dpo-s0,dpo-s1,dpo-s2"))
+    assert c.summary["seeds"]["n"] == 3
