@@ -398,9 +398,9 @@ READING = """
    run always contains the band's. It finds the +2 % onset in 50 % of trials (band 10 %) and the +5 % one in 100 %
    (band 78 %), never shallower than the change. The old rule was already this procedure minus the sign
    requirement; its one real defect in these runs is running into unchanged layers of the other sign (3.3 % at
-   +5 %). `onset(procedure="band")` is the default, as the method asks; `procedure="sequence"` is offered.
+   +5 %). compare uses `procedure="sequence"` for the onset (sign-consistent) and shows the band per layer.
 
-## N policy (recommendation)
+## N policy (compare follows the first point; the position budget is not yet a trace parameter)
 
 - **compare** reads contraction deltas (window mean, onset, localization, verdict) only when
   `comparable_n(N_a, N_b, d_a, d_b, prompts_a=..., prompts_b=...)` is ok: same width, the same N (exactly), the same

@@ -169,9 +169,12 @@ def _add_compare(sub, magic: bool) -> None:
     c = sub.add_parser(
         "compare", formatter_class=_Formatter,
         help="compare two checkpoints: Δα, Δ𝓛 per layer, terminal window, localization, onset",
-        description="Candidate minus reference, per layer with intervals, and the audit summary: the terminal "
-                    "window's mean Δα and Δ𝓛, the share of the change inside the window (localization) and the "
-                    "first layer from which Δα stays away from 0 (onset).",
+        description="Candidate minus reference, per layer with pointwise intervals and a band valid for all "
+                    "layers at once, and the audit summary: the terminal window's mean Δα and Δ𝓛, the share of the "
+                    "change inside the window against an even spread (localization), the first layer of the "
+                    "deepest one-sign run of layers where Δα stays away from 0 (onset), and the verdict (the "
+                    "paper's signature, reversed, no detectable change, mixed / inconclusive, not comparable: "
+                    "traces with different numbers of scored positions, prompts or widths).",
         epilog="examples:\n"
                "  spinal compare audit.parquet --reference base --candidate dpo\n"
                "  spinal compare base.parquet dpo.parquet --json > comparison.json")
@@ -179,10 +182,12 @@ def _add_compare(sub, magic: bool) -> None:
     c.add_argument("traces", nargs="+", metavar="TRACE",
                    help=f"{what}; several are combined (each checkpoint name once)")
     c.add_argument("--reference", default=None,
-                   help="reference checkpoint, e.g. the base model (default: the first checkpoint)")
+                   help="reference checkpoint, e.g. the base model (default: the first checkpoint); several, "
+                        "comma-separated, are training-seed replicates (their spread is reported)")
     c.add_argument("--candidate", default=None,
                    help="candidate checkpoint, e.g. the DPO model (default: the second checkpoint; required "
-                        "when there are more than two)")
+                        "when there are more than two); several, comma-separated (dpo-s0,dpo-s1,dpo-s2), are "
+                        "training-seed replicates")
     c.add_argument("--terminal-depth", type=float, default=0.7, metavar="DEPTH",
                    help="terminal window: layers with depth ℓ/L >= DEPTH (default: 0.7, the paper's window)")
     c.add_argument("--on", choices=("layer", "depth"), default="layer",
@@ -395,6 +400,7 @@ def _main(args: argparse.Namespace) -> int:
             with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=220, float_precision=4,
                            tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
                 print(cmp.layers)
+            print(f"VERDICT: {cmp.verdict()['text']}")
     elif args.command == "report":
         from .widgets import report
 

@@ -19,9 +19,10 @@ What it does, in order (one stage bar on stderr; every stage is timed and the ti
    charts and the interactive dashboard of each pair; nothing loaded from the network), ``summary.json`` (the
    comparison summaries, verdicts, evidence, stage timings) and ``path-<pair>.png`` / ``delta-<pair>.png``.
 
-The printed summary ends with one plain verdict per pair: does the paper's signature — a rise of α and a fall of 𝓛
-in the terminal window (depth ≥ 0.7) — appear, with which interval. An interval that contains 0 is reported as
-"no clear change", not as a finding.
+The printed summary ends with one verdict per pair, in the vocabulary of docs/method.md ("the paper's signature" — a
+rise of α and a fall of 𝓛 in the terminal window (depth ≥ 0.7) —, "reversed", "no detectable change", "mixed /
+inconclusive", "not comparable"), with the window means and intervals it was read from. A direction counts only when
+its interval excludes 0.
 
 **SmolLM2 part: off by default.** Measured from an empty cache on the shared 2-core machine
 (load average 2-3.6 from other people's jobs, so pessimistic), 23 Nov 2026: Brown corpus 2.3 s; lab pair build 388 s
@@ -259,9 +260,6 @@ def _print_pair(d: dict[str, Any], file=None) -> None:
         if "neutral.kl_per_token" in ev:
             bits.append(f"KL(dpo‖base) on neutral text {ev['neutral.kl_per_token']:.3f} nats/token")
         print("  DPO evidence (held-out prompts): " + "; ".join(bits), file=file)
-    n_win = len(d["comparison"]["window_layers"])
-    print(f"  (a change spread evenly over depth would give localization {n_win / (d['n_layers'] + 1):.2f})",
-          file=file)
     print(f"  VERDICT: {d['verdict']['text']}", file=file)
 
 

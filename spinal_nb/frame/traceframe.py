@@ -208,11 +208,13 @@ class TraceFrame:
         return cls(*read_trace(path))
 
     # -- comparison -----------------------------------------------------------------------------------------------
-    def compare(self, reference: str, candidate: str, terminal_depth: float = TERMINAL_DEPTH,
-                on: str = "layer") -> Comparison:
+    def compare(self, reference: str | Sequence[str], candidate: str | Sequence[str],
+                terminal_depth: float = TERMINAL_DEPTH, on: str = "layer") -> Comparison:
         """Per-layer differences candidate − reference with intervals, and the audit summary (docs/method.md).
 
-        The one way to compare (frame/comparison.py); `spinal_nb.compare(a, b)` is the same for two frames.
+        The one way to compare (frame/comparison.py); `spinal_nb.compare(a, b)` is the same for two frames. A list
+        of names is training-seed replicates of one checkpoint (≥ 2, same prompts): the summary then carries the
+        seed-to-seed spread next to the prompt interval (`summary["seeds"]`).
         """
         return compute_comparison(self, reference, candidate, terminal_depth=terminal_depth, on=on)
 

@@ -295,11 +295,11 @@ def simultaneous_band(estimates, replicates: Replicates, confidence: float = 0.9
     sets = _sets(replicates, est.size)
     usable = _usable(est, sets)
     se = np.full(est.size, np.nan)
-    per_set = []
-    for s in sets:
-        c = s[usable] - s[usable].mean(axis=1, keepdims=True)
-        per_set.append((s.shape[1] - 1) / s.shape[1] * (c ** 2).sum(axis=1))
-    if usable.any():
+    if usable.any():  # then every set has >= 2 replicates
+        per_set = []
+        for s in sets:
+            c = s[usable] - s[usable].mean(axis=1, keepdims=True)
+            per_set.append((s.shape[1] - 1) / s.shape[1] * (c ** 2).sum(axis=1))
         se[usable] = np.sqrt(np.sum(per_set, axis=0))
     family = usable & (se > 0)
     m, df = int(family.sum()), _df(sets)

@@ -132,7 +132,9 @@ def test_payload_of_a_training_run_stays_small(frame_steps):
     # (u32) and a count (u16) for every row of the table, plus alignment
     assert sizes["_spectra"] <= 3 * 20 * 48 * 8 + 20 * 65 * 6 + 4 * 8
     total = sum(sizes.values())
-    assert total < 160_000
+    # one compare summary per candidate (verdict, design, localization interval, onset): under 2 kB each
+    assert sizes["_summaries"] < 19 * 2_000
+    assert total < 180_000
     per_row_json = len(frame_steps.data.drop("spectrum", "contraction_jk", "transport_jk", "entropy_jk")
                        .write_json().encode())
     assert per_row_json > 3 * sizes["_data"]
