@@ -424,7 +424,7 @@ def compute_comparison(frame, reference: str | Sequence[str], candidate: str | S
         summary["seeds"] = {"reference": refs, "candidate": cands,
                             **_seed_spreads(a_sides, b_sides, inside, conf, check)}
     v = verdict(summary, ref_means)
-    summary["verdict"] = {"status": v["status"], "reason": v["reason"]}
+    summary["verdict"] = {"status": v["status"], "key": v["key"], "reason": v["reason"]}
     return Comparison(reference, candidate, df, summary)
 
 
@@ -458,5 +458,6 @@ def verdict(summary: dict[str, Any], reference_means: dict[str, float | None]) -
         pct = [f"{SYMBOL[k]} {rel[k] * 100:+.1f}%" for k in SCORES if rel[k] is not None]
         text = f"{head}: {v.reason}" + (f" Relative to the reference's window means: {', '.join(pct)}" if pct
                                         else "") + f" ({where})."
-    return {"status": v.label, "text": text, "reason": v.reason, "contraction": wa.sign if check.ok else 0,
+    return {"status": v.label, "key": vd.VERDICT_KEYS[v.label], "text": text, "reason": v.reason,
+            "contraction": wa.sign if check.ok else 0,
             "transport": wt.sign, "relative_change": rel}

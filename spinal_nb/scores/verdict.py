@@ -61,6 +61,9 @@ NO_CHANGE = "no detectable change"
 MIXED = "mixed / inconclusive"
 NOT_COMPARABLE = "not comparable"
 VERDICTS = (SIGNATURE, REVERSED, NO_CHANGE, MIXED, NOT_COMPARABLE)
+# a name per verdict safe in a CSS class or a file name (the labels hold spaces, "/" and an apostrophe)
+VERDICT_KEYS = {SIGNATURE: "signature", REVERSED: "reversed", NO_CHANGE: "no-change", MIXED: "mixed",
+                NOT_COMPARABLE: "not-comparable"}
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,9 @@ _REPORT_STYLE = """<style>
 .spinal-report .verdict { font-weight: 600; padding: 6px 10px; border-left: 4px solid #8c959f; background: #f6f8fa;
   margin: 6px 0; }
 .spinal-report .verdict.refused { font-weight: normal; }
+.spinal-report .verdict.signature { border-color: #1a7f37; } .spinal-report .verdict.mixed { border-color: #bf8700; }
+.spinal-report .verdict.reversed { border-color: #cf222e; }
+.spinal-report .verdict.not-comparable { border-left-style: dashed; }
 .spinal-report .label { display: block; font-weight: normal; color: #57606a; font-size: 12.5px; }
 .spinal-report table { border-collapse: collapse; font-size: 12.5px; }
 .spinal-report td, .spinal-report th { padding: 2px 9px; border-bottom: 1px solid #eaeef2; text-align: left; }
@@ -143,7 +146,7 @@ def report_preface(frame, reference: str, summaries: dict[str, Any]) -> str:
                          f"{esc(s['error'])}{label}</p>")
         else:
             v = s.get("verdict") or {}
-            parts.append(f"<p class='verdict {esc(str(v.get('status', '')))}'>{esc(name)} − {esc(reference)}: "
+            parts.append(f"<p class='verdict {esc(str(v.get('key', '')))}'>{esc(name)} − {esc(reference)}: "
                          f"{esc(v.get('text', ''))}{label}</p>")
     rows, cautioned = [], []
     for name in names:
@@ -190,8 +193,8 @@ padding-top: 18px; }
 .lede { color: #57606a; } pre { background: #f6f8fa; padding: 10px 12px; border-radius: 6px; overflow-x: auto;
 font-size: 12.5px; }
 .verdict { font-weight: 600; padding: 8px 12px; border-left: 4px solid #8c959f; background: #f6f8fa; }
-.verdict.present { border-color: #1a7f37; } .verdict.partial { border-color: #bf8700; }
-.verdict.absent, .verdict.reversed { border-color: #cf222e; }
+.verdict.signature { border-color: #1a7f37; } .verdict.mixed { border-color: #bf8700; }
+.verdict.reversed { border-color: #cf222e; } .verdict.not-comparable { border-left-style: dashed; }
 .charts { display: flex; flex-wrap: wrap; gap: 14px; } .charts img { max-width: 100%; height: auto; width: 540px; }
 iframe { width: 100%; height: 1060px; border: 1px solid #d0d7de; border-radius: 6px; display: block; }
 table { border-collapse: collapse; font-size: 13px; } td, th { padding: 3px 10px; border-bottom: 1px solid #eaeef2;
@@ -228,7 +231,7 @@ def audit_page(*, created: str, n_prompts: int, prompts: str, notes: list[str], 
         parts.append(f"<p class='lede'>{html.escape(note)}</p>")
     for d in pairs:
         parts.append(f"<h2>{html.escape(d.title)}</h2>")
-        parts.append(f"<p class='verdict {d.verdict['status']}'>{html.escape(d.verdict['text'])}</p>")
+        parts.append(f"<p class='verdict {html.escape(d.verdict.get('key', ''))}'>{html.escape(d.verdict['text'])}</p>")
         parts.append(f"<pre>{html.escape(d.comparison)}</pre>")
         if d.evidence:
             rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4g}</td></tr>" for k, v in d.evidence.items())

@@ -46,7 +46,7 @@ def compare_pair(frame, reference: str, candidate: str, terminal_depth: float) -
         return Pair(reference, candidate, aligned, label, error=str(e))
     v = comp.verdict(frame.window_means(reference, terminal_depth))
     text = v["text"] if not label else f"{INTERPOLATED[0].upper()}{INTERPOLATED[1:]} (L = {lb} onto L = {la}): {v['text']}"
-    return Pair(reference, candidate, aligned, label, comp, {"status": v["status"], "text": text})
+    return Pair(reference, candidate, aligned, label, comp, {"status": v["status"], "key": v["key"], "text": text})
 
 
 def clean(x: Any) -> Any:
@@ -66,12 +66,18 @@ CURVE = ("depth", "d_contraction", "d_contraction_lo", "d_contraction_hi", "d_tr
          "d_transport_hi")
 
 
+# the summary keys the browser reads (the compare panel, the table); the rest stays in Python (`TraceFrame.compare`),
+# so the payload does not grow with every statistic the comparison keeps
+SHOWN = ("terminal_depth", "window_layers", "paired", "confidence", "comparable", "window_contraction",
+         "window_transport", "localization", "onset_layer", "onset_depth", "warnings")
+
+
 def summary_of(pair: Pair) -> dict[str, Any]:
     """What the compare panel shows of one pair (a synced trait: JSON only). On depth, the Δ curve travels here, on
     the reference's depths (it belongs to no row of the candidate's own layers)."""
     if pair.comparison is None:
         return {"error": pair.error, "aligned": pair.aligned, "label": pair.label}
-    out = clean(pair.comparison.summary)
+    out = clean({k: v for k, v in pair.comparison.summary.items() if k in SHOWN})
     out.update({"aligned": pair.aligned, "label": pair.label, "verdict": pair.verdict})
     if pair.aligned == "depth":
         layers = pair.comparison.layers

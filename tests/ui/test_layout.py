@@ -78,7 +78,7 @@ def demo_page(tmp_path, frame) -> str:
     """The demo's offline page (spinal_nb.demo._write_html) for a small synthetic lab pair: one embedded dashboard."""
     from spinal_nb import demo
 
-    described = {demo.LAB.key: {"title": demo.LAB.title, "verdict": {"status": "present", "text": "synthetic"},
+    described = {demo.LAB.key: {"title": demo.LAB.title, "verdict": {"status": "the paper's signature", "key": "signature", "text": "synthetic"},
                                 "_comparison": "synthetic comparison", "evidence": {}}}
     summary = {"created": "now", "prompts": {"n": 30}, "notes": [], "timings_s": {}}
     return demo._write_html(frame, summary, described, [], tmp_path, "printed").as_uri()

@@ -1,6 +1,7 @@
 """Depth-aware views (issue 13): checkpoints of different depth are compared on depth, labelled, or refused — never
 by layer index — and every view shows N and N/d. Checked against independent computations, not the views' own code."""
 import base64
+import html
 import json
 import re
 
@@ -11,6 +12,7 @@ from support import make_frame
 from spinal_nb.errors import FrameError
 from spinal_nb.frame import TraceFrame
 from spinal_nb.frame.traceframe import N_PER_D_CAUTION
+from spinal_nb.scores.verdict import VERDICT_KEYS
 from spinal_nb.widgets import chart, show
 from spinal_nb.widgets import pairs as pairs_module
 from spinal_nb.widgets._payload import unpack
@@ -73,7 +75,8 @@ def test_the_verdict_shown_is_the_comparisons_own(mixed):
     view = show(mixed, reference="deep")
     comp = mixed.compare("deep", "deep-dpo")
     want = comp.verdict(mixed.window_means("deep"))
-    assert view._summaries["deep-dpo"]["verdict"] == {"status": want["status"], "text": want["text"]}
+    assert view._summaries["deep-dpo"]["verdict"] == {"status": want["status"], "key": want["key"],
+                                                      "text": want["text"]}
     on_depth = mixed.compare("deep", "shallow", on="depth").verdict(mixed.window_means("deep"))
     assert view._summaries["shallow"]["verdict"]["text"].endswith(on_depth["text"])
 
@@ -108,8 +111,12 @@ def test_the_report_of_a_different_depth_pair_says_interpolated_and_holds_no_per
     view = show(mixed, reference="deep")
     for cand in ("deep-dpo", "shallow"):
         text = view._summaries[cand]["verdict"]["text"]
-        assert f"{cand} − deep: {text}".replace("'", "&#x27;") in head  # the panel's verdict, word for word
+        assert html.escape(f"{cand} − deep: {text}") in head  # the panel's verdict, word for word
     assert "shallow − deep: Interpolated on depth (L = 4 onto L = 30)" in head
+    # each verdict paragraph's class is the verdict's CSS-safe key (the labels hold spaces and an apostrophe)
+    classes = re.findall(r"<p class='verdict ([^']*)'>", head)
+    assert classes and set(classes) <= set(VERDICT_KEYS.values())
+    assert classes == [view._summaries[c]["verdict"]["key"] for c in ("deep-dpo", "shallow")]
     assert "interpolated on depth: shallow (L = 4) onto the depths of deep (L = 30)" in head
     state = _embedded_state(page)
     d = unpack(state["_deltas_header"], state["_deltas"])

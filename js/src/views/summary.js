@@ -51,7 +51,7 @@ export function mountSummary(parent, store) {
       return;
     }
     if (sm.verdict && sm.verdict.text) {
-      body.append(h("p", { class: `spn-verdict spn-verdict-${sm.verdict.status}`, text: sm.verdict.text }));
+      body.append(h("p", { class: `spn-verdict spn-verdict-${sm.verdict.key || ""}`, text: sm.verdict.text }));
     }
     const wl = sm.window_layers || [];
     const loc = sm.localization || {};
