@@ -29,12 +29,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from ..data.prompts import as_texts
 from ..errors import InputError, SpinalError
 from ..frame import TraceFrame
 from ..params import SpinalParams
+from ..progress import bar as progress_bar
+from ..progress import line_based, quiet_transformers
 from ..scores import GramAccumulator, TransportAccumulator, finalize
 from .architectures import Architecture, hidden_size, model_dtype, n_blocks
 from .batch import capture_local, capture_remote, reduce_batch, reduce_remote, remote_error, remote_errors
@@ -105,9 +106,10 @@ def trace(model: Any, prompts: Any, *, tokenizer: Any = None, checkpoint: str | 
     dt = as_dtype(dtype)
     if remote_wanted(remote):
         require_ndif_key()
-    nn_model, raw, tok, name, rev, arch = load_model(
-        model, tokenizer, device=device, dtype=dt, remote=remote, revision=revision,
-        trust_remote_code=trust_remote_code, load_kwargs=dict(load_kwargs or {}), architecture=architecture)
+    with quiet_transformers(not progress or line_based()):  # its "Loading weights" bar: off with ours, or in a log
+        nn_model, raw, tok, name, rev, arch = load_model(
+            model, tokenizer, device=device, dtype=dt, remote=remote, revision=revision,
+            trust_remote_code=trust_remote_code, load_kwargs=dict(load_kwargs or {}), architecture=architecture)
     checkpoint = checkpoint or Path(name).name or name
     L, d = n_blocks(raw, arch), hidden_size(raw, arch)
     limit = min(x for x in (context_length(raw), max_length) if x is not None) \
@@ -145,8 +147,8 @@ def trace(model: Any, prompts: Any, *, tokenizer: Any = None, checkpoint: str | 
         was_training = raw.training
         raw.eval()  # dropout off: the states must be the model's deterministic ones
         try:
-            with torch.no_grad(), tqdm(total=n_prompts, initial=done, disable=not progress, unit="prompt",
-                                       desc=f"spinal trace {checkpoint}") as bar:
+            with torch.no_grad(), progress_bar(total=n_prompts, initial=done, disable=not progress,
+                                               unit="prompt", desc=f"spinal trace {checkpoint}") as bar:
                 n_batches = 0
                 spill_finished(gram, last, done)  # a resumed run: groups finished before the last save
                 for start in range(done, n_prompts, batch_size):

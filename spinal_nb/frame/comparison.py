@@ -199,6 +199,9 @@ def pick_pair(names: list[str], reference: str | None, candidate: str | None) ->
     if len(names) < 2:
         raise InputError(f"A comparison needs two checkpoints; this trace holds only {names}. Trace another "
                          "checkpoint into the same file with `spinal trace ... --append`, or pass a second file.")
+    for n in (reference, candidate):
+        if n is not None and n not in names:
+            raise FrameError(f"No checkpoint {n!r} in the trace; it holds {names}.")
     ref = reference or names[0]
     if candidate is None:
         rest = [n for n in names if n != ref]

