@@ -17,7 +17,8 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
-import tqdm.auto
+import tqdm.auto  # first: it imports tqdm.autonotebook with its notebook warning silenced
+import tqdm.autonotebook
 import tqdm.std
 
 LINE_INTERVAL_S = 5.0
@@ -35,8 +36,8 @@ def is_terminal(file: TextIO | None = None) -> bool:
 
 
 def in_notebook() -> bool:
-    """tqdm.auto chose its notebook widget (an IPython kernel is running)."""
-    return tqdm.auto.tqdm is not tqdm.std.tqdm
+    """tqdm chose its notebook widget (an IPython kernel is running; tqdm.auto's class always subclasses the choice)."""
+    return tqdm.autonotebook.tqdm is not tqdm.std.tqdm
 
 
 def line_based(file: TextIO | None = None) -> bool:
