@@ -151,7 +151,8 @@ def _add_trace(sub, magic: bool) -> None:
                    help="with --lens-prompts: lens tokens kept per position and layer (default: 5)")
     t.add_argument("--no-spectra", action="store_true",
                    help="do not keep the singular values in the trace (smaller files) (default: keep them)")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar (default: show it on stderr)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar, transformers' loading bar included (default: on stderr: a bar in a "
+                                        "terminal, whole lines in a log or pipe)")
     out_help = "Parquet file to write the TraceFrame to"
     if magic:
         t.add_argument("--out", default=None, help=out_help + " (default: none, keep it in the notebook only)")

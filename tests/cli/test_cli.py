@@ -266,7 +266,7 @@ def test_usage_errors_exit_2():
 def test_help_explains_every_option():
     parser = cli.build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(sub.choices) == {"trace", "compare", "report", "demo"}
+    assert set(sub.choices) == {"trace", "compare", "report", "demo", "doctor"}
     for name, p in sub.choices.items():
         for action in p._actions:
             if isinstance(action, argparse._HelpAction):
