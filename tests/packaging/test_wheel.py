@@ -129,6 +129,7 @@ def test_extras_refuse_or_degrade_within_seconds(user):
         t = time.monotonic()
         r = spinal(user, *args, check=False)
         assert r.returncode == 2 and "Traceback" not in r.stderr and f"spinal-nb[{extra}]" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
         assert time.monotonic() - t < 60  # a guard against building anything first (minutes), not a speed test
         assert not (work / args[-1]).exists()
     # without [export] the demo says so at its start, then goes on (stopped here before the lab pair's build)
