@@ -21,6 +21,7 @@ from typing import Any
 
 import polars as pl
 
+from . import doctor
 from ._version import __version__
 from .data.prompts import read_prompts
 from .errors import InputError, ModelLoadError, SpinalError
@@ -150,7 +151,8 @@ def _add_trace(sub, magic: bool) -> None:
                    help="with --lens-prompts: lens tokens kept per position and layer (default: 5)")
     t.add_argument("--no-spectra", action="store_true",
                    help="do not keep the singular values in the trace (smaller files) (default: keep them)")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar (default: show it on stderr)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar, transformers' loading bar included (default: on stderr: a bar in a "
+                                        "terminal, whole lines in a log or pipe)")
     out_help = "Parquet file to write the TraceFrame to"
     if magic:
         t.add_argument("--out", default=None, help=out_help + " (default: none, keep it in the notebook only)")
@@ -232,7 +234,8 @@ def _add_demo(sub) -> None:
                "  spinal demo --notebook")
     d.add_argument("--out", default=".", help="folder for the report, the Parquet trace and the charts (default: .)")
     d.add_argument("--notebook", action="store_true",
-                   help="open the quickstart notebook in JupyterLab instead (a copy in --out) (default: off)")
+                   help="open the quickstart notebook in JupyterLab instead (copies of the tutorials in --out; needs the "
+                        "'ui' extra) (default: off)")
     g = d.add_mutually_exclusive_group()
     g.add_argument("--smollm2", dest="smollm2", action="store_true", default=None,
                    help="also audit SmolLM2-135M-Instruct → its DPO continuation, building it if needed (default: "
@@ -268,6 +271,11 @@ def build_parser(*, magic: bool = False) -> argparse.ArgumentParser:
         s.add_argument("trace", metavar="TRACE", help="notebook variable holding a TraceFrame, or a Parquet file")
     else:
         _add_demo(sub)
+        sub.add_parser("doctor", formatter_class=_Formatter,
+                       help="print versions, extras, cache folders, threads and devices (paste it into a bug report)",
+                       description="The versions of Python, torch, transformers, nnsight, polars, anywidget and the "
+                                   "rest, which optional extras are installed (and how to add the others), the cache "
+                                   "folders, torch's threads and the devices (CUDA, MPS).")
     if magic:
         for parser in [p, *sub.choices.values()]:
             parser.raise_errors = True
@@ -363,7 +371,23 @@ def run_trace(args: argparse.Namespace, model: Any, prompts: Any, tokenizer: Any
 
 
 def read_traces(paths: Sequence[str]) -> list[TraceFrame]:
-    return [TraceFrame.read_parquet(p) for p in paths]
+    """The frames of TRACE files; a file given twice, or two files holding the same checkpoint name, is refused
+    with what to do on the command line."""
+    seen: dict[Path, str] = {}
+    for p in paths:
+        key = Path(p).resolve()
+        if key in seen:
+            raise InputError(f"{p} is given twice (as {seen[key]} too): pass each trace file once.")
+        seen[key] = str(p)
+    frames = [TraceFrame.read_parquet(p) for p in paths]
+    owner: dict[str, str] = {}
+    for p, f in zip(paths, frames, strict=True):
+        for name in f.checkpoints:
+            if name in owner:
+                raise InputError(f"{owner[name]} and {p} both hold a checkpoint named {name!r}: trace one of them "
+                                 "again under another name (spinal trace ... --checkpoint NAME), or pass one file.")
+            owner[name] = str(p)
+    return frames
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -407,6 +431,8 @@ def _main(args: argparse.Namespace) -> int:
         path = report(combine(read_traces(args.traces), args.force), args.out, reference=args.reference,
                       terminal_depth=args.terminal_depth)
         print(f"wrote {path}")
+    elif args.command == "doctor":
+        print(doctor.report())
     elif args.command == "demo":
         return run_demo(args.out, args.notebook, smollm2=args.smollm2, threads=args.threads,
                         n_prompts=args.prompts)
@@ -423,6 +449,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("spinal: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`spinal compare f.parquet | head -2`): stop quietly, as the Unix tools do; stdout
+        # goes to /dev/null so that the interpreter's final flush does not raise again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -51,7 +51,6 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import hashlib
-import importlib.util
 import io
 import json
 import os
@@ -66,18 +65,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from ._version import __version__
 from .capture import resume, trace
 from .data import brown
 from .data.cache import recipe_hash, user_cache_dir
 from .errors import InputError, ModelLoadError
+from .extras import require, skipped_note
 from .frame import TERMINAL_DEPTH, TraceFrame
 from .io import atomic_file, atomic_text
 from .lab import build_lab_base, build_lab_pair, build_smollm2_pair, lab_dirs, load_checkpoint, read_lab_json
 from .lab.smollm2 import check_gguf_deps, locate_smollm2_gguf, smollm2_dpo_dir
 from .params import SpinalParams
+from .progress import bar as progress_bar
 from .widgets import chart, show
 from .widgets.html import PairSection, audit_page
 
@@ -121,7 +121,7 @@ class _Stages:
         self.t0 = time.perf_counter()
         self.timings: dict[str, float] = {}
         self.progress = progress
-        self.bar = tqdm(total=len(names), desc="starting", unit="stage", disable=not progress, position=0,
+        self.bar = progress_bar(total=len(names), desc="starting", unit="stage", disable=not progress, position=0,
                         leave=True, bar_format="spinal demo {n_fmt}/{total_fmt} |{bar}| {elapsed} {desc}")
 
     def log(self, msg: str) -> None:
@@ -301,7 +301,8 @@ def _write_summary(summary: dict[str, Any], path: Path) -> Path:
     return atomic_text(path, json.dumps(summary, indent=1, ensure_ascii=False, default=str))
 
 
-def _write_outputs(frame, pairs: list[PairSpec], out: Path, summary: dict[str, Any]) -> DemoResult:
+def _write_outputs(frame, pairs: list[PairSpec], out: Path, summary: dict[str, Any], pngs: bool = True
+                   ) -> DemoResult:
     described = {s.key: describe_pair(frame, s) for s in pairs}
     summary["pairs"] = {k: {kk: vv for kk, vv in d.items() if not kk.startswith("_")} for k, d in described.items()}
     buf = io.StringIO()
@@ -309,7 +310,7 @@ def _write_outputs(frame, pairs: list[PairSpec], out: Path, summary: dict[str, A
         _print_pair(d, buf)
     printed = buf.getvalue()
     parquet = frame.to_parquet(out / PARQUET)
-    pngs = _write_pngs(frame, pairs, out)
+    pngs = _write_pngs(frame, pairs, out) if pngs else []  # without the 'export' extra: the page inlines Vega-Lite
     summary["files"] = {"parquet": str(parquet), "html": str(out / HTML), "summary": str(out / SUMMARY),
                         "pngs": [str(p) for p in pngs]}
     html_path = _write_html(frame, summary, described, pngs, out, printed)
@@ -320,31 +321,37 @@ def _write_outputs(frame, pairs: list[PairSpec], out: Path, summary: dict[str, A
 # ---------------------------------------------------------------------------------------------------------------
 # notebook
 # ---------------------------------------------------------------------------------------------------------------
-def quickstart_notebook() -> Path:
-    """The quickstart notebook (``notebooks/01-quickstart.ipynb`` of the source tree)."""
+def notebooks_dir() -> Path:
+    """The tutorials' folder: ``notebooks/`` of the source tree, or ``spinal_nb/notebooks/`` of an installed wheel
+    (pyproject.toml puts them there)."""
     here = Path(__file__).resolve().parent
-    for cand in (here.parent / "notebooks" / QUICKSTART, here / "notebooks" / QUICKSTART):
-        if cand.is_file():
+    for cand in (here.parent / "notebooks", here / "notebooks"):
+        if (cand / QUICKSTART).is_file():
             return cand
-    raise ModelLoadError(f"The quickstart notebook {QUICKSTART} is not next to this installation ({here}); it ships "
-                         "in the source tree's notebooks/ folder (git clone the repository), or run `spinal demo` "
-                         "without --notebook.")
+    raise ModelLoadError(f"The tutorials ({QUICKSTART}, ...) are not in this installation ({here}); reinstall "
+                         "spinal-nb from a wheel or the source tree, or run `spinal demo` without --notebook.")
+
+
+def quickstart_notebook() -> Path:
+    """The quickstart notebook (``01-quickstart.ipynb`` of :func:`notebooks_dir`)."""
+    return notebooks_dir() / QUICKSTART
 
 
 def _launch_jupyter(notebook: Path) -> int:
-    if importlib.util.find_spec("jupyterlab") is None:
-        raise ModelLoadError("--notebook needs JupyterLab: pip install jupyterlab (or run `spinal demo` without "
-                             "--notebook).")
     return subprocess.call([sys.executable, "-m", "jupyterlab", str(notebook)], cwd=notebook.parent)
 
 
 def open_notebook(out: Path, launch: Callable[[Path], int] | None = None) -> int:
-    """Copy the quickstart notebook into ``out`` (the original stays untouched) and open it in JupyterLab."""
+    """Copy the tutorials into ``out`` (the originals stay untouched) and open the quickstart in JupyterLab. Without
+    JupyterLab (the 'ui' extra) it refuses before creating anything."""
+    if launch is None:
+        require("ui", "spinal demo --notebook")
+    tutorials = sorted(notebooks_dir().glob("*.ipynb"))
     out.mkdir(parents=True, exist_ok=True)
-    src = quickstart_notebook()
+    for src in tutorials:  # every tutorial, next to each other; a copy the user already edited is kept
+        if not (out / src.name).exists():
+            shutil.copy2(src, out / src.name)
     dst = out / QUICKSTART
-    if not dst.exists():
-        shutil.copy2(src, dst)
     print(f"spinal demo: opening {dst} in JupyterLab (Ctrl-C to stop)", file=sys.stderr, flush=True)
     return (launch or _launch_jupyter)(dst)
 
@@ -373,8 +380,10 @@ def run_demo(out: Path | str = Path("."), notebook: bool = False, *, budget: str
     if budget == "tiny" and smollm2 is None:
         smollm2 = False
     run_smollm2, note = _resolve_smollm2(smollm2, cache_dir)
+    png_note = skipped_note("export", "PNG charts")  # the run goes on without them; the HTML page stays complete
     cache = user_cache_dir(cache_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file; pass a folder for the report (it is created when needed).")
     base_dir, dpo_dir = lab_dirs(budget, cache_dir)
     cache_before = {"brown": corpus is not None or bool(os.environ.get("SPINAL_BROWN"))
                     or (cache / "brown" / brown.BROWN_FILE).is_file(),
@@ -383,7 +392,7 @@ def run_demo(out: Path | str = Path("."), notebook: bool = False, *, budget: str
                     "smollm2_dpo": any((cache / "smollm2").glob("dpo-*"))}
     summary: dict[str, Any] = {
         "spinal_nb": __version__, "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "budget": budget, "smollm2": run_smollm2, "notes": [note] if note else [],
+        "budget": budget, "smollm2": run_smollm2, "notes": [n for n in (note, png_note) if n],
         "cache": {"dir": str(cache), "present_before": cache_before,
                   "fresh": not any(cache_before.values())},
         "machine": {"cpus": os.cpu_count(), "torch_threads": threads, "platform": platform.platform(),
@@ -392,8 +401,8 @@ def run_demo(out: Path | str = Path("."), notebook: bool = False, *, budget: str
     names = ["corpus", "lab_base", "lab_trace_base", "lab_dpo", "lab_trace_dpo", "lab_report"] + (
         ["smollm2_build", "smollm2_trace", "report"] if run_smollm2 else [])
     st = _Stages(names, progress)
-    if note:
-        st.log(note)
+    for n in summary["notes"]:
+        st.log(n)
     result: DemoResult | None = None
     try:
         with _torch_threads(threads):
@@ -418,9 +427,10 @@ def run_demo(out: Path | str = Path("."), notebook: bool = False, *, budget: str
                 summary["first_comparison_s"] = st.elapsed()
             pairs = [LAB]
             with st.stage("lab_report", "compare and write the lab pair's report"):
+                out.mkdir(parents=True, exist_ok=True)  # only now: a run that stops earlier leaves no empty folder
                 frame = TraceFrame.concat(frames)
                 summary["timings_s"] = {**st.timings}
-                result = _write_outputs(frame, pairs, out, summary)
+                result = _write_outputs(frame, pairs, out, summary, pngs=png_note is None)
                 summary["first_report_s"] = st.elapsed()
             if run_smollm2:
                 with st.stage("smollm2_build", "SmolLM2-135M-Instruct pair (convert + DPO once, then cached)"):
@@ -432,7 +442,7 @@ def run_demo(out: Path | str = Path("."), notebook: bool = False, *, budget: str
                 with st.stage("report", "compare and write the full report"):
                     frame = TraceFrame.concat(frames)
                     summary["timings_s"] = {**st.timings}
-                    result = _write_outputs(frame, pairs, out, summary)
+                    result = _write_outputs(frame, pairs, out, summary, pngs=png_note is None)
     finally:
         st.close()
     summary["timings_s"] = {**st.timings, "total": st.elapsed()}

@@ -27,3 +27,7 @@ class RemoteError(SpinalError, ConnectionError):
 
 class ModelLoadError(SpinalError, OSError):
     """A model, its weights or a data file could not be found; the message says how to get it."""
+
+
+class ExtraMissingError(SpinalError, ImportError):
+    """An optional extra (pyproject's optional-dependencies) is not installed; the message gives the pip command."""

@@ -20,18 +20,19 @@ PACKAGE = ROOT / "spinal_nb"
 # subpackage, or itself); the entry points (top layer) may use each other.
 LAYERS = [
     ("errors", ["spinal_nb._version", "spinal_nb.errors"]),
-    ("params / io / data", ["spinal_nb.params", "spinal_nb.io", "spinal_nb.data"]),
+    ("params / io / data", ["spinal_nb.params", "spinal_nb.io", "spinal_nb.extras", "spinal_nb.progress",
+                            "spinal_nb.data"]),
     ("scores", ["spinal_nb.scores"]),
     ("frame", ["spinal_nb.frame"]),
     ("capture / lab / synthetic", ["spinal_nb.capture", "spinal_nb.lab", "spinal_nb.synthetic"]),
     ("monitor", ["spinal_nb.monitor"]),  # traces with capture
     ("widgets", ["spinal_nb.widgets"]),  # read the monitor's training traces
-    ("entry points", ["spinal_nb.cli", "spinal_nb.magics", "spinal_nb.demo", "spinal_nb"]),
+    ("entry points", ["spinal_nb.cli", "spinal_nb.magics", "spinal_nb.demo", "spinal_nb.doctor", "spinal_nb"]),
 ]
 TOP = len(LAYERS) - 1
 # heavy optional dependencies that may be imported inside a function, so that `import spinal_nb` stays fast
 HEAVY = {"torch", "nnsight", "transformers", "tokenizers", "altair", "vl_convert", "trl", "datasets", "accelerate",
-         "gguf", "IPython", "anywidget", "ipywidgets"}
+         "gguf", "IPython", "anywidget", "ipywidgets", "huggingface_hub"}
 # parts of spinal_nb that pull those in; the entry points load them on first use
 HEAVY_PARTS = {"spinal_nb.capture", "spinal_nb.widgets", "spinal_nb.demo", "spinal_nb.magics", "spinal_nb.monitor",
                "spinal_nb.monitor.callback"}

@@ -9,16 +9,66 @@ import hashlib
 import inspect
 import os
 import platform
+import socket
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import torch
 
 from .._version import __version__
 from ..errors import InputError, ModelLoadError, RemoteError
 from .architectures import Architecture, resolve_architecture, unwrap
+
+HUB_PROBE_TIMEOUT_S = 3.0
+
+
+def looks_like_path(name: str) -> bool:
+    """A name a Hub id cannot be (./x, ../x, /x, ~/x, a/b/c, x/, C:\\x): the user meant a folder."""
+    return (name.startswith((".", "/", "~")) or "\\" in name or name.count("/") > 1 or name.endswith("/")
+            or os.path.isabs(name))
+
+
+def hub_reachable(endpoint: str, timeout: float = HUB_PROBE_TIMEOUT_S) -> bool:
+    """One TCP connection to the Hub's host, `timeout` seconds at most (transformers' own retries take ~30 s)."""
+    url = urlsplit(endpoint)
+    try:
+        with socket.create_connection((url.hostname or "", url.port or (443 if url.scheme == "https" else 80)),
+                                      timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def model_source_options(name: str, revision: str | None) -> dict[str, Any]:
+    """Check where a model named by a string comes from, before transformers tries: a missing folder, or a Hub id
+    while the Hub cannot be reached and the model is not in the cache, fails here at once with one line. Returns
+    extra from_pretrained options ({"local_files_only": True} for a cached Hub model while offline)."""
+    if Path(name).expanduser().exists():
+        return {}
+    if looks_like_path(name):
+        raise ModelLoadError(f"no model folder {name}: pass the folder a model was saved to (save_pretrained), or a "
+                             "Hub id such as HuggingFaceTB/SmolLM2-135M-Instruct.")
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    try:
+        cached = isinstance(try_to_load_from_cache(name, "config.json", revision=revision), str)
+    except Exception:  # noqa: BLE001 - an id the Hub would refuse is not in the cache either
+        cached = False
+    if constants.HF_HUB_OFFLINE:
+        if cached:
+            return {}
+        raise ModelLoadError(f"'{name}' is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and HF_HUB_OFFLINE "
+                             "is set, so it cannot be downloaded: unset HF_HUB_OFFLINE, or pass a local folder.")
+    if hub_reachable(constants.ENDPOINT):
+        return {}
+    if cached:
+        return {"local_files_only": True}
+    raise ModelLoadError(f"cannot reach the Hugging Face Hub ({constants.ENDPOINT}) to download '{name}', and it is "
+                         f"not in the cache ({constants.HF_HUB_CACHE}): connect to the network, or pass a local "
+                         "folder (save_pretrained).")
 
 
 def context_length(raw: torch.nn.Module) -> int | None:
@@ -110,13 +160,14 @@ def load_model(model: Any, tokenizer: Any, *, device: Any, dtype: torch.dtype | 
                                   f"failed ({type(e).__name__}: {e}). Check the network and the model id.") from e
             tok = tokenizer or nn_model.tokenizer
             return nn_model, nn_model._module, tok, name, revision, resolve_architecture(nn_model, architecture)
-        kw = dict(revision=revision, trust_remote_code=trust_remote_code, **load_kwargs)
+        source = model_source_options(name, revision)
+        kw = dict(revision=revision, trust_remote_code=trust_remote_code, **source, **load_kwargs)
         if dtype is not None:
             kw["dtype"] = dtype
         try:
             raw = transformers.AutoModelForCausalLM.from_pretrained(name, **kw)
             tok = tokenizer or transformers.AutoTokenizer.from_pretrained(
-                name, revision=revision, trust_remote_code=trust_remote_code,
+                name, revision=revision, trust_remote_code=trust_remote_code, **source,
                 **{k: v for k, v in load_kwargs.items() if k == "gguf_file"})
         except (OSError, ValueError, ImportError, KeyError) as e:
             offline = os.environ.get("HF_HUB_OFFLINE") == "1"

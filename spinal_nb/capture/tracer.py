@@ -29,12 +29,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from ..data.prompts import as_texts
 from ..errors import InputError, SpinalError
 from ..frame import TraceFrame
 from ..params import SpinalParams
+from ..progress import bar as progress_bar
+from ..progress import line_based, quiet_transformers
 from ..scores import GramAccumulator, TransportAccumulator, finalize
 from . import distributed
 from .architectures import Architecture, hidden_size, model_dtype, n_blocks
@@ -110,9 +111,10 @@ def trace(model: Any, prompts: Any, *, tokenizer: Any = None, checkpoint: str | 
     dt = as_dtype(dtype)
     if remote_wanted(remote):
         require_ndif_key()
-    nn_model, raw, tok, name, rev, arch = load_model(
-        model, tokenizer, device=device, dtype=dt, remote=remote, revision=revision,
-        trust_remote_code=trust_remote_code, load_kwargs=dict(load_kwargs or {}), architecture=architecture)
+    with quiet_transformers(not progress or line_based()):  # its "Loading weights" bar: off with ours, or in a log
+        nn_model, raw, tok, name, rev, arch = load_model(
+            model, tokenizer, device=device, dtype=dt, remote=remote, revision=revision,
+            trust_remote_code=trust_remote_code, load_kwargs=dict(load_kwargs or {}), architecture=architecture)
     checkpoint = checkpoint or Path(name).name or name
     L, d = n_blocks(raw, arch), hidden_size(raw, arch)
     limit = min(x for x in (context_length(raw), max_length) if x is not None) \
@@ -158,9 +160,9 @@ def trace(model: Any, prompts: Any, *, tokenizer: Any = None, checkpoint: str | 
         was_training = raw.training
         raw.eval()  # dropout off: the states must be the model's deterministic ones
         try:
-            with torch.no_grad(), tqdm(total=n_run, initial=done,
-                                       disable=not progress or (ranks is not None and ranks[0] > 0), unit="prompt",
-                                       desc=f"spinal trace {checkpoint}") as bar:
+            with torch.no_grad(), progress_bar(total=n_run, initial=done,
+                                               disable=not progress or (ranks is not None and ranks[0] > 0),
+                                               unit="prompt", desc=f"spinal trace {checkpoint}") as bar:
                 n_batches = 0
                 spill_finished(gram, last, done)  # a resumed run: groups finished before the last save
                 for start in range(done, n_run, batch_size):

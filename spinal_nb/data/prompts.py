@@ -8,6 +8,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from ..errors import InputError
 
 
@@ -51,14 +53,27 @@ def as_texts(prompts: Any, text_column: str = "text", where: str = "") -> list[s
 
 
 def read_prompts(source: str, text_column: str = "text") -> list[str]:
-    """Prompts from a file (text: one per line; .jsonl; .json) or '-' (standard input, one per line)."""
+    """Prompts from a file (text: one per line; .jsonl; .json; .parquet: its `text_column`) or '-' (standard input,
+    one per line). A folder, a binary file or a file that is not UTF-8 text is refused in one line."""
     if source == "-":
         return prompts_from_text(sys.stdin.read())
     path = Path(source)
+    if path.is_dir():
+        raise InputError(f"--prompts {source} is a folder; pass a file: a text file with one prompt per line, a "
+                         ".jsonl/.json/.parquet file, or - for standard input.")
     if not path.is_file():
         raise InputError(f"Prompts file not found: {source}. Pass a text file with one prompt per line, "
-                         "a .jsonl/.json file, or - for standard input.")
-    text = path.read_text(encoding="utf-8")
+                         "a .jsonl/.json/.parquet file, or - for standard input.")
+    if path.suffix.lower() == ".parquet":
+        return _parquet_prompts(path, source, text_column)
+    data = path.read_bytes()
+    try:
+        if b"\0" in data:
+            raise UnicodeDecodeError("utf-8", data, data.index(b"\0"), data.index(b"\0") + 1, "NUL byte")
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{source} is not a UTF-8 text file (byte {e.start}: {e.reason}); pass a text file with one "
+                         "prompt per line, a .jsonl/.json/.parquet file, or - for standard input.") from None
     if path.suffix.lower() in (".jsonl", ".json"):
         try:
             items = ([json.loads(line) for line in text.splitlines() if line.strip()]
@@ -69,6 +84,19 @@ def read_prompts(source: str, text_column: str = "text") -> list[str]:
             raise InputError(f"{source} must hold a list of prompts (strings or objects with '{text_column}').")
         return as_texts(items, text_column, where=f"{source}: ")
     return prompts_from_text(text)
+
+
+def _parquet_prompts(path: Path, source: str, text_column: str) -> list[str]:
+    """The `text_column` of a Parquet table (a dataset saved with to_parquet)."""
+    try:
+        columns = pl.read_parquet_schema(path)
+        if text_column not in columns:
+            raise InputError(f"{source} has no column {text_column!r} (columns: {list(columns)[:12]}); name the column "
+                             "holding the prompts with --text-column (a trace file holds scores, not prompts).")
+        items = pl.read_parquet(path, columns=[text_column]).get_column(text_column).to_list()
+    except (OSError, pl.exceptions.PolarsError) as e:
+        raise InputError(f"{source} is not a readable Parquet file ({type(e).__name__}).") from None
+    return as_texts(items, text_column, where=f"{source}: ")
 
 
 def prompts_from_text(text: str) -> list[str]:

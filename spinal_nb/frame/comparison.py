@@ -209,6 +209,11 @@ def pick_pair(names: list[str], reference: str | None, candidate: str | None
                          "checkpoint into the same file with `spinal trace ... --append`, or pass a second file.")
     ref, candidate = _split(reference) or names[0], _split(candidate)
     ref_names = [ref] if isinstance(ref, str) else ref
+    # a name that is not there is the first thing to say (before "say which two")
+    for n in ([] if reference is None else ref_names) + ([] if candidate is None else
+                                                         [candidate] if isinstance(candidate, str) else candidate):
+        if n not in names:
+            raise FrameError(f"No checkpoint {n!r} in the trace; it holds {names}.")
     if candidate is None:
         rest = [n for n in names if n not in ref_names]
         if len(rest) > 1:

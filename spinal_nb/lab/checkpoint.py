@@ -7,16 +7,15 @@ something (see :func:`spinal_nb.lab.dpo.preference_evidence`). The tracer can at
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .._version import __version__
 from ..errors import ModelLoadError
+from ..progress import quiet_transformers
 
 LAB_JSON = "spinal_lab.json"
 
@@ -43,21 +42,6 @@ def versions() -> dict[str, str]:
 
     return {"spinal_nb": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
             "tokenizers": tokenizers.__version__}
-
-
-@contextlib.contextmanager
-def quiet_transformers(quiet: bool = True) -> Iterator[None]:
-    """Silence transformers' own progress bars (weight loading/writing) for the block, then restore them."""
-    from transformers.utils import logging as hf_logging
-
-    was = hf_logging.is_progress_bar_enabled()
-    if quiet and was:
-        hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if quiet and was:
-            hf_logging.enable_progress_bar()
 
 
 def save_checkpoint(folder: str | os.PathLike, model: Any, tokenizer: Any, info: dict[str, Any]) -> None:

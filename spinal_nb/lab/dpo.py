@@ -19,9 +19,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from ..errors import NumericsError
+from ..progress import bar as progress_bar
 from .preferences import PreferencePair
 
 
@@ -95,7 +95,7 @@ def dpo_train(policy: torch.nn.Module, reference: torch.nn.Module, data: Encoded
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / (warmup + 1)))
     order: list[int] = []
     tail: list[tuple[float, float, float]] = []
-    bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
+    bar = progress_bar(range(steps), desc=desc, disable=not progress, leave=False)
     for _ in bar:
         if len(order) < batch_size:
             fresh = list(range(len(data)))

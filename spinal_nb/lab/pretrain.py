@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
+from ..progress import bar as progress_bar
 from .recipes import PretrainRecipe
 
 SPECIAL = "<|endoftext|>"  # BOS, EOS and padding of the lab tokenizer (id 0)
@@ -77,7 +77,7 @@ def pretrain(model: torch.nn.Module, train: torch.Tensor, valid: torch.Tensor, r
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     model.train()
     losses: list[float] = []
-    bar = tqdm(range(recipe.steps), desc="pre-train", disable=not progress, leave=False)
+    bar = progress_bar(range(recipe.steps), desc="pre-train", disable=not progress, leave=False)
     for _ in bar:
         starts = torch.randint(0, len(train) - recipe.context - 1, (recipe.batch_size,), generator=gen)
         x = torch.stack([train[s:s + recipe.context] for s in starts])

