@@ -161,3 +161,28 @@ def test_export_extra_writes_the_pngs(user):
     assert out == ["path-x.png", "delta-x.png"]
     for name in out:
         assert (work / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_quickstart_notebook_runs_from_the_wheel_with_ui(user):
+    """The tutorials are the product for teaching: notebook 01, as the wheel ships it, runs top to bottom in the
+    wheel's venv once [ui] is installed (offline: it audits the lab pair). The lab pair comes from this session's
+    cache when other tests built it (tests/notebooks), else it is built here (the base ships in the wheel: DPO only)."""
+    from spinal_nb.data import user_cache_dir
+
+    bin_, work, env, wheel, _ = user
+    sh(bin_ / "python", "-m", "pip", "install", "-q", "-c", LOCK, f"spinal-nb[ui] @ {wheel.as_uri()}", env=env,
+       timeout=1200)
+    where = sh(bin_ / "python", "-c", "from spinal_nb.demo import notebooks_dir; print(notebooks_dir())",
+               cwd=work, env=env).stdout.strip()
+    assert where.startswith(str(bin_.parent))  # the wheel's copy, not the repository's
+    nb_env = {**env, "SPINAL_CACHE": str(user_cache_dir())}
+    code = ("import nbformat, sys\n"
+            "from nbclient import NotebookClient\n"
+            f"nb = nbformat.read({where!r} + '/01-quickstart.ipynb', as_version=4)\n"
+            "NotebookClient(nb, timeout=900, kernel_name='python3', resources={'metadata': {'path': '.'}}).execute()\n"
+            "errors = [o for c in nb.cells for o in c.get('outputs', []) if o.get('output_type') == 'error']\n"
+            "assert not errors, errors\n"
+            "print(sum(c.cell_type == 'code' for c in nb.cells), 'code cells ran')\n")
+    r = sh(bin_ / "python", "-c", code, cwd=work, env=nb_env, timeout=1800)
+    assert "code cells ran" in r.stdout
+    assert (work / "quickstart.parquet").is_file()  # the notebook's own last step wrote its trace
