@@ -43,7 +43,9 @@ def capture_local(nn_model: Any, arch: Architecture, batch: Batch, fwd: dict[str
         # the rest of the forward (final norm, the model's own logits over every position) is not needed: the lens
         # of layer L is computed on the selected rows; stopping saves one vocabulary-sized matmul per batch
         tracer.stop()
-    return list(rows)
+    # a model split across devices (accelerate device_map) gives each layer's rows on its block's device: bring them
+    # to the accumulators' device (a no-op on one device)
+    return [r.to(device) for r in rows]
 
 
 def capture_remote(nn_model: Any, arch: Architecture, batch: Batch, fwd: dict[str, Any], params: SpinalParams,
