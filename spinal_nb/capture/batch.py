@@ -121,12 +121,14 @@ def capture_remote(nn_model: Any, arch: Architecture, batch: Batch, fwd: dict[st
         # little from one layer to the next: sign, exponent and top mantissa bits mostly cancel), split into byte
         # planes (all first bytes, then all second bytes, ...). The server zstd-compresses the result, and these
         # planes compress better than the interleaved values; no bit is lost (BENCHMARKS.md, "NDIF traffic")
-        states = torch.stack(rows)
+        here = rows[0].device  # a model split over several GPUs on the server: its rows live on their blocks' GPUs
+        states = torch.stack([r.to(here) for r in rows])
         bits = states.view({2: torch.int16, 4: torch.int32, 8: torch.int64}[states.element_size()])
         delta = torch.cat([bits[:1], torch.bitwise_xor(bits[1:], bits[:-1])])
         wire = nnsight.save({"planes": delta.view(torch.uint8).reshape(-1, states.element_size()).t().contiguous(),
                              "dtype": str(states.dtype), "shape": list(states.shape),
-                             "hell2": torch.stack(hell2) if hell2 else None, "ents": torch.stack(ents)})
+                             "hell2": torch.stack([x.to(here) for x in hell2]) if hell2 else None,
+                             "ents": torch.stack([x.to(here) for x in ents])})
     return unpack_wire(wire)
 
 
