@@ -33,11 +33,13 @@ def _same(a, b):
 @pytest.mark.parametrize("dmap", [SPLIT, FIRST_ON_DISK], ids=["last-on-disk", "first-on-disk"])
 def test_a_dispatched_model_traces_like_the_plain_model(tmp_path, dmap):
     tok, prompts = make_tokenizer(), make_prompts(30, seed=5)
-    plain = trace(make_model("llama"), prompts, tokenizer=tok, batch_size=6, progress=False, n_groups=5)
+    plain = trace(make_model("llama"), prompts, tokenizer=tok, batch_size=6, progress=False, n_groups=5,
+                  lens_prompts=2)
     model = accelerate.dispatch_model(make_model("llama"), device_map=dmap, offload_dir=str(tmp_path / "off"))
     assert model.lm_head.weight.device.type == "meta"  # really offloaded: the weight lives on disk between calls
-    split = trace(model, prompts, tokenizer=tok, batch_size=6, progress=False, n_groups=5)
+    split = trace(model, prompts, tokenizer=tok, batch_size=6, progress=False, n_groups=5, lens_prompts=2)
     _same(split, plain)
+    assert split.lens.equals(plain.lens)  # the top-k lens tokens of two prompts, through the offloaded head too
     assert split.data["transport"].drop_nulls().len() == 2
 
 
