@@ -43,7 +43,9 @@ def capture_local(nn_model: Any, arch: Architecture, batch: Batch, fwd: dict[str
         # the rest of the forward (final norm, the model's own logits over every position) is not needed: the lens
         # of layer L is computed on the selected rows; stopping saves one vocabulary-sized matmul per batch
         tracer.stop()
-    return list(rows)
+    # a model split across devices (accelerate device_map) gives each layer's rows on its block's device: bring them
+    # to the accumulators' device (a no-op on one device)
+    return [r.to(device) for r in rows]
 
 
 def capture_remote(nn_model: Any, arch: Architecture, batch: Batch, fwd: dict[str, Any], params: SpinalParams,
@@ -52,7 +54,8 @@ def capture_remote(nn_model: Any, arch: Architecture, batch: Batch, fwd: dict[st
 
     Returns (rows per layer, steps per layer pair, entropies per layer), each over the selected positions. The body
     uses torch only (the server has no spinal-nb) and mirrors scores.lens_point / fisher_rao_sqrt (and lens_step
-    for top-k) operation by operation.
+    for top-k) operation by operation. What comes back is `wire` (below): the states as byte planes, the squared
+    Hellinger sums and entropies in the lens precision; `unpack_wire` rebuilds the same values bit for bit.
     """
     import nnsight
 
@@ -68,11 +71,8 @@ def capture_remote(nn_model: Any, arch: Architecture, batch: Batch, fwd: dict[st
     divisor = float(getattr(raw.config, arch.logit_divisor_attr)) if arch.logit_divisor_attr else None
     cap = getattr(raw.config, arch.softcap_attr, None) if arch.softcap_attr else None
     temperature, top_k = float(params.temperature), params.top_k
-    pi = math.pi
     with nn_model.trace(*args, remote=remote, **kwargs, **fwd):
-        rows = nnsight.save([])
-        steps = nnsight.save([])
-        ents = nnsight.save([])
+        rows, hell2, ents = [], [], []
         prev = prev_sq = None
         for i in range(n_layers):
             if i == 0:
@@ -99,7 +99,7 @@ def capture_remote(nn_model: Any, arch: Architecture, batch: Batch, fwd: dict[st
                 z = z.float()
             lp = torch.log_softmax(z / temperature if temperature != 1.0 else z, dim=-1)
             sq = lp.mul(0.5).exp_()  # sqrt p, shared by the steps to both neighbours (scores.lens_point)
-            ents.append(-(sq * sq).mul_(lp).sum(-1).to(torch.float64))
+            ents.append(-(sq * sq).mul_(lp).sum(-1))  # float64 here (as scores.lens_point) is exact: done locally
             if prev is not None:
                 if top_k is not None:
                     za, zb = prev, z
@@ -115,10 +115,38 @@ def capture_remote(nn_model: Any, arch: Architecture, batch: Batch, fwd: dict[st
                     sa, sb = la.mul_(0.5).exp_(), lb.mul_(0.5).exp_()
                 else:
                     sa, sb = prev_sq, sq
-                hell = (sa - sb).square_().sum(-1).to(torch.float64).sqrt()  # as scores.fisher_rao_sqrt
-                steps.append((4.0 * torch.asin((hell / 2.0).clamp(max=1.0))).clamp(0.0, pi))
+                hell2.append((sa - sb).square_().sum(-1))  # sqrt and arc in float64: locally (unpack_wire)
             prev, prev_sq = z, sq
-    return list(rows), list(steps), list(ents)
+        # one tensor per kind; the states as each layer's bits XOR the previous layer's (the residual stream changes
+        # little from one layer to the next: sign, exponent and top mantissa bits mostly cancel), split into byte
+        # planes (all first bytes, then all second bytes, ...). The server zstd-compresses the result, and these
+        # planes compress better than the interleaved values; no bit is lost (BENCHMARKS.md, "NDIF traffic")
+        here = rows[0].device  # a model split over several GPUs on the server: its rows live on their blocks' GPUs
+        states = torch.stack([r.to(here) for r in rows])
+        bits = states.view({2: torch.int16, 4: torch.int32, 8: torch.int64}[states.element_size()])
+        delta = torch.cat([bits[:1], torch.bitwise_xor(bits[1:], bits[:-1])])
+        wire = nnsight.save({"planes": delta.view(torch.uint8).reshape(-1, states.element_size()).t().contiguous(),
+                             "dtype": str(states.dtype), "shape": list(states.shape),
+                             "hell2": torch.stack([x.to(here) for x in hell2]) if hell2 else None,
+                             "ents": torch.stack([x.to(here) for x in ents])})
+    return unpack_wire(wire)
+
+
+def unpack_wire(wire: dict[str, Any]) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+    """(rows per layer, steps per layer pair, entropies per layer) from what `capture_remote`'s trace sends back:
+    the same values, bit for bit, as the steps and entropies computed in float64 on the server."""
+    dtype = getattr(torch, wire["dtype"].removeprefix("torch."))
+    planes = wire["planes"]
+    bits = planes.t().contiguous().view(-1).view({2: torch.int16, 4: torch.int32, 8: torch.int64}[planes.shape[0]])
+    bits = bits.reshape(wire["shape"])
+    for layer in range(1, bits.shape[0]):  # undo the XOR with the previous layer, in order
+        bits[layer] ^= bits[layer - 1]
+    states = bits.view(dtype)
+    steps: list[torch.Tensor] = []
+    if wire["hell2"] is not None:
+        hell = wire["hell2"].to(torch.float64).sqrt()  # as scores.fisher_rao_sqrt
+        steps = list((4.0 * torch.asin((hell / 2.0).clamp(max=1.0))).clamp(0.0, math.pi))
+    return list(states), steps, list(wire["ents"].to(torch.float64))
 
 
 def layer_name(arch: Architecture, layer: int) -> str:

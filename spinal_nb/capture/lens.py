@@ -46,8 +46,12 @@ class LensEngine:
         self.proj = get_path(self.raw, arch.output_proj) if arch.output_proj else None
         unembed = get_path(self.raw, arch.unembed)
         w = getattr(unembed, "weight", None)
-        # the fast route: a plain Linear in a precision the lens is computed in (float32 / float64)
-        self.linear = type(unembed) is torch.nn.Linear and w is not None and w.dtype in (torch.float32, torch.float64)
+        # the fast route: a plain Linear in a precision the lens is computed in (float32 / float64), with its weights
+        # in place: modules dispatched by accelerate (device_map; hooks that load offloaded weights and move inputs)
+        # are called as modules instead
+        hooked = any(m is not None and hasattr(m, "_hf_hook") for m in (self.norm, self.proj, unembed))
+        self.linear = type(unembed) is torch.nn.Linear and w is not None and w.dtype in (torch.float32, torch.float64) \
+            and not hooked and w.device.type != "meta"
         self.weight = w if self.linear else None
         self.bias = unembed.bias if self.linear else None
         self.dtype = w.dtype if self.linear else (torch.float64 if model_dtype(self.raw) == torch.float64

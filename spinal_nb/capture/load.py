@@ -196,6 +196,13 @@ def load_model(model: Any, tokenizer: Any, *, device: Any, dtype: torch.dtype | 
         raise RemoteError("remote=True needs a Hugging Face Hub id that NDIF hosts (e.g. trace('meta-llama/"
                           "Llama-3.1-8B', prompts, remote=True)) or an nnsight.TransformersModel built from one; "
                           f"this {type(model).__name__} is a local model. Run it with remote=False.")
+    if getattr(raw, "hf_device_map", None) and (device is not None or dtype is not None):
+        raise InputError("This model was loaded with a device_map (accelerate): it is already placed. Drop device= "
+                         "and dtype= here, and give dtype to from_pretrained instead.")
+    emb = raw.get_input_embeddings() if hasattr(raw, "get_input_embeddings") else None
+    if getattr(getattr(emb, "_hf_hook", None), "offload", False):  # nnsight 0.8 runs it with its meta weight
+        raise InputError("This model's input embeddings are offloaded (device_map 'disk'/'cpu' offload), which the "
+                         "nnsight trace cannot run: keep the embeddings on the execution device in the device_map.")
     if dtype is not None and any(p.dtype != dtype for p in raw.parameters() if p.is_floating_point()):
         raw.to(dtype)
     if device is not None:
@@ -217,8 +224,17 @@ def load_model(model: Any, tokenizer: Any, *, device: Any, dtype: torch.dtype | 
 
 
 def model_device(raw: torch.nn.Module) -> torch.device:
+    """Where the inputs go and the accumulators live. A model dispatched by accelerate (`device_map=...`): the device
+    of its first placed module (the embeddings), skipping offloaded entries ("disk", "meta"); else the first weight
+    that is not on the meta device."""
+    dmap = getattr(raw, "hf_device_map", None)
+    if isinstance(dmap, dict):
+        for v in dmap.values():
+            if v not in ("disk", "meta"):
+                return torch.device(f"cuda:{v}" if isinstance(v, int) else v)
     for p in raw.parameters():
-        return p.device
+        if p.device.type != "meta":
+            return p.device
     return torch.device("cpu")
 
 

@@ -12,10 +12,12 @@ finalized (spinal_nb.scores.finalize) and, with `lens_prompts`, the top-k lens t
 (lens_table.py).
 
 Remote (`remote=True`, NDIF): the same trace runs on the server, which also evaluates the lens there and sends back,
-per layer, only the selected rows and one Fisher–Rao step and one entropy per position — never the vocabulary-sized
+per layer, only the selected rows (as XOR-delta byte planes, lossless, batch.capture_remote) and per position one
+squared Hellinger sum (the Fisher–Rao step is finished here) and one entropy — never the vocabulary-sized
 lens. (Per-group Gram sums would be d² per group per layer, larger than the rows whenever a batch holds fewer than
 d·groups positions, which is always the case for the large models NDIF serves, so the Gram is summed here.)
 `remote="local"` runs that exact code path through nnsight's local simulation (serialize → deserialize → run).
+A model placed by accelerate (`device_map`) is traced as loaded: rows are moved to the accumulators' device.
 """
 from __future__ import annotations
 
