@@ -9,9 +9,8 @@ import torch
 from safetensors.torch import load_file
 
 from spinal_nb.errors import ModelLoadError
-from spinal_nb.lab import RECIPES, build_lab_pair, lab_dirs, load_checkpoint, read_lab_json
+from spinal_nb.lab import RECIPES, build_lab_pair, lab_dirs, load_checkpoint, read_lab_json, shipped
 from spinal_nb.lab import build as build_mod
-from spinal_nb.lab import shipped
 from spinal_nb.lab.build import build_lab_base
 
 DEMO, TINY = RECIPES["demo"], RECIPES["tiny"]
