@@ -218,6 +218,24 @@ for (const f of document.querySelectorAll("iframe[srcdoc]")) {
 """
 
 
+# the demo's evidence keys (spinal_nb.demo._evidence_digest: "<set>.<measure>") in words
+_EVIDENCE_SETS = {"seen_words": "held-out pairs, training words", "unseen_words": "held-out pairs, unseen words",
+                  "neutral": "neutral text"}
+_EVIDENCE_MEASURES = {
+    "n_pairs": "pairs", "pref_acc_before": "preference accuracy, base", "pref_acc_after": "preference accuracy, DPO",
+    "margin_before": "log-prob margin chosen − rejected, base", "margin_after": "log-prob margin chosen − rejected, DPO",
+    "reward_acc": "implicit-reward accuracy", "kl_per_token": "KL(DPO ‖ base), nats per token",
+    "top1_agreement": "top-1 next-token agreement", "loss_before": "LM loss, base", "loss_after": "LM loss, DPO"}
+
+
+def evidence_label(key: str) -> str:
+    """'unseen_words.pref_acc_after' → 'held-out pairs, unseen words: preference accuracy, DPO' (unknown parts stay)."""
+    where, _, what = key.partition(".")
+    if not what:
+        return _EVIDENCE_MEASURES.get(key, key)
+    return f"{_EVIDENCE_SETS.get(where, where)}: {_EVIDENCE_MEASURES.get(what, what)}"
+
+
 def audit_page(*, created: str, n_prompts: int, prompts: str, notes: list[str], pairs: list[PairSection],
                printed: str, timings: dict[str, float]) -> str:
     """One self-contained page: verdicts, printed summary, evidence, charts (inline PNG) and each pair's interactive
@@ -234,7 +252,8 @@ def audit_page(*, created: str, n_prompts: int, prompts: str, notes: list[str], 
         parts.append(f"<p class='verdict {html.escape(d.verdict.get('key', ''))}'>{html.escape(d.verdict['text'])}</p>")
         parts.append(f"<pre>{html.escape(d.comparison)}</pre>")
         if d.evidence:
-            rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4g}</td></tr>" for k, v in d.evidence.items())
+            rows = "".join(f"<tr><td>{html.escape(evidence_label(k))}</td><td>{v:.4g}</td></tr>"
+                           for k, v in d.evidence.items())
             parts.append("<p>Behavioural evidence that DPO did something (held-out pairs, neutral text):</p>"
                          f"<table>{rows}</table>")
         parts.append("<div class='charts'>" + "".join(

@@ -40,3 +40,18 @@ def test_untrusted_tokens_cannot_break_out_of_the_page(frame3, tmp_path):
     assert page.count("</script>") == 3
     state = _script(page, "spinal-state")
     assert XSS in state["_lens_header"]["strings"]  # ...and decodes back to the literal token
+
+
+def test_the_demo_page_names_its_evidence_in_words(tmp_path):
+    from spinal_nb.widgets.html import PairSection, audit_page, evidence_label
+
+    evidence = {"unseen_words.pref_acc_before": 0.47, "unseen_words.pref_acc_after": 0.97,
+                "neutral.kl_per_token": 0.249, "seen_words.mystery": 1.0}
+    section = PairSection("lab", "Lab pair", {"status": "reversed", "key": "reversed", "text": "t"}, "repr", evidence,
+                          [], "<p>dashboard</p>")
+    page = audit_page(created="now", n_prompts=3, prompts="prompts", notes=[], pairs=[section], printed="",
+                      timings={})
+    assert "unseen_words.pref_acc_before" not in page and "neutral.kl_per_token" not in page
+    assert "held-out pairs, unseen words: preference accuracy, base</td><td>0.47" in page
+    assert "neutral text: KL(DPO ‖ base), nats per token</td><td>0.249" in page
+    assert evidence_label("seen_words.mystery") == "held-out pairs, training words: mystery"  # unknown: kept
