@@ -68,3 +68,11 @@ test("colours: categorical for few checkpoints, sequential ordered by step for m
   assert.match(sequential(0.5), /^#[0-9a-f]{6}$/);
   assert.equal(sequential(0), "#440154"); // viridis start
 });
+
+test("logNice widens a positive range to 1-2-5 steps", async () => {
+  const { logNice } = await import("../src/lib/scales.js");
+  assert.deepEqual(logNice(0.043, 11.7), [0.02, 20]);
+  assert.deepEqual(logNice(1, 10), [1, 10]);
+  assert.deepEqual(logNice(0.3, 0.31), [0.2, 0.5]);
+  assert.deepEqual(logNice(0, 5), [0.005, 5]);
+});
