@@ -173,7 +173,9 @@ export function mountDepthPath(parent, store, { height = 380 } = {}) {
     const t = store.table;
     const { colors } = store.colors;
     const { x, box, enc } = scales;
-    if (!marks) {
+    // (a new trace with more checkpoints can announce its selection before its data redraws the plot)
+    if (!marks || marks.rings.length !== store.names.length) {
+      clear(layerMarks);
       marks = { rule: s("line", { class: "spn-layer-rule", y1: box.top, y2: box.top + box.height }),
         label: s("text", { class: "spn-layer-rule-label", y: box.top + box.height - 6 }),
         rings: store.names.map(() => s("circle", { class: "spn-layer-ring" })) };
