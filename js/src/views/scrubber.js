@@ -206,7 +206,7 @@ export function mountScrubber(parent, store) {
     const t = store.table;
     const series = store.names.map((_, c) => {
       const r = store.row(c, layer);
-      if (r < 0 || !sp.count[r]) return null;
+      if (r < 0 || !(sp.count[r] > 0)) return null;
       const a = sp.start[r];
       return { c, r, k: sp.k.subarray(a, a + sp.count[r]), sigma: sp.sigma.subarray(a, a + sp.count[r]) };
     }).filter(Boolean);
@@ -249,11 +249,11 @@ export function mountScrubber(parent, store) {
     let fit = null;
     let caption = "";
     if (cur) {
-      const line = tailLine(t.contraction[cur.r], t.fit_intercept[cur.r], t.fit_k_lo[cur.r], t.fit_k_hi[cur.r]);
-      if (Number.isFinite(t.fit_k_lo[cur.r])) fit = { kLo: t.fit_k_lo[cur.r], kHi: t.fit_k_hi[cur.r], line };
+      const line = tailLine(t.contraction[cur.r], sp.fit_intercept[cur.r], sp.fit_k_lo[cur.r], sp.fit_k_hi[cur.r]);
+      if (Number.isFinite(sp.fit_k_lo[cur.r])) fit = { kLo: sp.fit_k_lo[cur.r], kHi: sp.fit_k_hi[cur.r], line };
       if (line) {
         caption = `${store.names[sel]}: α = ${fmt(t.contraction[cur.r], 3)} (slope of the dashed fit, R² ` +
-          `${fmt(t.contraction_r2[cur.r], 3)}, ranks ${t.fit_k_lo[cur.r]}–${t.fit_k_hi[cur.r]} shaded)`;
+          `${fmt(t.contraction_r2[cur.r], 3)}, ranks ${sp.fit_k_lo[cur.r]}–${sp.fit_k_hi[cur.r]} shaded)`;
       } else {
         caption = `${store.names[sel]}: no tail fit here` +
           ((store.header.reasons || {})[cur.r] ? ` — ${store.header.reasons[cur.r]}` : "");
