@@ -43,10 +43,11 @@ Each part does `--warmup` steps first (not recorded), then `--steps` steps (dire
 
     OMP_NUM_THREADS=1 python benchmarks/widget_redraw.py --checkpoints 20 --layers 64 --steps 40 --trace
 
-Before/after in one run: `--baseline DIR` (bundles of another commit: dashboard.js, training.js, spinal.css, e.g.
-`git show REV:spinal_nb/static/dashboard.js > DIR/dashboard.js`, ...) runs every part with both, alternating in
-`--rounds` rounds (so a change of load on the machine hits both alike), and prints current / baseline ratios of the
-medians and p95s at the end. `--frame-cache PATH` keeps the synthetic frame between runs.
+Before/after in one run: `--baseline REV` (a git revision) takes spinal-nb as it was at REV (`git archive` into a
+temporary folder: its Python payload and its bundles, which go together) and runs every part with both, alternating
+in `--rounds` rounds (so a change of load on the machine hits both alike); the ratios current / baseline of the
+medians and p95s come at the end. The static pages of REV are written by a Python process importing REV's package,
+the live notebooks of REV import it in their kernel. `--frame-cache PATH` keeps the synthetic frame between runs.
 
 Where the time goes: `--profile` (CPU profile of 10 steps, top functions), best with an unminified bundle:
 
@@ -61,6 +62,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -237,6 +239,46 @@ def summarize(part: str, view: str, rows: list[dict], extra: dict | None = None)
     return out
 
 
+# Write the static page of one view with the spinal-nb at sys.argv[1] (a revision's source tree): the widget state
+# comes from that revision's Python, the page runs its bundles. Prints the view's max layer.
+EXPORT = """import sys
+sys.path.insert(0, sys.argv[1])
+sys.path.insert(1, sys.argv[5])
+import spinal_nb
+from spinal_nb.widgets import TrainingView, show
+from widget_redraw import with_steps
+frame = spinal_nb.read_parquet(sys.argv[2])
+widget = TrainingView(with_steps(frame)) if sys.argv[3] == "training" else show(frame)
+widget.to_html(sys.argv[4])
+print(widget._header["max_layer"])
+"""
+
+
+def export_page(view: str, widget, bundle: dict, parquet: Path, out: Path) -> int:
+    """The static page of `view` for `bundle` at `out`: from `widget` (this checkout's package, with the bundle's
+    esm_dir if any), or from the bundle's source tree in a subprocess. The view's max layer."""
+    if bundle.get("src"):
+        done = subprocess.run([sys.executable, "-c", EXPORT, str(bundle["src"]), str(parquet), view, str(out),
+                               str(Path(__file__).resolve().parent)], capture_output=True, text=True, check=False)
+        if done.returncode:
+            raise SystemExit(f"exporting the {view} of {bundle['label']} failed:\n{done.stderr[-3000:]}")
+        return int(done.stdout.split()[-1])
+    use_bundle(widget, view, bundle.get("esm_dir"))
+    widget.to_html(out)
+    return widget._header["max_layer"]
+
+
+def baseline_tree(rev: str, tmp: Path) -> Path:
+    """spinal-nb as it was at git revision `rev` (its source tree, no .git), in a folder under `tmp`."""
+    out = tmp / f"baseline-{rev}"
+    out.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], capture_output=True, check=False)
+    if archive.returncode:
+        raise SystemExit(f"git archive {rev} failed: {archive.stderr.decode()[-2000:]}")
+    subprocess.run(["tar", "-x", "-C", str(out)], input=archive.stdout, check=True)
+    return out
+
+
 def use_bundle(widget, view: str, esm_dir: str | None) -> None:
     """Point a widget at the bundles in `esm_dir` (<view>.js and spinal.css), or leave the shipped ones."""
     if esm_dir:
@@ -257,19 +299,17 @@ def settle(page) -> None:
     page.evaluate("() => window.__rbAfterPaint().then(() => window.__rbAfterPaint())")
 
 
-def static_part(browser, frame, tframe, args, tmp: Path, bundle: tuple[str, str | None], steps: int,
-                trace: bool) -> list[dict]:
-    """The static export of each view with one bundle ((label, esm_dir or None for the shipped bundles)):
-    `steps` measured key presses per view, then (trace) the frame work of `args.frame_steps` more."""
-    from spinal_nb.widgets import TrainingView, show
-
-    label, esm_dir = bundle
+def static_part(browser, widgets, args, tmp: Path, bundle: dict, steps: int, trace: bool) -> list[dict]:
+    """The static export of each view with one bundle ({label, src: a source tree or None for this checkout,
+    esm_dir: other bundles for this checkout or None}): `steps` measured key presses per view, then (trace) the
+    frame work of `args.frame_steps` more."""
+    label = bundle["label"]
     results = []
-    for view, widget in (("dashboard", show(frame)), ("training", TrainingView(tframe))):
+    for view, widget in widgets.items():
         if view not in args.views:
             continue
-        use_bundle(widget, view, esm_dir)
-        path = widget.to_html(tmp / f"{view}-{label}.html")
+        path = tmp / f"{view}-{label}.html"
+        max_layer = export_page(view, widget, bundle, tmp / "frame.parquet", path)
         page = browser.new_page(viewport=VIEWPORT)
         errors: list[str] = []
         page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
@@ -281,17 +321,17 @@ def static_part(browser, frame, tframe, args, tmp: Path, bundle: tuple[str, str 
         nodes = page.evaluate("() => document.querySelectorAll('.spinal-nb *').length")
         svg_nodes = page.evaluate("() => document.querySelectorAll('.spinal-nb svg *').length")
         keys = ("ArrowDown", "ArrowUp") if view == "training" else ("ArrowLeft", "ArrowRight")  # TrainingView: ↑/↓
-        rows = scrub(page, dom_layer(page), widget._header["max_layer"], args.warmup, steps, False, keys)
+        rows = scrub(page, dom_layer(page), max_layer, args.warmup, steps, False, keys)
         if errors:
             raise SystemExit(f"page errors in the static {view}: {errors}")
         res = summarize("static", view, rows, {"bundle": label, "dom_nodes": nodes, "svg_nodes": svg_nodes})
         if trace:
-            res.update(trace_steps(page, browser, tmp, view, dom_layer(page), widget._header["max_layer"], keys,
+            res.update(trace_steps(page, browser, tmp, view, dom_layer(page), max_layer, keys,
                                    max(1, args.frame_steps // args.rounds), label=label))
         res["_rows"] = rows
         results.append(res)
         if args.profile:
-            profile_steps(page, view, dom_layer(page), widget._header["max_layer"], keys, False)
+            profile_steps(page, view, dom_layer(page), max_layer, keys, False)
         page.close()
     return results
 
@@ -456,23 +496,25 @@ def live_page(browser, lab: lab_server.Lab, name: str, src: str, ping: bool):
     return page, session, errors
 
 
-def live_part(browser, frame, args, tmp: Path, bundles: list[tuple[str, str | None]]) -> list[dict]:
+def live_part(browser, frame, args, tmp: Path, bundles: list[dict]) -> list[dict]:
     """The Dashboard in a live JupyterLab, once per bundle and round (a notebook each, the same server), then the
     comm round trip alone in the last notebook's kernel."""
     home = tmp / "lab"
     parquet = tmp / "frame.parquet"
     frame.to_parquet(parquet)
     lab = start_lab(home)
-    rows: dict[str, list[dict]] = {label: [] for label, _ in bundles}
-    traces: dict[str, list[dict]] = {label: [] for label, _ in bundles}
+    rows: dict[str, list[dict]] = {b["label"]: [] for b in bundles}
+    traces: dict[str, list[dict]] = {b["label"]: [] for b in bundles}
     nodes = {}
     keys = ("ArrowLeft", "ArrowRight")
     try:
         for rnd in range(args.rounds):
-            for k, (label, esm_dir) in enumerate(bundles):
+            for k, bundle in enumerate(bundles):
+                label, esm_dir = bundle["label"], bundle.get("esm_dir")
                 last = rnd == args.rounds - 1 and k == len(bundles) - 1
-                src = (f"import spinal_nb\nfrom spinal_nb.widgets import show\n"
-                       f"frame = spinal_nb.read_parquet({str(parquet)!r})\ndash = show(frame, title='redraw benchmark')\n")
+                src = (f"import sys\nsys.path.insert(0, {str(bundle['src'])!r})\n" if bundle.get("src") else "") + (
+                    f"import spinal_nb\nfrom spinal_nb.widgets import show\n"
+                    f"frame = spinal_nb.read_parquet({str(parquet)!r})\ndash = show(frame, title='redraw benchmark')\n")
                 if esm_dir:
                     src += f"dash._esm = open({str(Path(esm_dir) / 'dashboard.js')!r}).read()\n"
                     if (Path(esm_dir) / "spinal.css").exists():
@@ -496,7 +538,7 @@ def live_part(browser, frame, args, tmp: Path, bundles: list[tuple[str, str | No
                 page.close()
                 lab_server.end_session(lab, session)
         out = []
-        for label, _ in bundles:
+        for label in rows:
             stale = [r for r in rows[label] if r["lens_empty"] or r["lens_cols"] == 0]
             res = summarize("live", "dashboard", rows[label], {
                 "bundle": label, "dom_nodes": nodes[label], "app": "jupyterlab",
@@ -565,8 +607,7 @@ def main() -> None:
     ap.add_argument("--esm-dir", help="a folder with dashboard.js and training.js (and spinal.css, if there) to use "
                                       "instead of the shipped bundles (e.g. an unminified build, for readable "
                                       "profiles: see the docstring)")
-    ap.add_argument("--baseline", help="a folder of bundles to compare with in the same run (e.g. the shipped "
-                                       "bundles of an older commit: git show REV:spinal_nb/static/dashboard.js ...); "
+    ap.add_argument("--baseline", help="a git revision to compare with in the same run (its Python and bundles); "
                                        "the parts alternate between the two in --rounds rounds, and the ratios are "
                                        "printed at the end")
     ap.add_argument("--rounds", type=int, default=2, help="rounds of alternation with --baseline")
@@ -578,10 +619,15 @@ def main() -> None:
     pin_threads(1)
     from playwright.sync_api import sync_playwright
 
-    bundles = ([("baseline", args.baseline)] if args.baseline else []) + [("current", args.esm_dir)]
+    current = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, check=False).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "spinal_nb", "js/src"],
+                           capture_output=True, text=True, check=False).stdout.strip()
     print(json.dumps({"start": machine(), "checkpoints": args.checkpoints, "layers": args.layers, "d": args.d,
                       "steps": args.steps, "warmup": args.warmup, "rounds": args.rounds, "chromium": CHROMIUM,
-                      "bundles": {label: d or "spinal_nb/static (shipped)" for label, d in bundles}}), flush=True)
+                      "current": current + (" + uncommitted changes" if dirty else "")
+                      + (f", bundles from {args.esm_dir}" if args.esm_dir else ""),
+                      "baseline": args.baseline}), flush=True)
     t = time.perf_counter()
     cache = Path(args.frame_cache) if args.frame_cache else None
     if cache and cache.exists():
@@ -596,6 +642,12 @@ def main() -> None:
     print(json.dumps({"rows": frame.data.height, "frame_build_s": round(time.perf_counter() - t, 1)}), flush=True)
     results: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="spinal-redraw-") as tmp, sync_playwright() as p:
+        from spinal_nb.widgets import TrainingView, show
+
+        bundles = ([{"label": "baseline", "src": baseline_tree(args.baseline, Path(tmp))}] if args.baseline else []) \
+            + [{"label": "current", "src": None, "esm_dir": args.esm_dir}]
+        frame.to_parquet(Path(tmp) / "frame.parquet")
+        widgets = {"dashboard": show(frame), "training": TrainingView(tframe)}
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         print(json.dumps({"browser": browser.version}), flush=True)
         try:
@@ -603,8 +655,8 @@ def main() -> None:
                 pooled: dict[tuple[str, str], list[dict]] = {}
                 for _ in range(args.rounds):
                     for bundle in bundles:
-                        for r in static_part(browser, frame, tframe, args, Path(tmp), bundle,
-                                             args.steps // args.rounds, args.trace):
+                        for r in static_part(browser, widgets, args, Path(tmp), bundle, args.steps // args.rounds,
+                                             args.trace):
                             pooled.setdefault((r["bundle"], r["view"]), []).append(r)
                 results += [pool_static(rs) for rs in pooled.values()]
             if "live" in args.parts:
