@@ -65,6 +65,7 @@ export function mountScrubber(parent, store) {
 
   // everything: the table's rows are rebuilt (selection, reference, checkpoints or data changed)
   function update() {
+    spec.palette = null; // the theme's colours are read again (a forced style computation: not on every step)
     buildTable();
     step();
   }
@@ -240,7 +241,6 @@ export function mountScrubber(parent, store) {
       clear(spec.svg);
       axes(spec.svg, x, y, box, { xLabel: "rank k", yLabel: "singular value σₖ", xFormat: fmtTick, yFormat: fmtTick });
       sizeCanvas(spec.canvas, width, height);
-      spec.palette = null; // the theme is read again with the next paint
     }
     spec.svg.setAttribute("aria-label", `singular values against rank at layer ${layer}, log–log, with the ` +
       "fitted tail line");
@@ -479,16 +479,21 @@ function setText(el, text) {
   if (el.textContent !== text) el.textContent = text;
 }
 
+// A value cell: the value and its interval as two text nodes, kept on the cell with the strings they show, so a
+// step compares strings instead of reading the DOM.
 function numCell() {
   const td = h("td", { class: "spn-num" });
-  td.append(document.createTextNode(""), h("small"));
+  const value = document.createTextNode("");
+  const interval = document.createTextNode("");
+  td.append(value, h("small", {}, [interval]));
+  td.spn = { value, interval, shown: ["", ""] };
   return td;
 }
 
 function setNum(td, value, interval) {
-  const [v, small] = td.childNodes;
-  if (v.nodeValue !== value) v.nodeValue = value;
-  if (small.textContent !== interval) small.textContent = interval;
+  const c = td.spn;
+  if (c.shown[0] !== value) c.value.nodeValue = c.shown[0] = value;
+  if (c.shown[1] !== interval) c.interval.nodeValue = c.shown[1] = interval;
 }
 
 // The lens rows of one prompt at one layer (an index per decoded lens table, built on first use: a static export
