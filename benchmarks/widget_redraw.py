@@ -32,16 +32,28 @@ table for 2 prompts. Headless Debian Chromium through Playwright, as tests/ui do
 Elements added/removed per step are counted with a MutationObserver on the widget (SVG elements apart), and the
 widget's height change between the first frame and the end of the step (a layout shift) is recorded.
 
+`--trace` adds the work of the frame that shows each step, from a Chrome trace of `--frame-steps` more steps per
+part: `frame_cpu_ms` is the renderer main thread's CPU time (the trace's thread durations) from the task that
+handles the keydown to the end of the first Commit after it: our handlers, style, layout, paint, layerize and
+commit, whatever else runs on the machine; a step fits in one 60 Hz frame when it is under 16.7 ms. Also its wall
+time (`frame_wall_ms`) and the CPU time per kind of work. Tracing slows the page: compare traced numbers with each
+other, not with the untraced ones.
+
 Each part does `--warmup` steps first (not recorded), then `--steps` steps (direction reverses at the ends).
 
-    OMP_NUM_THREADS=1 python benchmarks/widget_redraw.py --checkpoints 20 --layers 64 --steps 40
+    OMP_NUM_THREADS=1 python benchmarks/widget_redraw.py --checkpoints 20 --layers 64 --steps 40 --trace
 
-Where the time goes: `--trace` (Chrome trace of 5 steps: main-thread busy time and time per kind of work inside the
-steps' windows) and `--profile` (CPU profile of 10 steps, top functions), best with an unminified bundle:
+Before/after in one run: `--baseline REV` (a git revision) takes spinal-nb as it was at REV (`git archive` into a
+temporary folder: its Python payload and its bundles, which go together) and runs every part with both, alternating
+in `--rounds` rounds (so a change of load on the machine hits both alike); the ratios current / baseline of the
+medians and p95s come at the end. The static pages of REV are written by a Python process importing REV's package,
+the live notebooks of REV import it in their kernel. `--frame-cache PATH` keeps the synthetic frame between runs.
+
+Where the time goes: `--profile` (CPU profile of 10 steps, top functions), best with an unminified bundle:
 
     cd js && node_modules/.bin/esbuild src/widgets/dashboard.js src/widgets/training.js src/spinal.css --bundle \\
-        --format=esm --outdir=/tmp/unmin && cd .. && python benchmarks/widget_redraw.py --steps 10 --trace --profile \\
-        --esm-dir /tmp/unmin
+        --format=esm --outbase=src --outdir=/tmp/unmin --entry-names=[name] && cd .. && \\
+        python benchmarks/widget_redraw.py --steps 10 --profile --esm-dir /tmp/unmin
 """
 from __future__ import annotations
 
@@ -50,6 +62,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -226,37 +239,99 @@ def summarize(part: str, view: str, rows: list[dict], extra: dict | None = None)
     return out
 
 
-def static_part(browser, frame, tframe, args, tmp: Path) -> list[dict]:
-    from spinal_nb.widgets import TrainingView, show
+# Write the static page of one view with the spinal-nb at sys.argv[1] (a revision's source tree): the widget state
+# comes from that revision's Python, the page runs its bundles. Prints the view's max layer.
+EXPORT = """import sys
+sys.path.insert(0, sys.argv[1])
+sys.path.insert(1, sys.argv[5])
+import spinal_nb
+from spinal_nb.widgets import TrainingView, show
+from widget_redraw import with_steps
+frame = spinal_nb.read_parquet(sys.argv[2])
+widget = TrainingView(with_steps(frame)) if sys.argv[3] == "training" else show(frame)
+widget.to_html(sys.argv[4])
+print(widget._header["max_layer"])
+"""
 
+
+def export_page(view: str, widget, bundle: dict, parquet: Path, out: Path) -> int:
+    """The static page of `view` for `bundle` at `out`: from `widget` (this checkout's package, with the bundle's
+    esm_dir if any), or from the bundle's source tree in a subprocess. The view's max layer."""
+    if bundle.get("src"):
+        done = subprocess.run([sys.executable, "-c", EXPORT, str(bundle["src"]), str(parquet), view, str(out),
+                               str(Path(__file__).resolve().parent)], capture_output=True, text=True, check=False)
+        if done.returncode:
+            raise SystemExit(f"exporting the {view} of {bundle['label']} failed:\n{done.stderr[-3000:]}")
+        return int(done.stdout.split()[-1])
+    use_bundle(widget, view, bundle.get("esm_dir"))
+    widget.to_html(out)
+    return widget._header["max_layer"]
+
+
+def baseline_tree(rev: str, tmp: Path) -> Path:
+    """spinal-nb as it was at git revision `rev` (its source tree, no .git), in a folder under `tmp`."""
+    out = tmp / f"baseline-{rev}"
+    out.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], capture_output=True, check=False)
+    if archive.returncode:
+        raise SystemExit(f"git archive {rev} failed: {archive.stderr.decode()[-2000:]}")
+    subprocess.run(["tar", "-x", "-C", str(out)], input=archive.stdout, check=True)
+    return out
+
+
+def use_bundle(widget, view: str, esm_dir: str | None) -> None:
+    """Point a widget at the bundles in `esm_dir` (<view>.js and spinal.css), or leave the shipped ones."""
+    if esm_dir:
+        widget._esm = (Path(esm_dir) / f"{view}.js").read_text(encoding="utf-8")
+        if (Path(esm_dir) / "spinal.css").exists():
+            widget._css = (Path(esm_dir) / "spinal.css").read_text(encoding="utf-8")
+
+
+# every plot of the page is drawn at its element's width (the redraw after a width change has happened)
+DRAWN = """() => { const plots = [...document.querySelectorAll('.spinal-nb .spn-plot')];
+  return plots.length > 0 && plots.every((p) => { const svg = p.querySelector('svg.spn-svg');
+    return svg && Math.abs(+svg.getAttribute('width') - p.getBoundingClientRect().width) <= 1; }); }"""
+
+
+def settle(page) -> None:
+    """Wait until the widget is drawn at its width and two frames have been produced since (no timed wait)."""
+    page.wait_for_function(DRAWN, timeout=60_000)
+    page.evaluate("() => window.__rbAfterPaint().then(() => window.__rbAfterPaint())")
+
+
+def static_part(browser, widgets, args, tmp: Path, bundle: dict, steps: int, trace: bool) -> list[dict]:
+    """The static export of each view with one bundle ({label, src: a source tree or None for this checkout,
+    esm_dir: other bundles for this checkout or None}): `steps` measured key presses per view, then (trace) the
+    frame work of `args.frame_steps` more."""
+    label = bundle["label"]
     results = []
-    for view, widget in (("dashboard", show(frame)), ("training", TrainingView(tframe))):
-        if args.esm_dir:
-            widget._esm = (Path(args.esm_dir) / f"{view}.js").read_text(encoding="utf-8")
-            if (Path(args.esm_dir) / "spinal.css").exists():
-                widget._css = (Path(args.esm_dir) / "spinal.css").read_text(encoding="utf-8")
-        path = widget.to_html(tmp / f"{view}.html")
+    for view, widget in widgets.items():
+        if view not in args.views:
+            continue
+        path = tmp / f"{view}-{label}.html"
+        max_layer = export_page(view, widget, bundle, tmp / "frame.parquet", path)
         page = browser.new_page(viewport=VIEWPORT)
         errors: list[str] = []
         page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
         page.goto(path.as_uri())
         page.wait_for_selector(".spinal-nb .spn-series", timeout=60_000)
         page.evaluate(PAGE_JS)
-        page.wait_for_timeout(300)
+        settle(page)
         page.locator(".spinal-nb").first.focus()
         nodes = page.evaluate("() => document.querySelectorAll('.spinal-nb *').length")
         svg_nodes = page.evaluate("() => document.querySelectorAll('.spinal-nb svg *').length")
         keys = ("ArrowDown", "ArrowUp") if view == "training" else ("ArrowLeft", "ArrowRight")  # TrainingView: ↑/↓
-        rows = scrub(page, dom_layer(page), widget._header["max_layer"], args.warmup, args.steps, False, keys)
+        rows = scrub(page, dom_layer(page), max_layer, args.warmup, steps, False, keys)
         if errors:
             raise SystemExit(f"page errors in the static {view}: {errors}")
-        res = summarize("static", view, rows, {"dom_nodes": nodes, "svg_nodes": svg_nodes})
-        print(json.dumps(res), flush=True)
+        res = summarize("static", view, rows, {"bundle": label, "dom_nodes": nodes, "svg_nodes": svg_nodes})
+        if trace:
+            res.update(trace_steps(page, browser, tmp, view, dom_layer(page), max_layer, keys,
+                                   max(1, args.frame_steps // args.rounds), label=label))
+        res["_rows"] = rows
         results.append(res)
-        if args.trace:
-            trace_steps(page, browser, tmp, view, dom_layer(page), widget._header["max_layer"], keys)
         if args.profile:
-            profile_steps(page, view, dom_layer(page), widget._header["max_layer"], keys, False)
+            profile_steps(page, view, dom_layer(page), max_layer, keys, False)
         page.close()
     return results
 
@@ -275,34 +350,51 @@ def _overlap(intervals, windows) -> float:
     return sum(max(0.0, min(b, y) - max(a, x)) for a, b in intervals for x, y in windows)
 
 
-def trace_steps(page, browser, tmp: Path, view: str, start: int, max_layer: int, keys: tuple[str, str],
-                live: bool = False) -> dict:
-    """A Chrome trace (devtools.timeline) of 5 scrub steps. Inside each step's window (keydown to the end of the
-    measured frame, from the page's performance marks) it sums the renderer main thread's busy time (union of its
-    tasks) and the time per kind of work (union per kind; kinds nest, e.g. EventDispatch holds FunctionCall)."""
-    path = tmp / f"{view}-{'live' if live else 'static'}-trace.json"
+def trace_steps(page, browser, tmp: Path, view: str, start: int, max_layer: int, keys: tuple[str, str], n: int,
+                live: bool = False, label: str = "") -> dict:
+    """A Chrome trace (devtools.timeline) of `n` scrub steps; per step, the work of the frame that shows it, on the
+    renderer's main thread: from the task that handles the keydown (the one holding the page's performance mark) to
+    the end of the first Commit after it — our handlers, style, layout, paint, layerize, commit. Recorded as CPU time
+    of the thread (`frame_cpu_ms`, the trace's thread durations: what a step costs, whatever else runs on the
+    machine) and as wall time (`frame_wall_ms`: keydown task to commit, including time the thread was not running).
+    Also the CPU time per kind of work, per step (kinds nest: EventDispatch holds FunctionCall). Tracing makes the
+    page slower: compare these between bundles, not with the untraced timings."""
+    path = tmp / f"{view}-{'live' if live else 'static'}-{label}-trace.json"
     browser.start_tracing(page=page, path=str(path), screenshots=False)
-    rows = scrub(page, start, max_layer, 0, 5, live, keys)
+    rows = scrub(page, start, max_layer, 0, n, live, keys)
     browser.stop_tracing()
     events = json.loads(path.read_text())
     events = events["traceEvents"] if isinstance(events, dict) else events
     main = {(e["pid"], e["tid"]) for e in events
             if e.get("ph") == "M" and e.get("name") == "thread_name" and e["args"].get("name") == "CrRendererMain"}
-    marks = {n: sorted(e["ts"] for e in events if e.get("name") == n) for n in ("rb-start", "rb-end")}
-    windows = list(zip(marks["rb-start"], marks["rb-end"], strict=True))
-    kinds = ("RunTask", "FunctionCall", "EventDispatch", "UpdateLayoutTree", "Layout", "PrePaint", "Paint",
-             "Layerize", "Commit", "MajorGC", "MinorGC", "ParseHTML")
-    spans: dict[str, list] = {k: [] for k in kinds}
-    for e in events:
-        if e.get("ph") == "X" and (e["pid"], e["tid"]) in main and e.get("name") in spans:
-            spans[e["name"]].append((e["ts"], e["ts"] + e.get("dur", 0)))
-    ms = {k: _overlap(_union(v), windows) / 1000 for k, v in spans.items()}
-    wall = sum(b - a for a, b in windows) / 1000
-    out = {"trace": view, "part": "live" if live else "static", "steps": len(rows), "windows": len(windows),
-           "wall_ms": round(wall, 1), "main_thread_busy_ms": round(ms.pop("RunTask"), 1),
-           "ms_by_kind": {k: round(v, 1) for k, v in sorted(ms.items(), key=lambda kv: -kv[1]) if v >= 0.05}}
-    print(json.dumps(out), flush=True)
-    return out
+    on_main = [e for e in events if e.get("ph") == "X" and (e["pid"], e["tid"]) in main]
+    tasks = sorted((e for e in on_main if e["name"] == "RunTask"), key=lambda e: e["ts"])
+    commits = sorted(e["ts"] + e.get("dur", 0) for e in on_main if e["name"] == "Commit")
+    windows = []
+    for a in sorted(e["ts"] for e in events if e.get("name") == "rb-start"):
+        end = next((c for c in commits if c > a), None)
+        task = next((t for t in tasks if t["ts"] <= a < t["ts"] + t.get("dur", 0)), None)
+        if end is not None:
+            windows.append((task["ts"] if task else a, end))
+
+    def cpu(evs, w) -> float:  # thread time of the events inside window w (outermost ones of a kind only)
+        total, reach = 0.0, -1.0
+        for e in sorted(evs, key=lambda e: e["ts"]):
+            if w[0] <= e["ts"] < w[1] and e["ts"] >= reach:
+                total += e.get("tdur", e.get("dur", 0))
+                reach = e["ts"] + e.get("dur", 0)
+        return total / 1000
+
+    kinds = ("FunctionCall", "EventDispatch", "UpdateLayoutTree", "Layout", "PrePaint", "Paint", "Layerize",
+             "Commit", "MajorGC", "MinorGC")
+    by_kind = {k: [e for e in on_main if e["name"] == k] for k in kinds}
+    per_step = [cpu(tasks, w) for w in windows]
+    wall = [(b - a) / 1000 for a, b in windows]
+    ms = {k: sum(cpu(v, w) for w in windows) / max(1, len(windows)) for k, v in by_kind.items()}
+    return {"frame_cpu_ms": stats(per_step), "frame_wall_ms": stats(wall),
+            "frame_cpu_by_kind_ms_per_step": {k: round(v, 2) for k, v in sorted(ms.items(), key=lambda kv: -kv[1])
+                                              if v >= 0.05},
+            "traced_steps": len(rows), "_frame_cpu": per_step, "_frame_wall": wall}
 
 
 def profile_steps(page, view: str, start: int, max_layer: int, keys: tuple[str, str], live: bool) -> None:
@@ -375,67 +467,126 @@ class Ping(anywidget.AnyWidget):  # a comm round trip with nothing to draw: the 
 Ping()'''
 
 
-def live_part(browser, frame, args, tmp: Path) -> dict:
+def live_page(browser, lab: lab_server.Lab, name: str, src: str, ping: bool):
+    """A notebook `name` whose first cell shows the dashboard (and, with `ping`, a second cell the Ping widget),
+    its kernel started and idle, opened and the dashboard drawn: (page, session, errors)."""
+    cells = (src, PING) if ping else (src,)
+    nb = {"cells": [{"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {}, "outputs": [],
+                     "source": code} for i, code in enumerate(cells)],
+          "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    (lab.work / name).write_text(json.dumps(nb))
+    # the kernel is started and idle before the page opens the notebook, which attaches to it (lab_server)
+    session = lab_server.start_session(lab, name)
+    page = browser.new_page(viewport=VIEWPORT)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(f"{e}\n{e.stack}") if "blob:" in (e.stack or "") else None)
+    lab_server.open_notebook(page, lab, name)
+    lab_server.run_cell(page, 0)
+    try:
+        page.wait_for_selector(".spinal-nb .spn-spectrum svg", state="attached", timeout=120_000)
+    except Exception:
+        shot = Path(tempfile.gettempdir()) / "spinal-redraw-failure.png"
+        page.screenshot(path=str(shot), full_page=True)
+        out = page.locator(".jp-Notebook .jp-Cell .jp-OutputArea").first.inner_text()
+        raise SystemExit(f"the dashboard did not render; cell output: {out[-2000:]!r}; screenshot {shot}; "
+                         f"server log: {lab.home.joinpath('server.log').read_text()[-2000:]}") from None
+    page.evaluate(PAGE_JS)
+    settle(page)
+    return page, session, errors
+
+
+def live_part(browser, frame, args, tmp: Path, bundles: list[dict]) -> list[dict]:
+    """The Dashboard in a live JupyterLab, once per bundle and round (a notebook each, the same server), then the
+    comm round trip alone in the last notebook's kernel."""
     home = tmp / "lab"
     parquet = tmp / "frame.parquet"
     frame.to_parquet(parquet)
     lab = start_lab(home)
+    rows: dict[str, list[dict]] = {b["label"]: [] for b in bundles}
+    traces: dict[str, list[dict]] = {b["label"]: [] for b in bundles}
+    nodes = {}
+    keys = ("ArrowLeft", "ArrowRight")
     try:
-        src = (f"import spinal_nb\nfrom spinal_nb.widgets import show\nframe = spinal_nb.read_parquet({str(parquet)!r})\n"
-               f"dash = show(frame, title='redraw benchmark')\n")
-        if args.esm_dir:
-            src += f"dash._esm = open({str(Path(args.esm_dir) / 'dashboard.js')!r}).read()\n"
-            if (Path(args.esm_dir) / "spinal.css").exists():
-                src += f"dash._css = open({str(Path(args.esm_dir) / 'spinal.css')!r}).read()\n"
-        src += "dash"
-        nb = {"cells": [{"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {}, "outputs": [],
-                         "source": code} for i, code in enumerate((src, PING))],
-              "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
-              "nbformat": 4, "nbformat_minor": 5}
-        (lab.work / "redraw.ipynb").write_text(json.dumps(nb))
-        # the kernel is started and idle before the page opens the notebook, which attaches to it (lab_server)
-        lab_server.start_session(lab, "redraw.ipynb")
-        page = browser.new_page(viewport=VIEWPORT)
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(f"{e}\n{e.stack}") if "blob:" in (e.stack or "") else None)
-        lab_server.open_notebook(page, lab, "redraw.ipynb")
-        lab_server.run_cell(page, 0)
-        try:
-            page.wait_for_selector(".spinal-nb .spn-spectrum svg", state="attached", timeout=120_000)
-        except Exception:
-            shot = Path(tempfile.gettempdir()) / "spinal-redraw-failure.png"
-            page.screenshot(path=str(shot), full_page=True)
-            out = page.locator(".jp-Notebook .jp-Cell .jp-OutputArea").first.inner_text()
-            raise SystemExit(f"the dashboard did not render; cell output: {out[-2000:]!r}; screenshot {shot}; "
-                             f"server log: {(home / 'server.log').read_text()[-2000:]}") from None
-        page.wait_for_timeout(1000)
-        page.evaluate(PAGE_JS)
-        page.locator(".spinal-nb").first.focus()
-        nodes = page.evaluate("() => document.querySelectorAll('.spinal-nb *').length")
-        rows = scrub(page, dom_layer(page), args.layers, args.warmup, args.steps, True)
-        if errors:
-            raise SystemExit(f"page errors in JupyterLab: {errors}")
-        stale = [r for r in rows if r["lens_empty"] or r["lens_cols"] == 0]
-        res = summarize("live", "dashboard", rows, {
-            "dom_nodes": nodes, "app": "jupyterlab",
-            "steps_where_lens_shows_no_rows": len(stale),
-            "lens_columns_per_step": stats([r["lens_cols"] for r in rows])})
-        print(json.dumps(res), flush=True)
-        if args.trace:
-            trace_steps(page, browser, tmp, "dashboard", dom_layer(page), args.layers, ("ArrowLeft", "ArrowRight"), True)
-        if args.profile:
-            profile_steps(page, "dashboard", dom_layer(page), args.layers, ("ArrowLeft", "ArrowRight"), True)
-        # the same kernel, nothing to draw: the comm round trip alone (browser -> server -> kernel -> browser)
-        lab_server.run_cell(page, 1)
-        page.wait_for_function("() => typeof window.__rbPing === 'function'", timeout=60_000)
-        pings = [page.evaluate("() => window.__rbPing()") for _ in range(args.warmup + args.steps)][args.warmup:]
+        for rnd in range(args.rounds):
+            for k, bundle in enumerate(bundles):
+                label, esm_dir = bundle["label"], bundle.get("esm_dir")
+                last = rnd == args.rounds - 1 and k == len(bundles) - 1
+                src = (f"import sys\nsys.path.insert(0, {str(bundle['src'])!r})\n" if bundle.get("src") else "") + (
+                    f"import spinal_nb\nfrom spinal_nb.widgets import show\n"
+                    f"frame = spinal_nb.read_parquet({str(parquet)!r})\ndash = show(frame, title='redraw benchmark')\n")
+                if esm_dir:
+                    src += f"dash._esm = open({str(Path(esm_dir) / 'dashboard.js')!r}).read()\n"
+                    if (Path(esm_dir) / "spinal.css").exists():
+                        src += f"dash._css = open({str(Path(esm_dir) / 'spinal.css')!r}).read()\n"
+                page, session, errors = live_page(browser, lab, f"redraw-{label}-{rnd}.ipynb", src + "dash", last)
+                page.locator(".spinal-nb").first.focus()
+                nodes[label] = page.evaluate("() => document.querySelectorAll('.spinal-nb *').length")
+                rows[label] += scrub(page, dom_layer(page), args.layers, args.warmup, args.steps // args.rounds, True)
+                if args.trace:
+                    traces[label].append(trace_steps(page, browser, tmp, "dashboard", dom_layer(page), args.layers, keys,
+                                                     args.frame_steps // args.rounds, True, label))
+                if args.profile and last:
+                    profile_steps(page, "dashboard", dom_layer(page), args.layers, keys, True)
+                if errors:
+                    raise SystemExit(f"page errors in JupyterLab ({label}): {errors}")
+                if last:  # the same kernel, nothing to draw: the comm round trip alone (browser -> kernel -> browser)
+                    lab_server.run_cell(page, 1)
+                    page.wait_for_function("() => typeof window.__rbPing === 'function'", timeout=60_000)
+                    pings = [page.evaluate("() => window.__rbPing()")
+                             for _ in range(args.warmup + args.steps)][args.warmup:]
+                page.close()
+                lab_server.end_session(lab, session)
+        out = []
+        for label in rows:
+            stale = [r for r in rows[label] if r["lens_empty"] or r["lens_cols"] == 0]
+            res = summarize("live", "dashboard", rows[label], {
+                "bundle": label, "dom_nodes": nodes[label], "app": "jupyterlab",
+                "steps_where_lens_shows_no_rows": len(stale),
+                "lens_columns_per_step": stats([r["lens_cols"] for r in rows[label]])})
+            if traces[label]:
+                res.update(merge_traces(traces[label]))
+            print(json.dumps(res), flush=True)
+            out.append(res)
         ping = {"part": "live", "view": "comm round trip, no redraw (a 2-trait anywidget)",
                 "load_avg": [round(x, 2) for x in os.getloadavg()], "round_trip_ms": stats(pings)}
         print(json.dumps(ping), flush=True)
-        page.close()
-        return res
+        return out
     finally:
         lab_server.stop_lab(lab.proc, lab.log)
+
+
+def merge_traces(parts: list[dict]) -> dict:
+    """trace_steps' results of several rounds as one (per-step values pooled: medians of the rounds' medians would
+    not be medians)."""
+    work = [v for p in parts for v in p["_frame_cpu"]]
+    wall = [v for p in parts for v in p["_frame_wall"]]
+    kinds: dict[str, float] = {}
+    for p in parts:
+        for k, v in p["frame_cpu_by_kind_ms_per_step"].items():
+            kinds[k] = kinds.get(k, 0) + v / len(parts)
+    return {"frame_cpu_ms": stats(work), "frame_wall_ms": stats(wall),
+            "frame_cpu_by_kind_ms_per_step": {k: round(v, 2) for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])},
+            "traced_steps": len(work)}
+
+
+RATIO_KEYS = ("js_ms", "first_paint_ms", "frame_cpu_ms", "frame_wall_ms", "full_ms", "kernel_ms")
+
+
+def ratios(results: list[dict], baseline: str, current: str) -> list[dict]:
+    """current / baseline of each timing's median and p95, per part and view (the same run, interleaved rounds)."""
+    out = []
+    for part, view in dict.fromkeys((r["part"], r["view"]) for r in results if "bundle" in r):
+        by = {r["bundle"]: r for r in results if (r.get("part"), r.get("view")) == (part, view) and "bundle" in r}
+        if baseline not in by or current not in by:
+            continue
+        row = {"ratio": f"{current} / {baseline}", "part": part, "view": view}
+        for k in RATIO_KEYS:
+            if k in by[current] and k in by[baseline]:
+                row[k] = {q: round(by[current][k][q] / by[baseline][k][q], 2) if by[baseline][k][q] else None
+                          for q in ("median", "p95")}
+        out.append(row)
+    return out
 
 
 def main() -> None:
@@ -443,35 +594,92 @@ def main() -> None:
     ap.add_argument("--checkpoints", type=int, default=20)
     ap.add_argument("--layers", type=int, default=64)
     ap.add_argument("--d", type=int, default=576)
-    ap.add_argument("--steps", type=int, default=40, help="measured scrub steps per part (after the warm-up)")
+    ap.add_argument("--steps", type=int, default=40, help="measured scrub steps per part and bundle (after the "
+                                                          "warm-up), split over the rounds")
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--parts", nargs="+", default=["static", "live"], choices=["static", "live"])
-    ap.add_argument("--trace", action="store_true", help="also record a Chrome trace of 5 steps per view and part")
+    ap.add_argument("--views", nargs="+", default=["dashboard", "training"], choices=["dashboard", "training"],
+                    help="the static part's views (the live part is the Dashboard)")
+    ap.add_argument("--trace", action="store_true", help="also record Chrome traces: the frame work per step "
+                                                         "(--frame-steps steps per part, view and bundle)")
+    ap.add_argument("--frame-steps", type=int, default=20)
     ap.add_argument("--profile", action="store_true", help="also record a CPU profile of 10 steps per view and part")
     ap.add_argument("--esm-dir", help="a folder with dashboard.js and training.js (and spinal.css, if there) to use "
                                       "instead of the shipped bundles (e.g. an unminified build, for readable "
                                       "profiles: see the docstring)")
+    ap.add_argument("--baseline", help="a git revision to compare with in the same run (its Python and bundles); "
+                                       "the parts alternate between the two in --rounds rounds, and the ratios are "
+                                       "printed at the end")
+    ap.add_argument("--rounds", type=int, default=2, help="rounds of alternation with --baseline")
+    ap.add_argument("--frame-cache", help="a Parquet file for the synthetic frame: written by the first run, read by "
+                                          "the next ones (building it takes 20 s to minutes)")
     args = ap.parse_args()
+    if not args.baseline:
+        args.rounds = 1
     pin_threads(1)
     from playwright.sync_api import sync_playwright
 
+    current = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, check=False).stdout.strip()
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "spinal_nb", "js/src"],
+                           capture_output=True, text=True, check=False).stdout.strip()
     print(json.dumps({"start": machine(), "checkpoints": args.checkpoints, "layers": args.layers, "d": args.d,
-                      "steps": args.steps, "warmup": args.warmup, "chromium": CHROMIUM}), flush=True)
+                      "steps": args.steps, "warmup": args.warmup, "rounds": args.rounds, "chromium": CHROMIUM,
+                      "current": current + (" + uncommitted changes" if dirty else "")
+                      + (f", bundles from {args.esm_dir}" if args.esm_dir else ""),
+                      "baseline": args.baseline}), flush=True)
     t = time.perf_counter()
-    frame = build_frame(args.checkpoints, args.layers, args.d)
+    cache = Path(args.frame_cache) if args.frame_cache else None
+    if cache and cache.exists():
+        import spinal_nb
+
+        frame = spinal_nb.read_parquet(cache)
+    else:
+        frame = build_frame(args.checkpoints, args.layers, args.d)
+        if cache:
+            frame.to_parquet(cache)
     tframe = with_steps(frame)
     print(json.dumps({"rows": frame.data.height, "frame_build_s": round(time.perf_counter() - t, 1)}), flush=True)
+    results: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="spinal-redraw-") as tmp, sync_playwright() as p:
+        from spinal_nb.widgets import TrainingView, show
+
+        bundles = ([{"label": "baseline", "src": baseline_tree(args.baseline, Path(tmp))}] if args.baseline else []) \
+            + [{"label": "current", "src": None, "esm_dir": args.esm_dir}]
+        frame.to_parquet(Path(tmp) / "frame.parquet")
+        widgets = {"dashboard": show(frame), "training": TrainingView(tframe)}
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         print(json.dumps({"browser": browser.version}), flush=True)
         try:
             if "static" in args.parts:
-                static_part(browser, frame, tframe, args, Path(tmp))
+                pooled: dict[tuple[str, str], list[dict]] = {}
+                for _ in range(args.rounds):
+                    for bundle in bundles:
+                        for r in static_part(browser, widgets, args, Path(tmp), bundle, args.steps // args.rounds,
+                                             args.trace):
+                            pooled.setdefault((r["bundle"], r["view"]), []).append(r)
+                results += [pool_static(rs) for rs in pooled.values()]
             if "live" in args.parts:
-                live_part(browser, frame, args, Path(tmp))
+                results += live_part(browser, frame, args, Path(tmp), bundles)
         finally:
             browser.close()
+    if args.baseline:
+        for r in ratios(results, "baseline", "current"):
+            print(json.dumps(r), flush=True)
     print(json.dumps({"end": machine()}), flush=True)
+
+
+def pool_static(rounds: list[dict]) -> dict:
+    """One static result per bundle and view from its rounds (each round's steps are in `_rows`)."""
+    first = rounds[0]
+    rows = [row for r in rounds for row in r["_rows"]]
+    res = summarize("static", first["view"], rows, {"bundle": first["bundle"], "dom_nodes": first["dom_nodes"],
+                                                    "svg_nodes": first["svg_nodes"], "pooled_rounds": len(rounds)})
+    traced = [r for r in rounds if "_frame_cpu" in r]
+    if traced:
+        res.update(merge_traces(traced))
+    print(json.dumps(res), flush=True)
+    return res
 
 
 if __name__ == "__main__":

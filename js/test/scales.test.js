@@ -78,3 +78,11 @@ test("a checkpoint's sample size reads N and N/d, with the caution flag from the
   assert.equal(fmtSample({ n: 300, n_per_d: null, caution: false }).text, "N 300 · N/d —");
   assert.equal(fmtSample(undefined).text, "N —");
 });
+
+test("logNice widens a positive range to 1-2-5 steps", async () => {
+  const { logNice } = await import("../src/lib/scales.js");
+  assert.deepEqual(logNice(0.043, 11.7), [0.02, 20]);
+  assert.deepEqual(logNice(1, 10), [1, 10]);
+  assert.deepEqual(logNice(0.3, 0.31), [0.2, 0.5]);
+  assert.deepEqual(logNice(0, 5), [0.005, 5]);
+});

@@ -2,8 +2,11 @@
 
 One buffer per table, `{"n": rows, "columns": {name: [code, byte_offset, length]}}` beside it; the front end
 (js/src/lib/payload.js) takes a typed-array view per column. No per-row JSON: 20 checkpoints × 65 layers of scores is
-about 90 kB. Spectra and lens detail are separate buffers holding only the selected layer (all layers in a static
-export), so scrubbing costs a few kB per step whatever the size of the trace.
+about 60 kB. Integer columns take the narrowest unsigned type that holds them, and an interval symmetric about its
+estimate (the jackknife's) travels as a half-width `<name>_hw` instead of `<name>_lo` and `<name>_hi` (the front end,
+and `unpack`, give back lo and hi). Spectra (with their tail-fit lines) and lens detail are separate buffers holding
+only the selected layer and its neighbours (all layers in a static export), so scrubbing costs a few kB per step
+whatever the size of the trace.
 """
 from __future__ import annotations
 
@@ -21,13 +24,15 @@ from .pairs import compare_pair, summary_of
 CODES = {"f32": "<f4", "f64": "<f8", "i32": "<i4", "u32": "<u4", "u16": "<u2", "u8": "u1"}
 ALIGN = 8
 
-# (column, code) of the main table, in the TraceFrame's own names
+# (column, code) of the main table, in the TraceFrame's own names (the front end sees all of them; lo/hi may travel
+# as a half-width, see intervals())
 SCORE_COLUMNS = [
     ("depth", "f32"),
     ("contraction", "f32"), ("contraction_lo", "f32"), ("contraction_hi", "f32"), ("contraction_r2", "f32"),
     ("transport", "f32"), ("transport_lo", "f32"), ("transport_hi", "f32"),
     ("entropy", "f32"), ("entropy_lo", "f32"), ("entropy_hi", "f32"),
 ]
+SCORES = ("contraction", "transport", "entropy")
 DELTA_COLUMNS = ["d_contraction", "d_contraction_lo", "d_contraction_hi",
                  "d_transport", "d_transport_lo", "d_transport_hi"]
 
@@ -51,13 +56,43 @@ def pack(columns: dict[str, tuple[str, Any]], n: int | None = None) -> tuple[dic
 
 
 def unpack(header: dict[str, Any], blob: bytes) -> dict[str, np.ndarray]:
-    """Inverse of `pack` (what the browser does), for tests and for reading a widget's state back."""
+    """Inverse of `pack`, with half-widths given back as lo and hi (what the browser does), for tests and for reading
+    a widget's state back."""
     buf = memoryview(bytes(blob))
     out = {}
     for name, (code, offset, length) in header["columns"].items():
         dt = np.dtype(CODES[code])
         out[name] = np.frombuffer(buf[offset:offset + length * dt.itemsize], dtype=dt).copy()
+    for name in [n for n in out if n.endswith("_hw") and n[:-3] in out]:
+        value, hw = out[name[:-3]].astype(np.float64), out.pop(name).astype(np.float64)
+        out[name[:-3] + "_lo"], out[name[:-3] + "_hi"] = value - hw, value + hw
     return out
+
+
+def uint(values: Any) -> tuple[str, np.ndarray]:
+    """(code, array) of non-negative integers in the narrowest unsigned type that holds them."""
+    arr = np.asarray(values, dtype=np.int64)
+    top = int(arr.max()) if arr.size else 0
+    if arr.size and int(arr.min()) < 0:
+        raise ValueError("uint columns hold non-negative integers")
+    return ("u8" if top < 1 << 8 else "u16" if top < 1 << 16 else "u32"), arr
+
+
+def intervals(cols: dict[str, tuple[str, Any]], name: str, value: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
+    """Add `name`'s interval to `cols`: as a half-width `<name>_hw` when it is symmetric about the value wherever
+    either is defined (the jackknife's t interval is), else as `<name>_lo` and `<name>_hi`. A third of the bytes of
+    an interval, and the same numbers to float32 precision."""
+    value, lo, hi = (np.asarray(a, dtype=np.float64) for a in (value, lo, hi))
+    defined = np.isfinite(lo) | np.isfinite(hi)
+    hw = (hi - lo) / 2
+    symmetric = bool(np.all(np.isfinite(value[defined]) & np.isfinite(lo[defined]) & np.isfinite(hi[defined]))) and \
+        np.allclose((lo + hi)[defined] / 2, value[defined], rtol=1e-9, atol=1e-12 * float(np.nanmax(np.abs(
+            value[defined]), initial=1.0)))
+    if symmetric:
+        cols[name + "_hw"] = ("f32", np.where(defined, hw, np.nan))
+    else:
+        cols[name + "_lo"] = ("f32", lo)
+        cols[name + "_hi"] = ("f32", hi)
 
 
 def _floats(df: pl.DataFrame, name: str) -> np.ndarray:
@@ -93,30 +128,26 @@ def frame_payload(frame, spectrum_points: int = 48) -> tuple[dict[str, Any], lis
     params = frame.params or SpinalParams()
     code = {n: i for i, n in enumerate(names)}
     cols: dict[str, tuple[str, Any]] = {
-        "checkpoint": ("u16", [code[c] for c in df.get_column("checkpoint").to_list()]),
-        "layer": ("i32", df.get_column("layer").to_numpy()),
+        "checkpoint": uint([code[c] for c in df.get_column("checkpoint").to_list()]),
+        "layer": uint(df.get_column("layer").to_numpy()),
+        "depth": ("f32", _floats(df, "depth")),
+        "contraction_r2": ("f32", _floats(df, "contraction_r2")),
     }
-    for name, c in SCORE_COLUMNS:
-        cols[name] = (c, _floats(df, name))
+    for name in SCORES:
+        cols[name] = ("f32", _floats(df, name))
+        intervals(cols, name, _floats(df, name), _floats(df, name + "_lo"), _floats(df, name + "_hi"))
 
+    # per row: the log-spaced spectrum points and the tail-fit line (intercept, k_lo, k_hi), sent with the spectra
     spectra = df.get_column("spectrum").to_list()
-    intercept = np.full(df.height, np.nan)
-    k_lo = np.full(df.height, np.nan)
-    k_hi = np.full(df.height, np.nan)
-    points: list[tuple[np.ndarray, np.ndarray] | None] = [None] * df.height
+    points: list[tuple[np.ndarray, np.ndarray, tuple[float, float, float]] | None] = [None] * df.height
     for i, s in enumerate(spectra):
         if not s:
             continue
         s = np.asarray(s, dtype=np.float64)
         line = fit_line(s, params)
-        if line is not None:
-            intercept[i], k_lo[i], k_hi[i] = line
         positive = s[s > 0]
         idx = log_spaced(positive.size, spectrum_points)
-        points[i] = (idx + 1, positive[idx])  # ranks are 1-based
-    cols["fit_intercept"] = ("f32", intercept)
-    cols["fit_k_lo"] = ("f32", k_lo)
-    cols["fit_k_hi"] = ("f32", k_hi)
+        points[i] = (idx + 1, positive[idx], line or (np.nan, np.nan, np.nan))  # ranks are 1-based
     header, blob = pack(cols, df.height)
 
     steps = [frame.checkpoint(c).get_column("step")[0] for c in names]
@@ -149,27 +180,23 @@ def _in_span(values: np.ndarray, span: list[int] | None) -> np.ndarray:
 
 def spectra_payload(points: list, layers: np.ndarray, layer: int | None, around: int = 0) -> dict[str, Any]:
     """Downsampled spectra of the rows at layers `layer` ± `around` (all rows when `layer` is None: the static
-    export). Per row: start, count; per point: rank k and σ_k. The header's `span` [lo, hi] tells the front end which
-    layers the buffer holds, so a scrub step inside it draws at once, before the kernel's reply (≈ 8 bytes × points ×
-    checkpoints per layer)."""
+    export). Per spectrum: its row of the main table, its point count and its tail-fit line (intercept, k_lo, k_hi;
+    NaN without a fit); per point: rank k and σ_k, one spectrum after the other. The header's `span` [lo, hi] tells
+    the front end which layers the buffer holds, so a scrub step inside it draws at once, before the kernel's reply
+    (≈ 6 bytes × points × checkpoints per layer)."""
     if not any(p is not None for p in points):
         return {"_spectra_header": {}, "_spectra": b""}
     span = _span(layer, around)
     keep = _in_span(layers, span)
-    start = np.zeros(len(points), dtype=np.uint32)
-    count = np.zeros(len(points), dtype=np.uint16)
-    ks, sig, total = [], [], 0
-    for i, p in enumerate(points):
-        if p is None or not keep[i]:
-            continue
-        start[i], count[i] = total, p[0].size
-        ks.append(p[0])
-        sig.append(p[1])
-        total += p[0].size
-    empty = np.zeros(0)
-    header, blob = pack({"start": ("u32", start), "count": ("u16", count),
-                         "k": ("u32", np.concatenate(ks) if ks else empty),
-                         "sigma": ("f32", np.concatenate(sig) if sig else empty)}, len(points))
+    rows = [i for i, p in enumerate(points) if p is not None and keep[i]]
+    empty = np.zeros(0, dtype=np.int64)
+    fits = np.asarray([points[i][2] for i in rows], dtype=np.float64).reshape(len(rows), 3)
+    header, blob = pack({"row": uint(rows), "count": uint([points[i][0].size for i in rows]),
+                         "fit_intercept": ("f32", fits[:, 0]), "fit_k_lo": ("f32", fits[:, 1]),
+                         "fit_k_hi": ("f32", fits[:, 2]),
+                         "k": uint(np.concatenate([points[i][0] for i in rows]) if rows else empty),
+                         "sigma": ("f32", np.concatenate([points[i][1] for i in rows]) if rows else empty)},
+                        len(rows))
     header.update({"layer": layer, "span": span})
     return {"_spectra_header": header, "_spectra": blob}
 
@@ -193,12 +220,12 @@ def lens_detail(frame) -> dict[str, Any] | None:
         return where[x]
 
     cols = {
-        "checkpoint": ("u16", np.asarray([code[c] for c in lens.get_column("checkpoint").to_list()])),
-        "prompt": ("u32", lens.get_column("prompt_index").to_numpy()),
-        "position": ("i32", lens.get_column("position").to_numpy()),
-        "layer": ("i32", lens.get_column("layer").to_numpy()),
-        "rank": ("u16", lens.get_column("rank").to_numpy()),
-        "lens_token": ("u32", np.asarray([intern(t) for t in lens.get_column("lens_token").to_list()])),
+        "checkpoint": uint([code[c] for c in lens.get_column("checkpoint").to_list()]),
+        "prompt": uint(lens.get_column("prompt_index").to_numpy()),
+        "position": uint(lens.get_column("position").to_numpy()),
+        "layer": uint(lens.get_column("layer").to_numpy()),
+        "rank": uint(lens.get_column("rank").to_numpy()),
+        "lens_token": uint([intern(t) for t in lens.get_column("lens_token").to_list()]),
         "prob": ("f32", _floats(lens, "prob")),
     }
     prompts = []
@@ -256,5 +283,9 @@ def compare_payload(frame, reference: str, terminal_depth: float) -> dict[str, A
             vals = _floats(layers, name)
             for layer, v in zip(layers.get_column("layer").to_list(), vals, strict=True):
                 cols[name][row_of[(cand, layer)]] = v
-    header, blob = pack({c: ("f32", v) for c, v in cols.items()}, n)
+    packed: dict[str, tuple[str, Any]] = {}
+    for score in ("d_contraction", "d_transport"):
+        packed[score] = ("f32", cols[score])
+        intervals(packed, score, cols[score], cols[score + "_lo"], cols[score + "_hi"])
+    header, blob = pack(packed, n)
     return {"_deltas_header": header, "_deltas": blob, "_summaries": summaries}

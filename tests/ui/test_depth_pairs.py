@@ -43,6 +43,21 @@ def test_a_different_depth_pair_in_the_report_page(browser, artifacts):
         assert row.locator(".spn-sample.spn-caution").inner_text() == "⚠ N 4,096 · N/d 2.0"
         ref_row = page.locator(".spn-table tr", has=page.locator(".spn-name-text", has_text="deep"))
         assert ref_row.locator(".spn-sample").inner_text() == "N 4,096 · N/d 8.0"
+        # a layer step moves the Δ charts' layer rule to the shallow candidate's layer depth (k / 4 on the [0, 1]
+        # axis from x = 52 to width - 10), in place: the on-depth curve is not drawn again
+        rule_x = ("() => [...document.querySelectorAll('.spn-summary svg.spn-delta')].map((svg) => {"
+                  " const w = +svg.getAttribute('width'); const r = svg.querySelector('.spn-layer-rule');"
+                  " return [w, r.getAttribute('visibility'), +r.getAttribute('x1'), +r.getAttribute('x2')]; })")
+        for w, vis, x1, x2 in page.evaluate(rule_x):
+            assert vis is None and x1 == x2 == pytest.approx(52 + 0.75 * (w - 62))
+        page.evaluate("() => { document.querySelector('.spn-summary .spn-delta-line').dataset.kept = 'yes'; }")
+        page.evaluate("() => window.spinalModel.set('layer', 1)")
+        page.wait_for_function("() => document.querySelector('.spn-scrubber').dataset.layer === '1'")
+        for w, vis, x1, x2 in page.evaluate(rule_x):
+            assert vis is None and x1 == x2 == pytest.approx(52 + 0.25 * (w - 62))
+        assert page.locator(".spn-summary .spn-delta-line[data-kept='yes']").count() == 1
+        page.evaluate("() => window.spinalModel.set('layer', 3)")
+        page.wait_for_function("() => document.querySelector('.spn-scrubber').dataset.layer === '3'")
         wrap = page.evaluate("() => { const w = document.querySelector('.spn-table-wrap');"
                              " return w.scrollWidth - w.clientWidth; }")
         assert wrap <= 0, f"the table scrolls sideways by {wrap} px at 800 px"

@@ -19,8 +19,51 @@ export function asBytes(value) {
   throw new TypeError("payload: expected bytes, got " + Object.prototype.toString.call(value));
 }
 
-// header + bytes -> {rows, name: TypedArray}. Columns are copied out so that unaligned offsets never matter.
+// header + bytes -> {rows, name: TypedArray}. Columns are copied out so that unaligned offsets never matter. An
+// interval sent as a half-width (`<name>_hw`, when it is symmetric about the value) comes back as `<name>_lo` and
+// `<name>_hi`, so the views read every interval alike.
 export function decodeColumns(header, value) {
+  const out = rawColumns(header, value);
+  for (const name of Object.keys(out)) {
+    if (!name.endsWith("_hw") || !out[name.slice(0, -3)]) continue;
+    const v = out[name.slice(0, -3)];
+    const hw = out[name];
+    const lo = new Float64Array(hw.length);
+    const hi = new Float64Array(hw.length);
+    for (let i = 0; i < hw.length; i++) {
+      lo[i] = v[i] - hw[i];
+      hi[i] = v[i] + hw[i];
+    }
+    out[name.slice(0, -3) + "_lo"] = lo;
+    out[name.slice(0, -3) + "_hi"] = hi;
+    delete out[name];
+  }
+  return out;
+}
+
+// The spectra buffer (one entry per spectrum: its table row, point count and tail-fit line; then the points) as
+// arrays indexed by table row: start (-1 for none), count, fit_intercept, fit_k_lo, fit_k_hi; and k, sigma.
+export function spectraByRow(header, value, nRows) {
+  const sp = rawColumns(header, value);
+  const out = { k: sp.k, sigma: sp.sigma, start: new Int32Array(nRows).fill(-1), count: new Uint16Array(nRows),
+    fit_intercept: new Float64Array(nRows).fill(NaN), fit_k_lo: new Float64Array(nRows).fill(NaN),
+    fit_k_hi: new Float64Array(nRows).fill(NaN) };
+  let at = 0;
+  for (let j = 0; j < sp.rows; j++) {
+    const r = sp.row[j];
+    if (r < nRows) {
+      out.start[r] = at;
+      out.count[r] = sp.count[j];
+      out.fit_intercept[r] = sp.fit_intercept[j];
+      out.fit_k_lo[r] = sp.fit_k_lo[j];
+      out.fit_k_hi[r] = sp.fit_k_hi[j];
+    }
+    at += sp.count[j];
+  }
+  return out;
+}
+
+function rawColumns(header, value) {
   const bytes = asBytes(value);
   const out = { rows: header && header.n ? header.n : 0 };
   const columns = (header && header.columns) || {};

@@ -89,6 +89,21 @@ export function log(domain, range) {
   return f;
 }
 
+// [lo, hi] (positive) widened to 1, 2 or 5 times a power of ten: a log axis that moves only now and then.
+export function logNice(lo, hi) {
+  if (!(hi > 0)) return [lo, hi];
+  if (!(lo > 0) || lo > hi) lo = hi / 1000;
+  const split = (v) => {
+    const e = Math.floor(Math.log10(v));
+    return [v / 10 ** e, 10 ** e];
+  };
+  const [ml, pl] = split(lo);
+  const [mh, ph] = split(hi);
+  const down = (ml >= 5 - 1e-9 ? 5 : ml >= 2 - 1e-9 ? 2 : 1) * pl;
+  const up = (mh <= 1 + 1e-9 ? 1 : mh <= 2 + 1e-9 ? 2 : mh <= 5 + 1e-9 ? 5 : 10) * ph;
+  return [+down.toPrecision(12), +up.toPrecision(12)];
+}
+
 // Short, stable number formatting for tooltips and tables ("—" for missing values).
 export function fmt(v, digits = 3) {
   if (v === null || v === undefined || !Number.isFinite(v)) return "—";

@@ -1,7 +1,7 @@
 // The views' shared state: one anywidget model (synced with Python) plus the decoded payloads derived from it.
 // Every view in a dashboard reads and writes the same model, so linking is the model itself.
 
-import { decodeColumns, indexRows } from "./payload.js";
+import { decodeColumns, indexRows, spectraByRow } from "./payload.js";
 import { checkpointColors, extent } from "./scales.js";
 import { clampLayer, stepLayer } from "./geometry.js";
 
@@ -67,7 +67,8 @@ export function createStore(model) {
     get spectra() {
       const hdr = model.get("_spectra_header");
       if (!hdr || !hdr.columns) return null;
-      return derived("spectra", ["_spectra", "_spectra_header"], () => decodeColumns(hdr, model.get("_spectra")));
+      return derived("spectra", ["_spectra", "_spectra_header", "_data", "_header"],
+        () => spectraByRow(hdr, model.get("_spectra"), this.table.rows));
     },
     get lens() {
       const hdr = model.get("_lens_header");

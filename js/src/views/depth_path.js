@@ -35,8 +35,11 @@ export function mountDepthPath(parent, store, { height = 380 } = {}) {
   ]);
   const plot = h("div", { class: "spn-plot", style: { height: height + "px" } });
   const svg = s("svg", { class: "spn-svg", height, role: "img" });
+  // the selected layer's marks in an SVG of their own, over the traces: a scrub step changes only this small layer
+  // of the page, and the traces' thousands of elements are not painted again
+  const overlay = s("svg", { class: "spn-overlay", height, "aria-hidden": "true" });
   const tip = h("div", { class: "spn-tooltip", role: "tooltip" });
-  plot.append(svg, tip);
+  plot.append(svg, overlay, tip);
   const legendBox = h("div", { class: "spn-legend" });
   panel.append(head, plot, legendBox);
   parent.append(panel);
@@ -47,6 +50,7 @@ export function mountDepthPath(parent, store, { height = 380 } = {}) {
   let hovered = -1; // checkpoint index under the pointer
   let groups = [];
   let layerMarks = null;
+  let marks = null; // the rule, its label and one ring per checkpoint, in layerMarks
   let scales = null;
 
   function draw() {
@@ -140,7 +144,10 @@ export function mountDepthPath(parent, store, { height = 380 } = {}) {
       return g;
     });
     layerMarks = s("g", { class: "spn-layer-marks" });
-    svg.append(layerMarks);
+    marks = null;
+    overlay.setAttribute("width", width);
+    overlay.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    clear(overlay).append(layerMarks);
     restyle();
     drawLegend();
   }
@@ -160,27 +167,43 @@ export function mountDepthPath(parent, store, { height = 380 } = {}) {
     const parent = top.length ? groups[top[0]].parentNode : null;
     const tail = parent ? Array.from(parent.children).slice(-top.length) : [];
     if (top.some((c, i) => tail[i] !== groups[c])) for (const c of top) parent.append(groups[c]);
-    // the selected layer: a ring on every checkpoint's point, and a rule in the depth modes
-    clear(layerMarks);
+    // the selected layer: a ring on every checkpoint's point (the selected one last, on top), and a rule in the
+    // depth modes; the marks are moved, not rebuilt
     const layer = store.get("layer");
     const t = store.table;
     const { colors } = store.colors;
     const { x, box, enc } = scales;
-    const selRow = store.row(sel, layer);
-    if (enc.x === "depth" && selRow >= 0) {
-      const px = x(t.depth[selRow]);
-      layerMarks.append(s("line", { class: "spn-layer-rule", x1: px, x2: px, y1: box.top, y2: box.top + box.height }));
-      layerMarks.append(s("text", { class: "spn-layer-rule-label", x: px + 4, y: box.top + box.height - 6,
-        text: `layer ${layer}` }));
+    // (a new trace with more checkpoints can announce its selection before its data redraws the plot)
+    if (!marks || marks.rings.length !== store.names.length) {
+      clear(layerMarks);
+      marks = { rule: s("line", { class: "spn-layer-rule", y1: box.top, y2: box.top + box.height }),
+        label: s("text", { class: "spn-layer-rule-label", y: box.top + box.height - 6 }),
+        rings: store.names.map(() => s("circle", { class: "spn-layer-ring" })) };
+      layerMarks.append(marks.rule, marks.label, ...marks.rings);
     }
-    store.names.forEach((_, c) => {
+    const selRow = store.row(sel, layer);
+    const ruled = enc.x === "depth" && selRow >= 0;
+    show(marks.rule, ruled);
+    show(marks.label, ruled);
+    if (ruled) {
+      const px = x(t.depth[selRow]);
+      attrs(marks.rule, { x1: px, x2: px });
+      attrs(marks.label, { x: px + 4 });
+      if (marks.label.textContent !== `layer ${layer}`) marks.label.textContent = `layer ${layer}`;
+    }
+    const order = store.names.map((_, c) => c).filter((c) => c !== sel).concat(sel < store.names.length ? [sel] : []);
+    order.forEach((c, i) => {
+      const ring = marks.rings[i];
       const r = store.row(c, layer);
-      if (r < 0 || !screen[r]) return;
-      const [px, py] = screen[r];
-      if (!Number.isFinite(px) || !Number.isFinite(py)) return;
-      const cls = "spn-layer-ring" + (c === sel ? " spn-layer-ring-selected" : "");
-      layerMarks.append(s("circle", { class: cls, cx: px, cy: py, r: c === sel ? 6 : 4.5, stroke: colors[c],
-        "data-checkpoint": c, "data-layer": layer }));
+      const pt = r >= 0 ? screen[r] : null;
+      const ok = !!pt && Number.isFinite(pt[0]) && Number.isFinite(pt[1]);
+      show(ring, ok);
+      if (!ok) {
+        attrs(ring, { class: "spn-layer-ring" }); // a hidden ring is no one's
+        return;
+      }
+      attrs(ring, { class: "spn-layer-ring" + (c === sel ? " spn-layer-ring-selected" : ""), cx: pt[0], cy: pt[1],
+        r: c === sel ? 6 : 4.5, stroke: colors[c], "data-checkpoint": c, "data-layer": layer });
     });
   }
 
@@ -268,4 +291,17 @@ export function mountDepthPath(parent, store, { height = 380 } = {}) {
     resize: (w) => { width = w; },
     draw,
   });
+}
+
+// Set attributes that differ (an unchanged attribute costs nothing to skip, and invalidates nothing).
+function attrs(el, values) {
+  for (const [k, v] of Object.entries(values)) {
+    const str = String(v);
+    if (el.getAttribute(k) !== str) el.setAttribute(k, str);
+  }
+}
+
+function show(el, on) {
+  if (on) el.removeAttribute("display");
+  else el.setAttribute("display", "none");
 }

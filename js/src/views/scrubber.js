@@ -1,9 +1,16 @@
 // Layer scrubber: a slider (and ←/→) over layers, and what every checkpoint shows at the selected layer.
+//
+// A scrub step redraws in place: the table's cells, the spectrum's curves (one canvas) and the lens columns take the
+// new layer's values, and elements are built only when the structure changes (checkpoints, reference, selection,
+// data, prompt or position). Building ~500 elements a step, and laying them out, took a scrub past one frame.
 
 import { axes, clear, h, onResize, s } from "../lib/dom.js";
-import { pathD, tailLine } from "../lib/geometry.js";
+import { tailLine } from "../lib/geometry.js";
 import { alignPositions, tokenizations } from "../lib/lens.js";
-import { extent, fmt, fmtInterval, fmtSample, fmtSigned, fmtTick, log } from "../lib/scales.js";
+import { extent, fmt, fmtInterval, fmtSample, fmtSigned, fmtTick, log, logNice } from "../lib/scales.js";
+import { paintSpectrum, sizeCanvas } from "./spectrum_canvas.js";
+
+const SPEC_HEIGHT = 210;
 
 export function mountScrubber(parent, store) {
   const panel = h("section", { class: "spn-panel spn-scrubber" });
@@ -19,8 +26,8 @@ export function mountScrubber(parent, store) {
     h("span", { class: "spn-hint", text: "← → keys" }),
   ]);
   const tableBox = h("div", { class: "spn-table-wrap" });
-  const specBox = h("div", { class: "spn-spectrum" });
-  const lensBox = h("div", { class: "spn-lens" });
+  const specBox = h("div", { class: "spn-spectrum", "data-draws": 0 });
+  const lensBox = h("div", { class: "spn-lens", "data-draws": 0 });
   panel.append(head, h("div", { class: "spn-scrub-body" }, [tableBox, lensBox, specBox]));
   parent.append(panel);
 
@@ -28,10 +35,10 @@ export function mountScrubber(parent, store) {
   const lensState = { prompt: null, group: 0, position: null }; // group: the tokenization the position is in
   let specWidth = 360;
   let scrolledFor = -1; // the checkpoint whose table row was last scrolled into view
-  // One redraw per batch of trait changes, of the parts they touch: a live scrub changes `layer` (everything), then
-  // the kernel's reply sets _spectra, _lens and their headers in one go (the spectrum and the lens only). A reply
-  // whose buffers hold a layer already drawn from the previous buffers (prefetched neighbours) redraws nothing: the
-  // drawing would be the same, and rebuilding it under the pointer would drop hover and focus.
+  // One redraw per batch of trait changes, of the parts they touch: a live scrub changes `layer` (a step: values in
+  // place), then the kernel's reply sets _spectra, _lens and their headers in one go (the spectrum and the lens only).
+  // A reply whose buffers hold a layer already drawn from the previous buffers (prefetched neighbours) redraws
+  // nothing: the drawing would be the same, and rebuilding it under the pointer would drop hover and focus.
   const dirty = new Set();
   const shown = { spectrum: null, lens: null }; // what each box shows, drawn from real data (not pending)
   function schedule(part) {
@@ -42,6 +49,7 @@ export function mountScrubber(parent, store) {
         const layer = store.get("layer");
         panel.dataset.detail = String(store.get("_spectra_header")?.layer ?? store.get("_lens_header")?.layer);
         if (parts.has("all")) update();
+        else if (parts.has("layer")) step();
         else {
           const sel = store.checkpointIndex();
           if (parts.has("spectrum") && !(shown.spectrum === `${layer}:${sel}`
@@ -55,66 +63,103 @@ export function mountScrubber(parent, store) {
     dirty.add(part);
   }
 
+  // everything: the table's rows are rebuilt (selection, reference, checkpoints or data changed)
   function update() {
+    spec.palette = null; // the theme's colours are read again (a forced style computation: not on every step)
+    buildTable();
+    step();
+  }
+
+  // one layer: values in place
+  function step() {
     const layer = store.get("layer");
     const L = store.maxLayer;
-    slider.max = L;
-    slider.value = layer;
+    if (slider.max !== String(L)) slider.max = L;
+    if (slider.value !== String(layer)) slider.value = layer;
     const win = store.get("terminal_depth");
-    slider.style.setProperty("--win", `${((Math.ceil(win * L - 1e-9) - 0.5) / L) * 100}%`);
-    readout.textContent = `${layer} / ${L}`;
+    const winAt = `${((Math.ceil(win * L - 1e-9) - 0.5) / L) * 100}%`;
+    if (slider.style.getPropertyValue("--win") !== winAt) slider.style.setProperty("--win", winAt);
+    setText(readout, `${layer} / ${L}`);
     const sel = store.checkpointIndex();
     const r = store.row(sel, layer);
     const depth = r >= 0 ? store.table.depth[r] : layer / L;
-    depthOut.textContent = `depth ${fmt(depth, 2)}`;
-    badge.style.visibility = depth >= win - 1e-9 ? "visible" : "hidden";
+    setText(depthOut, `depth ${fmt(depth, 2)}`);
+    const vis = depth >= win - 1e-9 ? "visible" : "hidden";
+    if (badge.style.visibility !== vis) badge.style.visibility = vis;
     panel.dataset.layer = layer;
-    drawTable(layer, sel);
+    fillTable(layer);
     drawSpectrum(layer, sel);
     drawLens(layer);
   }
 
-  function drawTable(layer, sel) {
-    const t = store.table;
-    const d = store.deltas;
+  // --- table ------------------------------------------------------------------------------------------------------
+  let table = null;
+  // per checkpoint: {c, isRef, onDepth, tr, cells (the six value cells) or null, missing (td) or null}
+  let tableRows = [];
+
+  function buildTable() {
+    const sel = store.checkpointIndex();
     const ref = store.referenceIndex();
     const { colors } = store.colors;
     const summaries = store.get("_summaries") || {};
     const samples = store.header.samples || {};
-    const rows = store.names.map((name, c) => {
+    tableRows = store.names.map((name, c) => ({
+      c, isRef: c === ref, cells: null, missing: null,
       // another depth than the reference: compared on depth in the Compare panel, never index by index here
-      const onDepth = c !== ref && summaries[name] && summaries[name].aligned === "depth";
-      const r = store.row(c, layer);
-      const cells = r < 0
-        ? [h("td", { class: "spn-muted", colspan: 6, text: `no layer ${layer} (L = ${store.header.n_layers[name]})` })]
-        : [
-          h("td", { class: "spn-num" }, [fmt(t.contraction[r], 3), h("small", { text: fmtInterval(t.contraction_lo[r], t.contraction_hi[r]) })]),
-          h("td", { class: "spn-num", text: fmt(t.contraction_r2[r], 3) }),
-          h("td", { class: "spn-num" }, [fmt(t.transport[r], 3), h("small", { text: fmtInterval(t.transport_lo[r], t.transport_hi[r]) })]),
-          h("td", { class: "spn-num", text: fmt(t.entropy[r], 3) }),
-          deltaCell(c === ref, onDepth, d, r, "d_contraction"),
-          deltaCell(c === ref, onDepth, d, r, "d_transport"),
-        ];
-      return h("tr", {
-        class: (c === sel ? "spn-on " : "") + (c === ref ? "spn-ref" : ""), "data-checkpoint": c,
-        onclick: () => store.setCheckpoint(c),
-      }, [
+      onDepth: c !== ref && !!summaries[name] && summaries[name].aligned === "depth",
+      tr: h("tr", { class: (c === sel ? "spn-on " : "") + (c === ref ? "spn-ref" : ""), "data-checkpoint": c,
+        onclick: () => store.setCheckpoint(c) }, [
         h("td", { class: "spn-name" }, [h("span", { class: "spn-swatch", style: { background: colors[c] } }),
           h("span", { class: "spn-name-text", text: name }), sampleLine(samples[name])]),
-        ...cells,
-      ]);
-    });
-    clear(tableBox).append(h("table", { class: "spn-table" }, [
+      ]),
+    }));
+    table = h("table", { class: "spn-table" }, [
       h("thead", {}, [h("tr", {}, [
         h("th", { text: "checkpoint" }), h("th", { text: "α contraction" }), h("th", { text: "fit R²" }),
         h("th", { text: "𝓛 transport" }), h("th", { text: "entropy" }),
         h("th", { text: "Δα vs ref" }), h("th", { text: "Δ𝓛 vs ref" }),
       ])]),
-      h("tbody", {}, rows),
-    ]));
+      h("tbody", {}, tableRows.map((row) => row.tr)),
+    ]);
+    clear(tableBox).append(table);
+  }
+
+  function fillTable(layer) {
+    const t = store.table;
+    const d = store.deltas;
+    for (const row of tableRows) {
+      const r = store.row(row.c, layer);
+      if (r < 0) {
+        if (!row.missing) {
+          if (row.cells) row.cells.forEach((td) => td.remove());
+          row.cells = null;
+          row.missing = h("td", { class: "spn-muted", colspan: 6 });
+          row.tr.append(row.missing);
+        }
+        setText(row.missing, `no layer ${layer} (L = ${store.header.n_layers[store.names[row.c]]})`);
+        continue;
+      }
+      if (!row.cells) {
+        if (row.missing) row.missing.remove();
+        row.missing = null;
+        row.cells = [numCell(), numCell(), numCell(), numCell(), deltaCell(row), deltaCell(row)];
+        row.tr.append(...row.cells);
+      }
+      const [a, r2, tr, ent, da, dt] = row.cells;
+      setNum(a, fmt(t.contraction[r], 3), fmtInterval(t.contraction_lo[r], t.contraction_hi[r]));
+      setNum(r2, fmt(t.contraction_r2[r], 3), "");
+      setNum(tr, fmt(t.transport[r], 3), fmtInterval(t.transport_lo[r], t.transport_hi[r]));
+      setNum(ent, fmt(t.entropy[r], 3), "");
+      if (!row.isRef && !row.onDepth) {
+        setDelta(da, d, r, "d_contraction");
+        setDelta(dt, d, r, "d_transport");
+      }
+    }
+    table.dataset.layer = layer;
     // keep the selected row in view when the selection moves (or once the widget is on the page); not on every layer
-    // step, where the rebuilt table keeps its scroll position: reading the layout here forces a synchronous layout of
-    // the whole page (10–25 ms a step in JupyterLab)
+    // step, where the table keeps its scroll position: reading the layout here forces a synchronous layout of the
+    // whole page (10–25 ms a step in JupyterLab)
+    const sel = store.checkpointIndex();
     if (sel !== scrolledFor && tableBox.isConnected && tableBox.clientHeight > 0) {
       scrolledFor = sel;
       const on = tableBox.querySelector("tr.spn-on");
@@ -130,103 +175,155 @@ export function mountScrubber(parent, store) {
       text: caution ? `⚠ ${text}` : text });
   }
 
-  function deltaCell(isRef, onDepth, d, r, col) {
-    if (isRef) return h("td", { class: "spn-muted", text: "reference" });
-    if (onDepth) {
+  // a Δ cell: the value and interval, filled per step, or a fixed note for the reference and an on-depth checkpoint
+  function deltaCell(row) {
+    if (row.isRef) return h("td", { class: "spn-muted", text: "reference" });
+    if (row.onDepth) {
       return h("td", { class: "spn-muted", text: "on depth",
         title: "its depth L differs from the reference's: compared on depth (interpolated) in the Compare panel" });
     }
+    return numCell();
+  }
+
+  function setDelta(td, d, r, col) {
     const v = d[col] ? d[col][r] : NaN;
     const lo = d[col + "_lo"] ? d[col + "_lo"][r] : NaN;
     const hi = d[col + "_hi"] ? d[col + "_hi"][r] : NaN;
     const clear0 = Number.isFinite(lo) && Number.isFinite(hi) && (lo > 0 || hi < 0);
-    return h("td", { class: "spn-num" + (clear0 ? " spn-sig" : ""), title: clear0 ? "interval excludes 0" : "" },
-      [fmtSigned(v, 3), h("small", { text: fmtInterval(lo, hi) })]);
+    setNum(td, fmtSigned(v, 3), fmtInterval(lo, hi));
+    if (td.classList.contains("spn-sig") !== clear0) {
+      td.classList.toggle("spn-sig", clear0);
+      td.title = clear0 ? "interval excludes 0" : "";
+    }
   }
+
+  // --- spectrum: axes in SVG (rebuilt when the domain moves), curves, fit window and tail line on a canvas ----------
+  const spec = {
+    title: h("h4", { class: "spn-subtitle" }),
+    plot: h("div", { class: "spn-spec-plot" }),
+    svg: s("svg", { class: "spn-svg", role: "img" }),
+    canvas: h("canvas", { class: "spn-spec-canvas", "aria-hidden": "true" }),
+    caption: h("p", { class: "spn-caption" }),
+    msg: h("p", { class: "spn-muted" }),
+    axesKey: null,
+    drawn: false, // the plot holds a drawing from real data
+  };
+  spec.plot.append(spec.svg, spec.canvas);
 
   function drawSpectrum(layer, sel) {
     const sp = store.spectra;
     if (!store.header.has_spectra) {
       shown.spectrum = null;
+      spec.drawn = false;
       clear(specBox);
       return;
     }
     const pending = !sp || !sameLayer(store.get("_spectra_header"), layer);
+    shown.spectrum = pending ? null : `${layer}:${sel}`;
+    if (pending) {
+      if (spec.drawn) showStale(specBox, layer);
+      else showSpecMessage(layer, "loading…", true);
+      return;
+    }
     const t = store.table;
-    const { colors } = store.colors;
-    const series = pending ? [] : store.names.map((_, c) => {
+    const series = store.names.map((_, c) => {
       const r = store.row(c, layer);
-      if (r < 0 || !sp.count[r]) return null;
+      if (r < 0 || !(sp.count[r] > 0)) return null;
       const a = sp.start[r];
       return { c, r, k: sp.k.subarray(a, a + sp.count[r]), sigma: sp.sigma.subarray(a, a + sp.count[r]) };
     }).filter(Boolean);
-    const title = h("h4", { class: "spn-subtitle", text: `Spectrum at layer ${layer}` });
-    shown.spectrum = pending ? null : `${layer}:${sel}`;
-    if (pending) {
-      if (hasDrawing(specBox)) showStale(specBox, layer);
-      else fresh(specBox).append(title, h("p", { class: "spn-muted spn-pending", text: "loading…" }));
+    if (!series.length) {
+      showSpecMessage(layer, "No spectrum kept for this layer.", false);
       return;
     }
     fresh(specBox);
-    if (!series.length) {
-      specBox.append(title, h("p", { class: "spn-muted", text: "No spectrum kept for this layer." }));
-      return;
+    if (spec.title.parentNode !== specBox || spec.msg.parentNode) {
+      spec.msg.remove();
+      specBox.append(spec.title, spec.plot, spec.caption);
     }
+    specBox.dataset.draws = +specBox.dataset.draws + 1;
+    setText(spec.title, `Spectrum at layer ${layer}`);
     const width = specWidth;
-    const height = 210;
+    const height = SPEC_HEIGHT;
     const box = { left: 58, top: 8, width: width - 58 - 12, height: height - 8 - 40 };
     const kx = extent(series.map((q) => q.k));
     const sy = extent(series.map((q) => q.sigma));
-    const x = log([Math.max(1, kx[0]), Math.max(kx[1], 2)], [box.left, box.left + box.width]);
-    const y = log([sy[0] * 0.8, sy[1] * 1.25], [box.top + box.height, box.top]);
-    const svg = s("svg", { class: "spn-svg", width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
-      "aria-label": `singular values against rank at layer ${layer}, log–log, with the fitted tail line` });
+    // the y axis snaps to 1-2-5 steps, so that it (and the SVG holding it) changes only now and then while scrubbing
+    const xd = [Math.max(1, kx[0]), Math.max(kx[1], 2)];
+    const yd = logNice(sy[0] * 0.9, sy[1] * 1.1);
+    const x = log(xd, [box.left, box.left + box.width]);
+    const y = log(yd, [box.top + box.height, box.top]);
+    const key = `${width}|${xd}|${yd}`;
+    if (key !== spec.axesKey) {
+      spec.axesKey = key;
+      spec.svg.setAttribute("width", width);
+      spec.svg.setAttribute("height", height);
+      spec.svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+      clear(spec.svg);
+      axes(spec.svg, x, y, box, { xLabel: "rank k", yLabel: "singular value σₖ", xFormat: fmtTick, yFormat: fmtTick });
+      sizeCanvas(spec.canvas, width, height);
+    }
+    spec.svg.setAttribute("aria-label", `singular values against rank at layer ${layer}, log–log, with the ` +
+      "fitted tail line");
+    const { colors } = store.colors;
     const cur = series.find((q) => q.c === sel);
-    if (cur && Number.isFinite(t.fit_k_lo[cur.r])) {
-      const x0 = x(Math.max(t.fit_k_lo[cur.r], x.domain[0]));
-      const x1 = x(Math.min(t.fit_k_hi[cur.r], x.domain[1]));
-      svg.append(s("rect", { class: "spn-window", x: x0, y: box.top, width: Math.max(0, x1 - x0), height: box.height }));
-    }
-    axes(svg, x, y, box, { xLabel: "rank k", yLabel: "singular value σₖ", xFormat: fmtTick, yFormat: fmtTick });
-    for (const q of series.filter((z) => z.c !== sel).concat(cur ? [cur] : [])) {
-      const pts = Array.from(q.k, (k, i) => [x(k), y(q.sigma[i])]);
-      svg.append(s("path", { class: "spn-spec" + (q.c === sel ? " spn-spec-on" : ""), d: pathD(pts),
-        stroke: colors[q.c] }));
-    }
+    let fit = null;
     let caption = "";
     if (cur) {
-      const line = tailLine(t.contraction[cur.r], t.fit_intercept[cur.r], t.fit_k_lo[cur.r], t.fit_k_hi[cur.r]);
+      const line = tailLine(t.contraction[cur.r], sp.fit_intercept[cur.r], sp.fit_k_lo[cur.r], sp.fit_k_hi[cur.r]);
+      if (Number.isFinite(sp.fit_k_lo[cur.r])) fit = { kLo: sp.fit_k_lo[cur.r], kHi: sp.fit_k_hi[cur.r], line };
       if (line) {
-        svg.append(s("path", { class: "spn-fit", d: pathD(line.map(([k, v]) => [x(k), y(v)])) }));
         caption = `${store.names[sel]}: α = ${fmt(t.contraction[cur.r], 3)} (slope of the dashed fit, R² ` +
-          `${fmt(t.contraction_r2[cur.r], 3)}, ranks ${t.fit_k_lo[cur.r]}–${t.fit_k_hi[cur.r]} shaded)`;
+          `${fmt(t.contraction_r2[cur.r], 3)}, ranks ${sp.fit_k_lo[cur.r]}–${sp.fit_k_hi[cur.r]} shaded)`;
       } else {
         caption = `${store.names[sel]}: no tail fit here` +
           ((store.header.reasons || {})[cur.r] ? ` — ${store.header.reasons[cur.r]}` : "");
       }
     }
-    specBox.append(title, svg, h("p", { class: "spn-caption", text: caption }));
+    if (!spec.palette) spec.palette = readPalette(specBox);
+    paintSpectrum(spec.canvas, { width, height, box, x, y, series, sel, fit, colors, palette: spec.palette });
+    setText(spec.caption, caption);
+    spec.drawn = true;
   }
 
+  function showSpecMessage(layer, text, pending) {
+    fresh(specBox);
+    spec.drawn = false;
+    spec.plot.remove();
+    spec.caption.remove();
+    setText(spec.title, `Spectrum at layer ${layer}`);
+    spec.msg.className = pending ? "spn-muted spn-pending" : "spn-muted";
+    setText(spec.msg, text);
+    if (spec.title.parentNode !== specBox) specBox.prepend(spec.title);
+    if (spec.msg.parentNode !== specBox) specBox.append(spec.msg);
+  }
+
+  // --- lens: the prompt picker and chips are rebuilt when the prompt or position changes; the columns per step ------
+  const lens = { top: null, topKey: null, body: null, cols: new Map(), colsKey: null, drawn: false,
+    title: h("h4", { class: "spn-subtitle" }) };
+
   function drawLens(layer) {
-    const lens = store.lens;
-    if (!store.header.has_lens || !lens || !lens.prompts.length) {
+    const data = store.lens;
+    if (!store.header.has_lens || !data || !data.prompts.length) {
       // a trace without lens detail (trace()'s lens_prompts defaults to None): say how to fill the panel
       shown.lens = null;
+      lens.drawn = false;
       if (!lensBox.querySelector(".spn-lens-hint")) {
-        fresh(lensBox).append(h("h4", { class: "spn-subtitle", text: "Logit lens" }),
+        clear(fresh(lensBox)).append(h("h4", { class: "spn-subtitle", text: "Logit lens" }),
           h("p", { class: "spn-muted spn-lens-hint", text: LENS_HINT }));
+        lens.top = lens.topKey = lens.body = lens.colsKey = null;
       }
       return;
     }
     const pending = !sameLayer(store.get("_lens_header"), layer);
     shown.lens = pending ? null : `${layer}`;
-    if (pending && hasDrawing(lensBox)) {
+    if (pending && lens.drawn) {
       showStale(lensBox, layer);
       return;
     }
     fresh(lensBox);
-    const prompts = lens.prompts;
+    lensBox.dataset.draws = +lensBox.dataset.draws + 1;
+    const prompts = data.prompts;
     if (lensState.prompt === null || !prompts.some((p) => p.index === lensState.prompt)) {
       Object.assign(lensState, { prompt: prompts[0].index, group: 0, position: null });
     }
@@ -243,71 +340,117 @@ export function mountScrubber(parent, store) {
       : [lensState.position];
     const groupOf = new Map();
     groups.forEach((grp, g) => grp.checkpoints.forEach((c) => groupOf.set(c, g)));
-    const heading = [h("h4", { class: "spn-subtitle", text: `Logit lens at layer ${layer}: top next-token predictions` })];
+    const { colors } = store.colors;
+
+    setText(lens.title, `Logit lens at layer ${layer}: top next-token predictions`);
+    const topKey = `${promptsKey(prompts)}|${lensState.prompt}|${lensState.group}|${lensState.position}|${colors}`;
+    if (topKey !== lens.topKey || !lens.top || lens.top[0].parentNode !== lensBox) {
+      lens.topKey = topKey;
+      lens.top = [lens.title, ...lensTop(prompts, groups, at, colors)];
+      lens.colsKey = null;
+      clear(lensBox).append(...lens.top);
+      lens.body = null;
+    }
+    // rows of this prompt and layer at each checkpoint's (lined-up) position, grouped by checkpoint, in rank order
+    const byC = new Map();
+    if (!pending) {
+      for (const i of lensRows(data, lensState.prompt, layer)) {
+        const c = data.checkpoint[i];
+        if (data.position[i] !== at[groupOf.get(c) ?? 0]) continue;
+        if (!byC.has(c)) byC.set(c, []);
+        byC.get(c).push(i);
+      }
+    }
+    // a checkpoint whose tokens have no position ending the picked text: its column says so
+    const unaligned = groups.flatMap((grp, g) => (at[g] === null ? grp.checkpoints : []));
+    const shownC = [...new Set([...byC.keys(), ...unaligned])].sort((a, b) => a - b);
+    let body;
+    if (pending) body = setLensMessage("loading…", true);
+    else if (!shownC.length) body = setLensMessage("No lens detail at this layer and position.", false);
+    else {
+      const colsKey = shownC.map((c) => `${c}:${byC.has(c) ? byC.get(c).length : "none"}`).join(",") + `|${colors}`;
+      if (colsKey !== lens.colsKey || !lens.colsBox) {
+        lens.colsKey = colsKey;
+        lens.cols = new Map(shownC.map((c) => [c, lensColumn(c, byC.has(c) ? byC.get(c).length : 0, colors)]));
+        lens.colsBox = h("div", { class: "spn-lens-cols" }, [...lens.cols.values()].map((col) => col.el));
+      }
+      for (const [c, col] of lens.cols) {
+        const idx = (byC.get(c) || []).sort((a, b) => data.rank[a] - data.rank[b]);
+        idx.forEach((i, j) => {
+          const row = col.rows[j];
+          setText(row.tok, visible(data.strings[data.lens_token[i]]));
+          const w = `${Math.min(100, data.prob[i] * 100).toFixed(1)}%`;
+          if (row.bar.style.width !== w) row.bar.style.width = w;
+          setText(row.prob, `${fmt(data.prob[i] * 100, 3)}%`);
+        });
+      }
+      body = lens.colsBox;
+    }
+    if (lens.body !== body) {
+      if (lens.body) lens.body.remove();
+      lensBox.append(body);
+      lens.body = body;
+    }
+    lens.drawn = !pending;
+  }
+
+  function setLensMessage(text, pending) {
+    const p = lens.msg || (lens.msg = h("p"));
+    p.className = pending ? "spn-muted spn-pending" : "spn-muted";
+    setText(p, text);
+    return p;
+  }
+
+  function lensTop(prompts, groups, at, colors) {
+    const out = [];
     if (prompts.length > 1) {
-      const select = h("select", { class: "spn-select", "aria-label": "prompt",
+      out.push(h("select", { class: "spn-select", "aria-label": "prompt",
         onchange: (ev) => {
           Object.assign(lensState, { prompt: +ev.target.value, group: 0, position: null });
           drawLens(store.get("layer"));
         } },
       prompts.map((p) => h("option", { value: p.index, text: p.text.length > 70 ? p.text.slice(0, 69) + "…" : p.text,
-        selected: p.index === lensState.prompt ? "selected" : null })));
-      heading.push(select);
+        selected: p.index === lensState.prompt ? "selected" : null }))));
     }
-    const { colors } = store.colors;
-    const chips = groups.map((grp, g) => h("div", { class: "spn-tokens", "aria-label": "input tokens: pick a position" +
-        (groups.length > 1 ? ` (tokens of ${grp.checkpoints.map((c) => store.names[c]).join(", ")})` : "") }, [
-      groups.length > 1 ? grp.checkpoints.map((c) => h("span", { class: "spn-swatch spn-tokens-of",
-        title: store.names[c], style: { background: colors[c] } })) : null,
-      grp.tokens.map(([pos, tok]) => h("button", {
-        class: "spn-token" + (g === lensState.group && pos === lensState.position ? " spn-on"
-          : g !== lensState.group && pos === at[g] ? " spn-aligned" : ""),
-        type: "button", "data-position": pos, title: `position ${pos}`, text: visible(tok),
-        onclick: () => { Object.assign(lensState, { group: g, position: pos }); drawLens(store.get("layer")); },
-      })),
-    ]));
-    // rows of this prompt and layer at each checkpoint's (lined-up) position, grouped by checkpoint, in rank order
-    const byC = new Map();
-    for (let i = 0; i < lens.checkpoint.length; i++) {
-      if (lens.prompt[i] !== lensState.prompt || lens.layer[i] !== layer) continue;
-      const c = lens.checkpoint[i];
-      if (lens.position[i] !== at[groupOf.get(c) ?? 0]) continue;
-      if (!byC.has(c)) byC.set(c, []);
-      byC.get(c).push(i);
+    for (const [g, grp] of groups.entries()) {
+      out.push(h("div", { class: "spn-tokens", "aria-label": "input tokens: pick a position" +
+          (groups.length > 1 ? ` (tokens of ${grp.checkpoints.map((c) => store.names[c]).join(", ")})` : "") }, [
+        groups.length > 1 ? grp.checkpoints.map((c) => h("span", { class: "spn-swatch spn-tokens-of",
+          title: store.names[c], style: { background: colors[c] } })) : null,
+        grp.tokens.map(([pos, tok]) => h("button", {
+          class: "spn-token" + (g === lensState.group && pos === lensState.position ? " spn-on"
+            : g !== lensState.group && pos === at[g] ? " spn-aligned" : ""),
+          type: "button", "data-position": pos, title: `position ${pos}`, text: visible(tok),
+          onclick: () => { Object.assign(lensState, { group: g, position: pos }); drawLens(store.get("layer")); },
+        })),
+      ]));
     }
-    const head = (c) => h("div", { class: "spn-lens-head" }, [
+    return out;
+  }
+
+  function lensColumn(c, nRows, colors) {
+    const headEl = h("div", { class: "spn-lens-head" }, [
       h("span", { class: "spn-swatch", style: { background: colors[c] } }), h("span", { text: store.names[c] })]);
-    // a checkpoint whose tokens have no position ending the picked text: its column says so
-    const unaligned = groups.flatMap((grp, g) => (at[g] === null ? grp.checkpoints : []));
-    const shownC = [...new Set([...byC.keys(), ...unaligned])].sort((a, b) => a - b);
-    const cols = shownC.map((c) => {
-      if (!byC.has(c)) {
-        return h("div", { class: "spn-lens-col", "data-checkpoint": c }, [head(c),
-          h("p", { class: "spn-muted spn-lens-none", text: "no token of this checkpoint's tokenizer ends there" })]);
-      }
-      const idx = byC.get(c).sort((a, b) => lens.rank[a] - lens.rank[b]);
-      return h("div", { class: "spn-lens-col", "data-checkpoint": c }, [
-        head(c),
-        ...idx.map((i) => h("div", { class: "spn-lens-row" }, [
-          h("span", { class: "spn-lens-tok", text: visible(lens.strings[lens.lens_token[i]]) }),
-          h("span", { class: "spn-bar" }, [h("i", { style: { width: `${Math.min(100, lens.prob[i] * 100).toFixed(1)}%`,
-            background: colors[c] } })]),
-          h("span", { class: "spn-num spn-prob", text: `${fmt(lens.prob[i] * 100, 3)}%` }),
-        ])),
-      ]);
-    });
-    lensBox.append(...heading, ...chips, pending ? h("p", { class: "spn-muted spn-pending", text: "loading…" }) : cols.length
-      ? h("div", { class: "spn-lens-cols" }, cols)
-      : h("p", { class: "spn-muted", text: "No lens detail at this layer and position." }));
+    if (!nRows) {
+      return { el: h("div", { class: "spn-lens-col", "data-checkpoint": c }, [headEl,
+        h("p", { class: "spn-muted spn-lens-none", text: "no token of this checkpoint's tokenizer ends there" })]),
+      rows: [] };
+    }
+    const rows = Array.from({ length: nRows }, () => ({
+      tok: h("span", { class: "spn-lens-tok" }),
+      bar: h("i", { style: { background: colors[c] } }),
+      prob: h("span", { class: "spn-num spn-prob" }),
+    }));
+    return {
+      el: h("div", { class: "spn-lens-col", "data-checkpoint": c }, [headEl, ...rows.map((row) =>
+        h("div", { class: "spn-lens-row" }, [row.tok, h("span", { class: "spn-bar" }, [row.bar]), row.prob]))]),
+      rows,
+    };
   }
 
   // While the kernel sends a new layer's spectra and lens, the previous drawing stays, dimmed, under a "loading" note:
   // emptying the panel would shrink the notebook cell and grow it back on every scrub step (a layout shift of the
   // whole notebook, twice a step).
-  function hasDrawing(box) {
-    return !!box.firstChild && !box.querySelector(":scope > .spn-pending:not(.spn-pending-note)");
-  }
-
   function showStale(box, layer) {
     box.classList.add("spn-stale");
     let note = box.querySelector(":scope > .spn-pending-note");
@@ -318,13 +461,19 @@ export function mountScrubber(parent, store) {
     note.textContent = `loading layer ${layer}…`;
   }
 
+  // the box leaves the stale state (its note goes)
   function fresh(box) {
-    box.classList.remove("spn-stale");
-    return clear(box);
+    if (box.classList.contains("spn-stale")) {
+      box.classList.remove("spn-stale");
+      const note = box.querySelector(":scope > .spn-pending-note");
+      if (note) note.remove();
+    }
+    return box;
   }
 
   const offs = [
-    store.on("layer checkpoint reference terminal_depth _data _header _deltas _summaries", () => schedule("all")),
+    store.on("layer", () => schedule("layer")),
+    store.on("checkpoint reference terminal_depth _data _header _deltas _summaries", () => schedule("all")),
     store.on("_spectra _spectra_header", () => schedule("spectrum")),
     store.on("_lens _lens_header", () => schedule("lens")),
     onResize(specBox, (w) => {
@@ -338,6 +487,59 @@ export function mountScrubber(parent, store) {
 
 export const LENS_HINT = "No lens tokens in this trace: trace(..., lens_prompts=4) records the top next-token " +
   "predictions at every layer for the first 4 prompts, shown here.";
+
+// The theme's colours for the canvas (CSS variables resolve in the page, not in a canvas).
+function readPalette(el) {
+  const cs = getComputedStyle(el);
+  return { fg: cs.getPropertyValue("--spn-fg").trim() || "#1d2329",
+    window: cs.getPropertyValue("--spn-window").trim() || "rgba(128, 128, 128, 0.09)" };
+}
+
+// A text change only when the text differs (an unchanged text node is not laid out or painted again).
+function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
+}
+
+// A value cell: the value and its interval as two text nodes, kept on the cell with the strings they show, so a
+// step compares strings instead of reading the DOM.
+function numCell() {
+  const td = h("td", { class: "spn-num" });
+  const value = document.createTextNode("");
+  const interval = document.createTextNode("");
+  td.append(value, h("small", {}, [interval]));
+  td.spn = { value, interval, shown: ["", ""] };
+  return td;
+}
+
+function setNum(td, value, interval) {
+  const c = td.spn;
+  if (c.shown[0] !== value) c.value.nodeValue = c.shown[0] = value;
+  if (c.shown[1] !== interval) c.interval.nodeValue = c.shown[1] = interval;
+}
+
+// The lens rows of one prompt at one layer (an index per decoded lens table, built on first use: a static export
+// holds every layer's rows, and a step would otherwise scan them all).
+const lensIndex = new WeakMap();
+function lensRows(data, prompt, layer) {
+  let index = lensIndex.get(data);
+  if (!index) {
+    index = new Map();
+    for (let i = 0; i < data.checkpoint.length; i++) {
+      const key = `${data.prompt[i]}|${data.layer[i]}`;
+      if (!index.has(key)) index.set(key, []);
+      index.get(key).push(i);
+    }
+    lensIndex.set(data, index);
+  }
+  return index.get(`${prompt}|${layer}`) || [];
+}
+
+// A signature of the prompts (the live widget's every reply brings a new header object with the same prompts).
+const promptKeys = new WeakMap();
+function promptsKey(prompts) {
+  if (!promptKeys.has(prompts)) promptKeys.set(prompts, JSON.stringify(prompts));
+  return promptKeys.get(prompts);
+}
 
 // Detail buffers hold every layer (static export: layer null), or the live widget's selected layer and its
 // neighbours (`span` [lo, hi]), so that a step to a neighbour draws at once, before the kernel's reply.

@@ -15,6 +15,7 @@ export function mountSummary(parent, store) {
   panel.append(body);
   parent.append(panel);
   let width = 320;
+  let rules = []; // the selected layer's rule in each Δ chart, with the chart's x scale
 
   function update() {
     const names = store.names;
@@ -28,6 +29,7 @@ export function mountSummary(parent, store) {
     clear(candidate).append(h("span", { class: "spn-swatch", style: { background: colors[sel] } }),
       h("span", { text: names[sel] }));
     clear(body);
+    rules = [];
     if (sel === ref) {
       body.append(h("p", { class: "spn-muted", text: "The selected checkpoint is the reference. Pick another checkpoint " +
         "(click a trace, a legend entry or a table row) to see what changed." }));
@@ -79,6 +81,7 @@ export function mountSummary(parent, store) {
           : `${sm.curve ? "reference layer" : "layer"} ${sm.onset_layer} (depth ${fmt(sm.onset_depth, 2)})` })]),
     ]));
     body.append(deltaChart("contraction", "Δα", sm), deltaChart("transport", "Δ𝓛", sm));
+    moveRules();
     body.append(h("p", { class: "spn-caption", text: `${sm.paired ? "Paired" : "Unpaired"} ` +
       `${Math.round((sm.confidence || 0.95) * 100)}% intervals from the prompt-group jackknife; candidate − reference` +
       (sm.aligned === "depth" ? ", interpolated on depth." : ".") }));
@@ -137,16 +140,31 @@ export function mountSummary(parent, store) {
       svg.append(s("text", { class: "spn-onset-label", x: at.x, y: box.top + box.height - 4, "text-anchor": at.anchor,
         text }));
     }
-    const r = store.row(sel, store.get("layer"));
-    if (r >= 0) {
-      const px = x(t.depth[r]);
-      svg.append(s("line", { class: "spn-layer-rule", x1: px, x2: px, y1: box.top, y2: box.top + box.height }));
-    }
+    const rule = s("line", { class: "spn-layer-rule", y1: box.top, y2: box.top + box.height });
+    svg.append(rule);
+    rules.push({ rule, x });
     return svg;
   }
 
+  // the selected layer: a scrub step moves the rules, nothing else in the panel changes
+  function moveRules() {
+    const r = store.row(store.checkpointIndex(), store.get("layer"));
+    for (const { rule, x } of rules) {
+      const px = r >= 0 ? String(x(store.table.depth[r])) : null;
+      if (px === null) rule.setAttribute("visibility", "hidden");
+      else {
+        rule.removeAttribute("visibility");
+        if (rule.getAttribute("x1") !== px) {
+          rule.setAttribute("x1", px);
+          rule.setAttribute("x2", px);
+        }
+      }
+    }
+  }
+
   const offs = [
-    store.on("layer checkpoint reference terminal_depth _summaries _deltas _header _data", update),
+    store.on("checkpoint reference terminal_depth _summaries _deltas _header _data", update),
+    store.on("layer", moveRules),
     onResize(panel, (w) => {
       width = Math.max(240, w - 28);
       update();
