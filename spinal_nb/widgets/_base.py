@@ -148,10 +148,11 @@ class TraceWidget(anywidget.AnyWidget):
 
     @property
     def payload_bytes(self) -> dict[str, int]:
-        """Bytes of every binary buffer sent to the browser (the JSON headers are small and listed too)."""
+        """Bytes of every binary buffer sent to the browser (the JSON headers are small and listed too), JSON counted as
+        the kernel sends it (jupyter_client's json_packer: default separators, UTF-8, non-ASCII not escaped)."""
         out = {name: len(getattr(self, name)) for name in ("_data", "_deltas", "_spectra", "_lens")}
         for name in ("_header", "_spectra_header", "_lens_header", "_deltas_header", "_summaries"):
-            out[name] = len(json.dumps(getattr(self, name), separators=(",", ":")).encode())
+            out[name] = len(json.dumps(getattr(self, name), ensure_ascii=False).encode())
         return out
 
     def to_html(self, path: str | pathlib.Path, title: str | None = None) -> pathlib.Path:

@@ -62,6 +62,16 @@ def clean(x: Any) -> Any:
     return x
 
 
+def _short(x: Any) -> Any:
+    """Floats to 7 significant digits (relative error ≤ 5e-7; the panel shows 3-4, and rounding never changes a sign):
+    the summaries are a sixth of the first payload."""
+    if isinstance(x, dict):
+        return {k: _short(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_short(v) for v in x]
+    return float(f"{x:.7g}") if isinstance(x, float) else x
+
+
 CURVE = ("depth", "d_contraction", "d_contraction_lo", "d_contraction_hi", "d_transport", "d_transport_lo",
          "d_transport_hi")
 
@@ -69,7 +79,7 @@ CURVE = ("depth", "d_contraction", "d_contraction_lo", "d_contraction_hi", "d_tr
 # the summary keys the browser reads (the compare panel, the table); the rest stays in Python (`TraceFrame.compare`),
 # so the payload does not grow with every statistic the comparison keeps
 SHOWN = ("terminal_depth", "window_layers", "paired", "confidence", "comparable", "window_contraction",
-         "window_transport", "localization", "onset_layer", "onset_depth", "warnings")
+         "window_transport", "localization", "onset_layer", "onset_depth")
 
 
 def summary_of(pair: Pair) -> dict[str, Any]:
@@ -78,7 +88,14 @@ def summary_of(pair: Pair) -> dict[str, Any]:
     if pair.comparison is None:
         return {"error": pair.error, "aligned": pair.aligned, "label": pair.label}
     out = clean({k: v for k, v in pair.comparison.summary.items() if k in SHOWN})
-    out.update({"aligned": pair.aligned, "label": pair.label, "verdict": pair.verdict})
+    out = _short(out)
+    # the terminal window is a run of consecutive layers (depth ≥ terminal_depth): its first and last say it all
+    if out.get("window_layers"):
+        out["window_layers"] = [out["window_layers"][0], out["window_layers"][-1]]
+    # the verdict's CSS key and sentence are what the panel shows (its label stays in Python: Pair.verdict)
+    out.update({"aligned": pair.aligned, "verdict": {k: pair.verdict[k] for k in ("key", "text")}})
+    if pair.label:
+        out["label"] = pair.label
     if pair.aligned == "depth":
         layers = pair.comparison.layers
         out["curve"] = {c: clean([None if v is None else float(v) for v in layers.get_column(c).to_list()])
