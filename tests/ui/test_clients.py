@@ -199,7 +199,7 @@ def drive_dashboard(page, errors, artifacts: Path, client: str, echo) -> None:
     # a click on the "base" row selects that checkpoint, in the DOM and in Python; the layer stays
     dash.locator('.spn-table tr[data-checkpoint="0"]').click()
     page.wait_for_function(SHOWS, arg=[root, "27", "0"], timeout=30_000)
-    assert dash.locator(".spn-table tr.spn-on .spn-name").inner_text().strip() == "base"
+    assert dash.locator(".spn-table tr.spn-on .spn-name-text").inner_text().strip() == "base"
     expect(echo).to_have_text(re.compile(r"PY 27 base"), timeout=60_000)
     page.screenshot(path=str(artifacts / f"{client}-page.png"), full_page=True)
     assert not errors, errors
