@@ -31,7 +31,7 @@ test: setup
 	# the pinned esbuild (npm registry), so the tests can check the shipped bundles rebuild byte for byte
 	test -x js/node_modules/.bin/esbuild || (cd js && npm ci --silent --no-audit --no-fund)
 	# --strict-skips: a test skipped for a reason not listed in tests/conftest.py (a missing tool) fails the run
-	$(BIN)/python -m pytest --strict-skips
+	$(BIN)/python -m pytest --strict-skips --durations=25
 
 lint: setup
 	$(BIN)/ruff check spinal_nb tests benchmarks
