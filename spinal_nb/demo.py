@@ -60,7 +60,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +74,18 @@ from .errors import InputError, ModelLoadError
 from .extras import require, skipped_note
 from .frame import TERMINAL_DEPTH, TraceFrame
 from .io import atomic_file, atomic_text
-from .lab import build_lab_base, build_lab_pair, build_smollm2_pair, lab_dirs, load_checkpoint, read_lab_json
+from .lab import (
+    DEMO_SEEDS,
+    RECIPES,
+    build_lab_base,
+    build_lab_pair,
+    build_smollm2_seeds,
+    lab_dirs,
+    load_checkpoint,
+    read_lab_json,
+    seed_variant,
+    start_seed_builds,
+)
 from .lab.smollm2 import check_gguf_deps, locate_smollm2_gguf, smollm2_dpo_dir
 from .params import SpinalParams
 from .progress import bar as progress_bar
@@ -87,11 +98,21 @@ QUICKSTART = "01-quickstart.ipynb"
 
 @dataclass(frozen=True)
 class PairSpec:
-    """One base → DPO pair of the demo: its key, the checkpoint names in the frame, and a description."""
+    """One base → DPO pair of the demo: its key, the checkpoint names in the frame, and a description.
+    ``seeds``: the names of further DPO training seeds of the candidate (seed 0 is ``candidate``)."""
     key: str
     reference: str
     candidate: str
     title: str
+    seeds: tuple[str, ...] = ()
+
+    def with_seeds(self, n: int) -> PairSpec:
+        """This pair with ``n`` training seeds in all (seed k ≥ 1 is named ``<candidate>-s<k>``)."""
+        return replace(self, seeds=tuple(f"{self.candidate}-s{k}" for k in range(1, n)))
+
+    @property
+    def candidates(self) -> list[str]:
+        return [self.candidate, *self.seeds]
 
 
 LAB = PairSpec("lab", "lab-base", "lab-dpo", "Lab pair: Llama-style model pre-trained on Brown → + DPO")
@@ -238,11 +259,15 @@ def _evidence_digest(evidence: dict[str, Any]) -> dict[str, Any]:
 
 def describe_pair(frame, spec: PairSpec, terminal_depth: float = TERMINAL_DEPTH) -> dict[str, Any]:
     """Comparison summary, verdict and evidence of one pair in a frame (what summary.json holds per pair)."""
-    cmp = frame.compare(spec.reference, spec.candidate, terminal_depth=terminal_depth)
+    present = [c for c in spec.candidates if c in frame.checkpoints]
+    # with ≥ 2 training seeds the comparison is of their mean, judged against both the prompt-resampling interval
+    # and the seed-to-seed spread (docs/method.md#seeds); one seed: the plain pair
+    cmp = frame.compare(spec.reference, present if len(present) > 1 else spec.candidate,
+                        terminal_depth=terminal_depth)
     base_w = frame.window_means(spec.reference, terminal_depth)
     ev = frame.meta["checkpoints"][spec.candidate].get("extra", {}).get("lab", {}).get("evidence", {})
     return {"title": spec.title, "reference": spec.reference, "candidate": spec.candidate,
-            "n_layers": frame.n_layers(spec.reference), "comparison": cmp.summary,
+            "seeds": present if len(present) > 1 else [spec.candidate], "n_layers": frame.n_layers(spec.reference), "comparison": cmp.summary,
             "reference_window_means": base_w, "verdict": cmp.verdict(base_w),
             "evidence": _evidence_digest(ev), "_comparison": cmp}
 
@@ -269,7 +294,7 @@ def _print_pair(d: dict[str, Any], file=None) -> None:
 def _write_pngs(frame, pairs: list[PairSpec], out: Path) -> list[Path]:
     pngs = []
     for spec in pairs:
-        sub = frame.select([spec.reference, spec.candidate])
+        sub = frame.select([spec.reference, spec.candidate])  # the charts draw seed 0; the verdict reads every seed
         for kind in ("path", "delta"):
             p = out / f"{kind}-{spec.key}.png"
             c = chart(sub, kind, reference=spec.reference, candidate=spec.candidate, terminal_depth=TERMINAL_DEPTH)
@@ -279,16 +304,16 @@ def _write_pngs(frame, pairs: list[PairSpec], out: Path) -> list[Path]:
 
 
 def _dashboard_page(frame, spec: PairSpec) -> str:
-    dash = show(frame.select([spec.reference, spec.candidate]), reference=spec.reference,
+    dash = show(frame.select([spec.reference, *[c for c in spec.candidates if c in frame.checkpoints]]),
+                reference=spec.reference,
                 checkpoint=spec.candidate, terminal_depth=TERMINAL_DEPTH,
                 title=spec.title)
     return dash.html_page()
 
 
 def _write_html(frame, summary: dict[str, Any], described: dict[str, dict[str, Any]], pngs: list[Path],
-                out: Path, printed: str) -> Path:
+                out: Path, printed: str, specs: dict[str, PairSpec]) -> Path:
     """The report page (spinal_nb.widgets.html.audit_page) of the described pairs."""
-    specs = {s.key: s for s in (LAB, SMOLLM2)}
     pairs = [PairSection(key, d["title"], d["verdict"], repr(d["_comparison"]), d["evidence"],
                          [p for p in pngs if p.stem.endswith(f"-{key}")], _dashboard_page(frame, specs[key]))
              for key, d in described.items()]
@@ -313,7 +338,7 @@ def _write_outputs(frame, pairs: list[PairSpec], out: Path, summary: dict[str, A
     pngs = _write_pngs(frame, pairs, out) if pngs else []  # without the 'export' extra: the page inlines Vega-Lite
     summary["files"] = {"parquet": str(parquet), "html": str(out / HTML), "summary": str(out / SUMMARY),
                         "pngs": [str(p) for p in pngs]}
-    html_path = _write_html(frame, summary, described, pngs, out, printed)
+    html_path = _write_html(frame, summary, described, pngs, out, printed, {s.key: s for s in pairs})
     spath = _write_summary(summary, out / SUMMARY)
     return DemoResult(out, parquet, html_path, spath, pngs, summary, printed)
 
@@ -362,7 +387,8 @@ def open_notebook(out: Path, launch: Callable[[Path], int] | None = None) -> int
 def run_demo(out: Path | str = Path("."), notebook: bool = False, *, budget: str = "demo",
              smollm2: bool | None = None, n_prompts: int = 100, cache_dir: str | os.PathLike | None = None,
              corpus: str | os.PathLike | None = None, threads: int | None = 1, batch_size: int = 8,
-             lens_prompts: int = 4, progress: bool = True, quiet: bool = False) -> DemoResult | int:
+             lens_prompts: int = 4, progress: bool = True, quiet: bool = False, seeds: int = DEMO_SEEDS,
+             smollm2_seeds: int = 2) -> DemoResult | int:
     """Run the offline SPINAL audit (see the module docstring) and write its report into ``out``.
 
     ``notebook=True`` opens the quickstart notebook in JupyterLab instead (a copy in ``out``) and returns
@@ -371,12 +397,18 @@ def run_demo(out: Path | str = Path("."), notebook: bool = False, *, budget: str
     cached (``$SPINAL_DEMO_SMOLLM2=0/1`` decides when set), True = build it if needed, False = off. ``n_prompts`` held-out Brown
     trace prompts (at least the 10 jackknife groups). ``threads``: torch threads during the demo (1 = measured
     fastest on a busy 2-core machine; None = leave torch's setting). ``quiet``: do not print the summary.
+    ``seeds`` / ``smollm2_seeds``: DPO training seeds of the lab / SmolLM2 pair (≥ 2 gives the seed spread the verdict
+    is judged against; 1 = the pair alone). The lab pair's seed 0 comes first (first comparison); the other seeds build
+    in a background process on the core the single-threaded demo leaves idle, and the report is rewritten with them.
     """
     out = Path(out)
     if notebook:
         return open_notebook(out)
     if n_prompts < 10:
         raise InputError(f"n_prompts must be at least 10 (the jackknife's prompt groups), got {n_prompts}.")
+    for what, n in (("seeds", seeds), ("smollm2_seeds", smollm2_seeds)):
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 10:
+            raise InputError(f"{what} is the number of DPO training seeds, 1 to 10 (1 = no seed spread), got {n!r}.")
     if budget == "tiny" and smollm2 is None:
         smollm2 = False
     run_smollm2, note = _resolve_smollm2(smollm2, cache_dir)
@@ -399,11 +431,14 @@ def run_demo(out: Path | str = Path("."), notebook: bool = False, *, budget: str
                     "python": platform.python_version(), "load_avg_start": _loadavg()},
         "timings_s": {}}
     names = ["corpus", "lab_base", "lab_trace_base", "lab_dpo", "lab_trace_dpo", "lab_report"] + (
-        ["smollm2_build", "smollm2_trace", "report"] if run_smollm2 else [])
+        ["lab_seeds"] if seeds > 1 else []) + (["smollm2_build", "smollm2_trace", "report"] if run_smollm2 else [])
+    lab_spec, sm_spec = LAB.with_seeds(seeds), SMOLLM2.with_seeds(smollm2_seeds)
+    summary["seeds"] = {"lab": seeds, "smollm2": smollm2_seeds if run_smollm2 else 0}
     st = _Stages(names, progress)
     for n in summary["notes"]:
         st.log(n)
     result: DemoResult | None = None
+    seed_ex, seed_futures = None, {}
     try:
         with _torch_threads(threads):
             with st.stage("corpus", "Brown corpus and held-out trace prompts"):
@@ -416,6 +451,11 @@ def run_demo(out: Path | str = Path("."), notebook: bool = False, *, budget: str
             # the base first (shipped with the package: no pre-training), so a first depth path comes before DPO
             with st.stage("lab_base", f"lab base {budget!r} (shipped with the package, or built once; then cached)"):
                 lab_base = build_lab_base(budget, cache_dir=cache_dir, progress=progress, corpus=path)
+            # odd seeds build in a background process (one thread, the core this single-threaded demo leaves idle)
+            # from now on; even seeds ≥ 2 build here after the first report
+            background = [k for k in range(1, seeds) if k % 2 == 1]
+            if background:
+                seed_ex, seed_futures = start_seed_builds(budget, background, cache_dir, corpus=path)
             kw = dict(cache=cache, progress=progress, batch_size=batch_size, lens_prompts=lens_prompts)
             with st.stage("lab_trace_base", "trace the lab base"):
                 frames = [_trace_checkpoint(lab_base, LAB.reference, prompts, **kw)]
@@ -432,18 +472,40 @@ def run_demo(out: Path | str = Path("."), notebook: bool = False, *, budget: str
                 summary["timings_s"] = {**st.timings}
                 result = _write_outputs(frame, pairs, out, summary, pngs=png_note is None)
                 summary["first_report_s"] = st.elapsed()
+            if seeds > 1:
+                with st.stage("lab_seeds", f"DPO seeds 1–{seeds - 1} of the lab pair, traced; the report with the "
+                                           "seed spread"):
+                    variants = {k: seed_variant(RECIPES[budget], k) for k in range(1, seeds)}
+                    for k, v in variants.items():  # this process's seeds first, while the background builds its own
+                        if k not in seed_futures:
+                            build_lab_pair(v, cache_dir=cache_dir, progress=progress, corpus=path)
+                    for f in seed_futures.values():
+                        if f is not None:
+                            f.result()  # the background's error, if any, raises here
+                    for v, name in zip(variants.values(), lab_spec.seeds, strict=True):
+                        frames.append(_trace_checkpoint(lab_dirs(v, cache_dir)[1], name, prompts, **kw))
+                    pairs = [lab_spec]
+                    frame = TraceFrame.concat(frames)
+                    summary["timings_s"] = {**st.timings}
+                    result = _write_outputs(frame, pairs, out, summary, pngs=png_note is None)
+                    summary["seeds_report_s"] = st.elapsed()
             if run_smollm2:
-                with st.stage("smollm2_build", "SmolLM2-135M-Instruct pair (convert + DPO once, then cached)"):
-                    sm = build_smollm2_pair(cache_dir=cache_dir, progress=progress, corpus=path)
+                with st.stage("smollm2_build", f"SmolLM2-135M-Instruct pair, {smollm2_seeds} DPO seed(s) (convert + "
+                                               "DPO once, then cached)"):
+                    sms = build_smollm2_seeds(smollm2_seeds, cache_dir=cache_dir, progress=progress, corpus=path)
+                    sm = sms[0]
                 with st.stage("smollm2_trace", "trace the SmolLM2 pair"):
-                    frames.append(_trace_checkpoint(sm.base_dir, SMOLLM2.reference, prompts, **kw))
-                    frames.append(_trace_checkpoint(sm.dpo_dir, SMOLLM2.candidate, prompts, **kw))
-                pairs.append(SMOLLM2)
+                    frames.append(_trace_checkpoint(sm.base_dir, sm_spec.reference, prompts, **kw))
+                    for name, p in zip(sm_spec.candidates, sms, strict=True):
+                        frames.append(_trace_checkpoint(p.dpo_dir, name, prompts, **kw))
+                pairs.append(sm_spec)
                 with st.stage("report", "compare and write the full report"):
                     frame = TraceFrame.concat(frames)
                     summary["timings_s"] = {**st.timings}
                     result = _write_outputs(frame, pairs, out, summary, pngs=png_note is None)
     finally:
+        if seed_ex is not None:  # an interruption cancels what has not started; a seed folder is written atomically
+            seed_ex.shutdown(wait=False, cancel_futures=True)
         st.close()
     summary["timings_s"] = {**st.timings, "total": st.elapsed()}
     summary["machine"]["load_avg_end"] = _loadavg()

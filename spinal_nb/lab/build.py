@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import multiprocessing
 import os
 import sys
 import time
@@ -19,7 +20,7 @@ from . import preferences as prefs
 from .checkpoint import LabPair, load_checkpoint, read_lab_json, save_checkpoint
 from .dpo import EncodedPairs, dpo_train, greedy, neutral_evidence, preference_evidence
 from .pretrain import make_model, pretrain, token_stream, train_tokenizer
-from .recipes import LAB_VERSION, RECIPES, DPORecipe, LabRecipe, PairsRecipe
+from .recipes import LAB_VERSION, RECIPES, DPORecipe, LabRecipe, PairsRecipe, seed_variant
 from .shipped import STORED_DTYPE, install_shipped_base, shipped_info
 
 SAMPLE_PROMPTS = ("When she opened the letter, she", "The weather that morning was")
@@ -144,6 +145,79 @@ def build_lab_pair(budget: str | LabRecipe = "demo", cache_dir: str | os.PathLik
         corpus_path, sentences = _corpus(corpus, cache_dir)
         _build_dpo(dpo_dir, base_dir, r, sentences, corpus_path, progress)
     return LabPair(r.name, base_dir, dpo_dir, read_lab_json(dpo_dir).get("evidence", {}), from_cache)
+
+
+def seed_dirs(budget: str | LabRecipe = "demo", seeds: int = 3, cache_dir: str | os.PathLike | None = None
+              ) -> list[Path]:
+    """The DPO folders of training seeds 0 … ``seeds``-1 of a lab recipe (seed 0 is ``build_lab_pair``'s)."""
+    r = _recipe(budget)
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+        raise InputError(f"seeds is the number of DPO training seeds (≥ 1), got {seeds!r}")
+    return [lab_dirs(seed_variant(r, s), cache_dir)[1] for s in range(seeds)]
+
+
+def _seed_job(builder: str, recipe: Any, cache_dir: str | None, corpus: str | None) -> str:
+    """One DPO seed in a worker process, on one torch thread (the parent keeps the other core)."""
+    torch.set_num_threads(1)
+    if builder == "smollm2":
+        from .smollm2 import build_smollm2_pair
+        return str(build_smollm2_pair(cache_dir=cache_dir, progress=False, recipe=recipe, corpus=corpus).dpo_dir)
+    return str(build_lab_pair(recipe, cache_dir=cache_dir, progress=False, corpus=corpus).dpo_dir)
+
+
+def background_builds(todo: dict[int, tuple[str, Any]], which: list[int], cache_dir: str | os.PathLike | None,
+                      corpus: str | os.PathLike | None):
+    """Build the seeds in ``todo`` (seed → (builder "lab" or "smollm2", recipe)), one after another, in ONE
+    background process on one thread (the core a single-threaded caller leaves idle). Returns ``(executor or None,
+    {seed: future of its folder, or None when it needed no build})`` for every seed in ``which``. Each seed is written
+    atomically, so an interrupted build leaves no half folder; ``executor.shutdown(cancel_futures=True)`` stops what
+    has not started."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    ex = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) if todo else None
+    cd, cp = (None if x is None else str(x) for x in (cache_dir, corpus))
+    return ex, {s: ex.submit(_seed_job, *todo[s], cd, cp) if s in todo else None for s in which}
+
+
+def start_seed_builds(budget: str | LabRecipe, which: list[int], cache_dir: str | os.PathLike | None = None,
+                      corpus: str | os.PathLike | None = None):
+    """Seeds ``which`` of a lab recipe in the background (:func:`background_builds`); cached ones are not rebuilt."""
+    r = _recipe(budget)
+    variants = {s: seed_variant(r, s) for s in which}
+    return background_builds({s: ("lab", v) for s, v in variants.items() if not lab_dirs(v, cache_dir)[1].is_dir()},
+                             which, cache_dir, corpus)
+
+
+def build_lab_seeds(budget: str | LabRecipe = "demo", seeds: int = 3, cache_dir: str | os.PathLike | None = None,
+                    progress: bool = True, corpus: str | os.PathLike | None = None) -> list[LabPair]:
+    """The lab pair with ``seeds`` DPO training seeds: one LabPair per seed (same base; seed 0 is ``build_lab_pair``).
+
+    Seeds 1… build in a background process on one thread while seed 0 builds here, so on 2 cores the three seeds of
+    the demo recipe take about the time of two (each is ~1–4 min on 2 CPU cores, depending on load). Cached like the
+    pair; a rerun returns at once.
+    """
+    r = _recipe(budget)
+    dirs = seed_dirs(r, seeds, cache_dir)
+    build_lab_base(r, cache_dir, progress, corpus)
+    missing = [s for s in range(1, seeds) if not dirs[s].is_dir()]
+    ex, futures, threads = None, {}, torch.get_num_threads()
+    try:
+        if missing:
+            if progress:
+                print(f"spinal: DPO seeds {missing} of the lab recipe {r.name!r} in a background process",
+                      file=sys.stderr, flush=True)
+            ex, futures = start_seed_builds(r, missing, cache_dir, corpus)
+            torch.set_num_threads(1)  # the other core is the background process's
+        pairs = [build_lab_pair(r, cache_dir, progress, corpus)]
+        for f in futures.values():
+            if f is not None:
+                f.result()  # a failed seed raises its error here
+        pairs += [build_lab_pair(seed_variant(r, s), cache_dir, progress, corpus) for s in range(1, seeds)]
+        return pairs
+    finally:
+        torch.set_num_threads(threads)
+        if ex is not None:
+            ex.shutdown(wait=False, cancel_futures=True)
 
 
 def _build_base(base_dir: Path, r: LabRecipe, sentences: Any, corpus_path: Path, progress: bool) -> None:

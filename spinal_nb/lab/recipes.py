@@ -6,7 +6,7 @@ Timings measured are in the docstrings of :func:`spinal_nb.lab.build_lab_pair` /
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 # Bump when the code that turns a recipe into weights changes meaning (invalidates every cached lab checkpoint).
 LAB_VERSION = 1
@@ -81,6 +81,18 @@ class SmolLM2Recipe:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+# Training-seed replicates: the same recipe with another DPO seed (the order the preference pairs are drawn in; the
+# models have no dropout), so a comparison can say how much a second run of the same training would differ.
+DEMO_SEEDS = 3
+
+
+def seed_variant(recipe, seed: int):
+    """``recipe`` (a LabRecipe or SmolLM2Recipe) with DPO seed ``seed``; everything else, the base included, equal."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"a DPO seed is an int ≥ 0, got {seed!r}")
+    return replace(recipe, dpo=replace(recipe.dpo, seed=seed))
 
 
 RECIPES: dict[str, LabRecipe] = {

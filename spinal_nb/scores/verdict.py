@@ -91,6 +91,10 @@ def _fmt(iv: Interval) -> str:
     return f"{iv.estimate:+.4f} [{iv.lo:+.4f}, {iv.hi:+.4f}]"
 
 
+def _seed_fmt(sp: SeedSpread | None) -> str:
+    return "" if sp is None else f" (over {sp.n} seeds [{sp.lo:+.4f}, {sp.hi:+.4f}])"
+
+
 def verdict(contraction: Interval, transport: Interval, *, seeds_contraction: SeedSpread | None = None,
             seeds_transport: SeedSpread | None = None, comparable: NCheck | None = None) -> Verdict:
     """The comparison's label from the window-mean deltas of contraction (alpha) and transport (L):
@@ -119,7 +123,8 @@ def verdict(contraction: Interval, transport: Interval, *, seeds_contraction: Se
         return Verdict(NOT_COMPARABLE, comparable.reason, nums)
     a, t = _effect(contraction, seeds_contraction), _effect(transport, seeds_transport)
     seeds = " and its seed interval" if seeds_contraction or seeds_transport else ""
-    what = f"window Δα {_fmt(contraction)}, Δ𝓛 {_fmt(transport)}"
+    what = f"window Δα {_fmt(contraction)}{_seed_fmt(seeds_contraction)}, Δ𝓛 {_fmt(transport)}" \
+           f"{_seed_fmt(seeds_transport)}"
     if contraction.lo is None or transport.lo is None:
         return Verdict(MIXED, f"A window mean has no interval ({what}).", nums)
     if a == 1 and t == -1:

@@ -11,6 +11,7 @@ import re
 import numpy as np
 import polars as pl
 import pytest
+from scipy import stats as scipy_stats
 
 from spinal_nb import demo
 from spinal_nb.errors import InputError, ModelLoadError
@@ -20,6 +21,7 @@ from spinal_nb.scores.verdict import VERDICTS
 
 N_PROMPTS = 30
 LAB = demo.LAB
+SEEDED = demo.LAB.with_seeds(3)  # the demo's default: DPO seeds 0, 1, 2 of the lab pair
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +49,8 @@ def test_files_are_written(run):
 def test_parquet_round_trips(run, tmp_path):
     out, _ = run
     frame = TraceFrame.read_parquet(out / demo.PARQUET)
-    assert frame.checkpoints == [LAB.reference, LAB.candidate]
+    assert frame.checkpoints == [LAB.reference, LAB.candidate, "lab-dpo-s1", "lab-dpo-s2"] == [
+        SEEDED.reference, *SEEDED.candidates]
     L = json.loads((out / demo.SUMMARY).read_text())["pairs"]["lab"]["n_layers"]
     assert frame.n_layers(LAB.reference) == L == 3  # RECIPES["tiny"]: 3 blocks
     again = TraceFrame.read_parquet(frame.to_parquet(tmp_path / "again.parquet"))
@@ -63,6 +66,8 @@ def _close(a, b):
     if isinstance(a, list):
         return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, float) and isinstance(b, float):
+        if math.isnan(a) or math.isnan(b):  # e.g. a seed's window 𝓛 on the 3-layer tiny model (no step in it)
+            return math.isnan(a) and math.isnan(b)
         return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-15)
     return a == b
 
@@ -70,36 +75,45 @@ def _close(a, b):
 def test_summary_equals_a_recomputation_from_the_parquet(run):
     out, result = run
     saved = json.loads((out / demo.SUMMARY).read_text())
+    lab = saved["pairs"]["lab"]
+    assert lab["seeds"] == SEEDED.candidates
     frame = TraceFrame.read_parquet(out / demo.PARQUET)
-    again = frame.compare(LAB.reference, LAB.candidate, terminal_depth=0.7).summary
-    assert _close(saved["pairs"]["lab"]["comparison"], json.loads(json.dumps(again)))
-    # the window mean itself, straight from the table (no compare code): mean over depth >= 0.7 of α_dpo − α_base
-    a = frame.checkpoint(LAB.reference).filter(pl.col("depth") >= 0.7).get_column("contraction").to_numpy()
-    b = frame.checkpoint(LAB.candidate).filter(pl.col("depth") >= 0.7).get_column("contraction").to_numpy()
-    d = b - a
-    assert saved["pairs"]["lab"]["comparison"]["window_contraction"]["mean"] == pytest.approx(
-        float(np.nanmean(d)), rel=1e-12)
-    base_mean = float(np.nanmean(a))
-    assert saved["pairs"]["lab"]["reference_window_means"]["contraction"] == pytest.approx(base_mean, rel=1e-12)
-    # the verdict follows the saved intervals
-    w = saved["pairs"]["lab"]["comparison"]["window_contraction"]
-    expect = 1 if w["lo"] > 0 else -1 if w["hi"] < 0 else 0
-    assert saved["pairs"]["lab"]["verdict"]["contraction"] == expect
-    assert saved["pairs"]["lab"]["verdict"]["status"] in VERDICTS
-    assert saved["pairs"]["lab"]["verdict"]["relative_change"]["contraction"] == pytest.approx(
-        float(np.nanmean(d)) / abs(base_mean), rel=1e-12)
-    # the printed summary carries the same numbers
+    again = frame.compare(SEEDED.reference, SEEDED.candidates, terminal_depth=0.7).summary
+    assert _close(lab["comparison"], json.loads(json.dumps(again)))
+    # straight from the table (no compare code): the window mean of mean-over-seeds α − base α, and each seed's own
+    # window-mean Δ, whose Student t-interval is the seed spread the verdict also needs
+    def window(name):
+        return frame.checkpoint(name).filter(pl.col("depth") >= 0.7).get_column("contraction").to_numpy()
+    a = window(SEEDED.reference)
+    per_seed = np.array([np.nanmean(window(c) - a) for c in SEEDED.candidates])
+    assert len(set(per_seed.round(12))) == 3  # three different DPO runs, not one run copied
+    w = lab["comparison"]["window_contraction"]
+    assert w["mean"] == pytest.approx(float(np.nanmean(np.mean([window(c) for c in SEEDED.candidates], 0) - a)),
+                                      rel=1e-9)
+    seeds = lab["comparison"]["seeds"]["contraction"]
+    half = scipy_stats.t.ppf(0.975, 2) * per_seed.std(ddof=1) / np.sqrt(3)
+    assert seeds["mean"] == pytest.approx(per_seed.mean(), rel=1e-9)
+    assert (seeds["lo"], seeds["hi"]) == pytest.approx((per_seed.mean() - half, per_seed.mean() + half), rel=1e-9)
+    assert lab["reference_window_means"]["contraction"] == pytest.approx(float(np.nanmean(a)), rel=1e-12)
+    # the verdict needs BOTH the prompt interval and the seed interval on one side of 0
+    expect = 1 if min(w["lo"], seeds["lo"]) > 0 else -1 if max(w["hi"], seeds["hi"]) < 0 else 0
+    assert lab["verdict"]["contraction"] == expect
+    assert lab["verdict"]["status"] in VERDICTS
+    # the printed summary carries the same numbers and the seed spread
     assert f"{w['mean']:+.4f}" in result.printed and "VERDICT:" in result.printed
+    assert "seed spread" in result.printed
 
 
 def test_stage_timings_and_first_depth_path(run):
     out, _ = run
     s = json.loads((out / demo.SUMMARY).read_text())
     t = s["timings_s"]
-    assert set(t) == {"corpus", "lab_base", "lab_trace_base", "lab_dpo", "lab_trace_dpo", "lab_report", "total"}
+    assert set(t) == {"corpus", "lab_base", "lab_trace_base", "lab_dpo", "lab_trace_dpo", "lab_report", "lab_seeds",
+                      "total"}
     assert all(v >= 0 for v in t.values())
     assert sum(v for k, v in t.items() if k != "total") <= t["total"] + 0.5
-    assert 0 < s["first_depth_path_s"] <= s["first_comparison_s"] <= t["total"]
+    assert 0 < s["first_depth_path_s"] <= s["first_comparison_s"] <= s["first_report_s"] <= s["seeds_report_s"] <= t["total"]
+    assert s["seeds"] == {"lab": 3, "smollm2": 0}
     assert s["prompts"]["n"] == N_PROMPTS and s["smollm2"] is False
     assert s["cache"]["present_before"]["lab_pair"] is False
 
