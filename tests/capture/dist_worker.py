@@ -20,10 +20,36 @@ CASES = {"grams": (120, {"batch_size": 6}), "rows": (20, {"batch_size": 2}),
          "save": (40, {"n_groups": 4, "batch_size": 5})}
 
 
+# a real model (SmolLM2-135M-Instruct, 30 layers, d = 576): 20 English sentences, 2 per batch (whole groups)
+REAL_PROMPTS = [f"{a} {b}" for a in ("The committee said on Friday that", "She opened the letter and found",
+                                     "In the spring of that year the farmers", "The new bridge across the river",
+                                     "After the long meeting, the mayor")
+                for b in ("the results were better than expected.", "nobody had noticed the change.",
+                          "the town would have to wait another year.", "it was time to go home.")]
+REAL_KW = {"batch_size": 2}
+
+
+def real_model(out: str, folder: str) -> None:
+    from spinal_nb.lab import load_checkpoint
+
+    rank = dist.get_rank()
+    model, tok = load_checkpoint(folder)
+    seen = []
+    model.model.layers[0].register_forward_hook(lambda m, i, o: seen.append(int(i[0].shape[0])))
+    frame = trace(model, REAL_PROMPTS, tokenizer=tok, progress=False, **REAL_KW)
+    res = {"prompts_run": sum(seen), **{c: frame.data[c].to_list() for c in COLUMNS}}
+    with open(f"{out}/real{rank}.json", "w") as f:
+        json.dump(res, f)
+
+
 def main() -> None:
     out = sys.argv[1]
     torch.set_num_threads(1)
     dist.init_process_group("gloo")
+    if len(sys.argv) > 2:  # a real model's folder
+        real_model(out, sys.argv[2])
+        dist.destroy_process_group()
+        return
     rank = dist.get_rank()
     model, tok = make_model("llama"), make_tokenizer()
     seen = []

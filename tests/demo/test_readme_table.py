@@ -36,6 +36,9 @@ def test_stored_verdicts_follow_the_stored_intervals():
             for score in ("contraction", "transport"):
                 w = c[f"window_{score}"]
                 assert w["lo"] > 0 or w["hi"] < 0
+                sp = (c.get("seeds") or {}).get(score)  # with training seeds, their interval too, on the same side
+                if sp is not None:
+                    assert (sp["lo"] > 0) == (w["lo"] > 0) and (sp["lo"] > 0 or sp["hi"] < 0)
         if not c["comparable"]:
             assert v["status"] == NOT_COMPARABLE and c["window_contraction"]["lo"] is None
 
