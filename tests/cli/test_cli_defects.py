@@ -164,3 +164,10 @@ def test_progress_in_a_log_is_lines_and_no_progress_is_silent(tiny_models, promp
     r = spinal(["trace", tiny_models["base"], "--prompts", prompts_file, "--out", tmp_path / "b.parquet",
                 "--n-groups", 4, "--no-progress"], env={"HF_HUB_OFFLINE": "1"})
     assert r.returncode == 0 and r.stderr.strip() == "", r.stderr
+
+
+@pytest.mark.parametrize("flag, value", [("--seeds", "0"), ("--smollm2-seeds", "11")])
+def test_demo_seed_counts_are_checked_before_any_work(tmp_path, flag, value):
+    r = spinal(["demo", "--out", tmp_path / "out", flag, value], cwd=tmp_path)
+    one_clean_line(r, "number of DPO training seeds")
+    assert not (tmp_path / "out").exists()
