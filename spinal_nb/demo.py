@@ -294,7 +294,8 @@ def _print_pair(d: dict[str, Any], file=None) -> None:
 def _write_pngs(frame, pairs: list[PairSpec], out: Path) -> list[Path]:
     pngs = []
     for spec in pairs:
-        sub = frame.select([spec.reference, spec.candidate])  # the charts draw seed 0; the verdict reads every seed
+        # every seed: the path chart draws each, the delta chart the seeds' mean (the frame marks them as seeds)
+        sub = frame.select([spec.reference, *[c for c in spec.candidates if c in frame.checkpoints]])
         for kind in ("path", "delta"):
             p = out / f"{kind}-{spec.key}.png"
             c = chart(sub, kind, reference=spec.reference, candidate=spec.candidate, terminal_depth=TERMINAL_DEPTH)
@@ -324,6 +325,17 @@ def _write_html(frame, summary: dict[str, Any], described: dict[str, dict[str, A
 
 def _write_summary(summary: dict[str, Any], path: Path) -> Path:
     return atomic_text(path, json.dumps(summary, indent=1, ensure_ascii=False, default=str))
+
+
+def _seeded(frames: list[TraceFrame], pairs: list[PairSpec]) -> TraceFrame:
+    """The traces as one frame, each pair's DPO training seeds marked as seeds of one model (TraceFrame.mark_seeds),
+    so the dashboard, the report and the charts compare the base with their mean, as the printed verdict does."""
+    frame = TraceFrame.concat(frames)
+    for spec in pairs:
+        present = [c for c in spec.candidates if c in frame.checkpoints]
+        if len(present) > 1:
+            frame = frame.mark_seeds(present)
+    return frame
 
 
 def _write_outputs(frame, pairs: list[PairSpec], out: Path, summary: dict[str, Any], pngs: bool = True
@@ -485,7 +497,7 @@ def run_demo(out: Path | str = Path("."), notebook: bool = False, *, budget: str
                     for v, name in zip(variants.values(), lab_spec.seeds, strict=True):
                         frames.append(_trace_checkpoint(lab_dirs(v, cache_dir)[1], name, prompts, **kw))
                     pairs = [lab_spec]
-                    frame = TraceFrame.concat(frames)
+                    frame = _seeded(frames, pairs)
                     summary["timings_s"] = {**st.timings}
                     result = _write_outputs(frame, pairs, out, summary, pngs=png_note is None)
                     summary["seeds_report_s"] = st.elapsed()
@@ -500,7 +512,7 @@ def run_demo(out: Path | str = Path("."), notebook: bool = False, *, budget: str
                         frames.append(_trace_checkpoint(p.dpo_dir, name, prompts, **kw))
                 pairs.append(sm_spec)
                 with st.stage("report", "compare and write the full report"):
-                    frame = TraceFrame.concat(frames)
+                    frame = _seeded(frames, pairs)
                     summary["timings_s"] = {**st.timings}
                     result = _write_outputs(frame, pairs, out, summary, pngs=png_note is None)
     finally:

@@ -21,6 +21,8 @@ from .schema import LENS_SCHEMA, REQUIRED, SCHEMA
 # Below this many scored positions per hidden dimension α̂'s bias is large and depends on the unknown spectrum
 # (docs/method.md, "α depends on N"): the frame's repr and the dashboard flag such checkpoints.
 N_PER_D_CAUTION = 4.0
+# the metadata key (in a checkpoint's "extra") that marks it as a training seed of a group (TraceFrame.mark_seeds)
+SEED_OF = "seed_of"
 N_PER_D_NOTE = (f"N/d < {N_PER_D_CAUTION:g}: α̂ is biased at few scored positions per hidden dimension, by an amount "
                 "that depends on the spectrum (docs/method.md, \"α depends on N\"); compare only traces of equal N")
 
@@ -151,9 +153,41 @@ class TraceFrame:
 
     def rename(self, mapping: dict[str, str]) -> TraceFrame:
         data = self.data.with_columns(pl.col("checkpoint").replace(mapping))
-        meta = {**self.meta, "checkpoints": {mapping.get(k, k): v for k, v in self.meta["checkpoints"].items()}}
+        infos = {mapping.get(k, k): v for k, v in self.meta["checkpoints"].items()}
+        for k, v in infos.items():  # a seed group names its first member: renamed with it
+            extra = v.get("extra") or {}
+            if extra.get(SEED_OF) in mapping:
+                infos[k] = {**v, "extra": {**extra, SEED_OF: mapping[extra[SEED_OF]]}}
+        meta = {**self.meta, "checkpoints": infos}
         lens = None if self.lens is None else self.lens.with_columns(pl.col("checkpoint").replace(mapping))
         return TraceFrame(data, meta, lens)
+
+    # -- training seeds -----------------------------------------------------------------------------------------
+    def mark_seeds(self, names: Sequence[str]) -> TraceFrame:
+        """A copy in which checkpoints `names` (≥ 2) are training seeds of one model (the same recipe, other seeds).
+        The views (dashboard, `show`, `to_html`, `spinal report`, the delta chart) then compare a reference with
+        their mean and show the seed spread, exactly as `compare(reference, names)` does; each seed's own row keeps
+        its own Δ. Kept with the checkpoints' metadata (``extra["seed_of"]`` = the first name), so it survives
+        Parquet."""
+        names = list(names)
+        missing = [n for n in names if n not in self.checkpoints]
+        if len(names) < 2 or len(set(names)) != len(names) or missing:
+            raise FrameError(f"mark_seeds takes ≥ 2 distinct checkpoints of this frame, got {names}"
+                             + (f" ({missing} not in it: {self.checkpoints})" if missing else "") + ".")
+        infos = dict(self.meta["checkpoints"])
+        for n in names:
+            info = infos.get(n) or {}
+            infos[n] = {**info, "extra": {**(info.get("extra") or {}), SEED_OF: names[0]}}
+        return TraceFrame(self.data, {**self.meta, "checkpoints": infos}, self.lens)
+
+    def seed_groups(self) -> dict[str, list[str]]:
+        """{first name: its training seeds in frame order} for every group of ≥ 2 seeds (see `mark_seeds`)."""
+        groups: dict[str, list[str]] = {}
+        for n in self.checkpoints:
+            head = ((self.meta["checkpoints"].get(n) or {}).get("extra") or {}).get(SEED_OF)
+            if head is not None:
+                groups.setdefault(head, []).append(n)
+        return {h: g for h, g in groups.items() if len(g) >= 2}
 
     def __len__(self) -> int:
         return self.data.height

@@ -276,6 +276,8 @@ def compare_payload(frame, reference: str, terminal_depth: float) -> dict[str, A
             continue
         pair = compare_pair(frame, reference, cand, terminal_depth)
         summaries[cand] = summary_of(pair)
+        if pair.seeds:  # the panel shows the seeds' mean; the table's row keeps this seed's own Δ
+            pair = compare_pair(frame, reference, cand, terminal_depth, seeds=False)
         if pair.comparison is None or pair.aligned != "layer":
             continue  # never a per-index Δ between checkpoints of different depth
         layers = pair.comparison.layers

@@ -167,7 +167,8 @@ def _delta(frame, terminal_depth, reference, candidate, width, height, title) ->
                key]
     if title is not None:
         return _style(facet, None, None, title, subtitle=key if pair.aligned == "depth" else None)
-    return _style(facet, None, None, f"{candidate} − {reference}", subtitle=key)
+    who = candidate if not pair.seeds else f"mean of {len(pair.seeds)} seeds of {candidate}"
+    return _style(facet, None, None, f"{who} − {reference}", subtitle=key)
 
 
 def _spectrum(frame, layer, width, height, title) -> alt.LayerChart:

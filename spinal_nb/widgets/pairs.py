@@ -23,7 +23,8 @@ INTERPOLATED = "interpolated on depth"
 @dataclass
 class Pair:
     """One view comparison: `comparison` (None when compare refused, `error` then holds its message), how it is
-    `aligned` ("layer" or "depth"), the `label` every view shows with it ("" on equal depth) and the `verdict`."""
+    `aligned` ("layer" or "depth"), the `label` every view shows with it ("" on equal depth) and the `verdict`.
+    `seeds`: the training seeds compared as one (their mean), when the candidate is one of a seed group."""
 
     reference: str
     candidate: str
@@ -32,21 +33,37 @@ class Pair:
     comparison: Comparison | None = None
     verdict: dict[str, Any] | None = None
     error: str | None = None
+    seeds: list[str] | None = None
 
 
-def compare_pair(frame, reference: str, candidate: str, terminal_depth: float) -> Pair:
-    """THE views' comparison of `candidate` against `reference` in `frame` (see the module docstring)."""
+def seed_group(frame, reference: str, candidate: str) -> list[str] | None:
+    """The training seeds `candidate` belongs to (TraceFrame.mark_seeds), unless the reference is one of them."""
+    for group in frame.seed_groups().values():
+        if candidate in group and reference not in group:
+            return group
+    return None
+
+
+def compare_pair(frame, reference: str, candidate: str, terminal_depth: float, seeds: bool = True) -> Pair:
+    """THE views' comparison of `candidate` against `reference` in `frame` (see the module docstring). A candidate
+    that is one of a group of training seeds compares as the seeds' mean, with their spread, like
+    `compare(reference, [seeds])` (`seeds=False`: the candidate alone)."""
     la, lb = frame.n_layers(reference), frame.n_layers(candidate)
     aligned = "layer" if la == lb else "depth"
     label = "" if aligned == "layer" else (f"{INTERPOLATED}: {candidate} (L = {lb}) onto the depths of "
                                            f"{reference} (L = {la})")
+    group = seed_group(frame, reference, candidate) if seeds and aligned == "layer" else None
+    if group is not None:
+        label = f"mean of {len(group)} training seeds ({', '.join(group)}), with their seed-to-seed spread"
     try:
-        comp = compute_comparison(frame, reference, candidate, terminal_depth=terminal_depth, on=aligned)
+        comp = compute_comparison(frame, reference, group or candidate, terminal_depth=terminal_depth, on=aligned)
     except SpinalError as e:
-        return Pair(reference, candidate, aligned, label, error=str(e))
+        return Pair(reference, candidate, aligned, label, error=str(e), seeds=group)
     v = comp.verdict(frame.window_means(reference, terminal_depth))
-    text = v["text"] if not label else f"{INTERPOLATED[0].upper()}{INTERPOLATED[1:]} (L = {lb} onto L = {la}): {v['text']}"
-    return Pair(reference, candidate, aligned, label, comp, {"status": v["status"], "key": v["key"], "text": text})
+    text = v["text"] if aligned == "layer" else \
+        f"{INTERPOLATED[0].upper()}{INTERPOLATED[1:]} (L = {lb} onto L = {la}): {v['text']}"
+    return Pair(reference, candidate, aligned, label, comp, {"status": v["status"], "key": v["key"], "text": text},
+                seeds=group)
 
 
 def clean(x: Any) -> Any:
@@ -96,7 +113,7 @@ def summary_of(pair: Pair) -> dict[str, Any]:
     out.update({"aligned": pair.aligned, "verdict": {k: pair.verdict[k] for k in ("key", "text")}})
     if pair.label:
         out["label"] = pair.label
-    if pair.aligned == "depth":
+    if pair.aligned == "depth" or pair.seeds:  # a curve of its own: no row of the candidate holds it
         layers = pair.comparison.layers
         out["curve"] = {c: clean([None if v is None else float(v) for v in layers.get_column(c).to_list()])
                         for c in CURVE}

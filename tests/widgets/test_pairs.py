@@ -172,3 +172,48 @@ def test_the_caution_follows_the_threshold_and_missing_widths_show_no_ratio():
         frame.meta["checkpoints"]["m"]["d_model"] = d
         assert frame.sample_size("m")["caution"] is caution, d
         assert ("caution" in repr(frame)) is caution
+
+
+@pytest.fixture(scope="module")
+def seeded() -> TraceFrame:
+    """A base and three training seeds of one DPO model (different draws, similar effects), marked as seeds."""
+    frame = make_frame(4, 12, names=["base", "dpo-s0", "dpo-s1", "dpo-s2"], seed=11, effects=[0.0, 0.9, 1.0, 1.1])
+    return frame.mark_seeds(["dpo-s0", "dpo-s1", "dpo-s2"])
+
+
+def test_seed_groups_survive_parquet_and_rename(seeded, tmp_path):
+    assert seeded.seed_groups() == {"dpo-s0": ["dpo-s0", "dpo-s1", "dpo-s2"]}
+    again = TraceFrame.read_parquet(seeded.to_parquet(tmp_path / "s.parquet"))
+    assert again.seed_groups() == seeded.seed_groups()
+    renamed = seeded.rename({"dpo-s0": "first", "dpo-s2": "third"})
+    assert renamed.seed_groups() == {"first": ["first", "dpo-s1", "third"]}
+    assert seeded.select(["base", "dpo-s1"]).seed_groups() == {}  # one seed left: no group
+    for bad in (["dpo-s0"], ["dpo-s0", "dpo-s0"], ["dpo-s0", "nope"]):
+        with pytest.raises(FrameError, match="mark_seeds"):
+            seeded.mark_seeds(bad)
+
+
+def test_views_compare_with_the_seeds_mean_and_keep_each_rows_own_delta(seeded):
+    """Every view of a seed's pair shows compare(reference, seeds) — the numbers the demo prints — while the table's
+    rows keep each seed's own Δ (computed here by hand from the table)."""
+    expect = seeded.compare("base", ["dpo-s0", "dpo-s1", "dpo-s2"]).summary
+    view = show(seeded, reference="base", checkpoint="dpo-s1")
+    for cand in ("dpo-s0", "dpo-s1", "dpo-s2"):
+        s = view._summaries[cand]
+        assert "mean of 3 training seeds" in s["label"]
+        for score in ("contraction", "transport"):
+            for k in ("mean", "lo", "hi"):
+                assert s[f"window_{score}"][k] == pytest.approx(expect[f"window_{score}"][k], rel=1e-6)
+        assert s["verdict"]["text"].count("over 3 seeds") == 2
+        assert len(s["curve"]["d_contraction"]) == 13
+    d = unpack(view._deltas_header, view._deltas)
+    col = seeded.data.get_column("checkpoint").to_numpy()
+    base = seeded.checkpoint("base").get_column("contraction").to_numpy()
+    for cand in ("dpo-s0", "dpo-s1", "dpo-s2"):
+        own = seeded.checkpoint(cand).get_column("contraction").to_numpy() - base
+        np.testing.assert_allclose(d["d_contraction"][col == cand], own, rtol=1e-6, atol=1e-7)
+    page = report(seeded, reference="base")
+    assert html.escape(view._summaries["dpo-s0"]["verdict"]["text"]) in page
+    # the delta chart draws the seeds' mean
+    spec = chart(seeded, "delta", reference="base", candidate="dpo-s0").to_dict()
+    assert "mean of 3 seeds of dpo-s0 − base" in json.dumps(spec, ensure_ascii=False)
