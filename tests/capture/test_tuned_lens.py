@@ -1,0 +1,195 @@
+"""The tuned lens (capture/tuned_lens.py, capture/tuned_fit.py): identity translators are the logit lens, training
+lowers the held-out KL to the final layer (checked with an independent computation on fresh text), files round-trip
+and are refused when damaged or for another model, and traces under different lenses never combine."""
+import pytest
+import torch
+import transformers as T
+from support import make_model, make_prompts, make_tokenizer
+
+import spinal_nb
+from spinal_nb.capture import TunedLens, fit_tuned_lens, trace
+from spinal_nb.capture.architectures import lens_logits, resolve_architecture
+from spinal_nb.capture.lens import LensEngine
+from spinal_nb.errors import FrameError, InputError, ModelLoadError
+from spinal_nb.params import SpinalParams
+
+LENS_COLS = ("transport", "transport_lo", "transport_hi", "entropy", "entropy_lo", "entropy_hi")
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    """(model, tokenizer, lens fitted on 300 texts) — shared: fitting takes ~1 s."""
+    model, tok = make_model("llama"), make_tokenizer()
+    lens = fit_tuned_lens(model, make_prompts(300, seed=1, lo=8, hi=30), tok, max_tokens=3000, heldout_tokens=400,
+                          epochs=3, progress=False)
+    return model, tok, lens
+
+
+def _random_lens(model, seed=0, scale=0.2):
+    arch = resolve_architecture(model)
+    ident = TunedLens.identity(model, arch)
+    g = torch.Generator().manual_seed(seed)
+    return TunedLens(scale * torch.randn(ident.weight.shape, generator=g),
+                     scale * torch.randn(ident.bias.shape, generator=g), ident.facts)
+
+
+def test_identity_translators_reproduce_the_logit_lens_trace_bit_for_bit():
+    model, tok = make_model("llama"), make_tokenizer()
+    prompts = make_prompts(30, seed=3)
+    plain = trace(model, prompts, tokenizer=tok, n_groups=5, progress=False, lens_prompts=2)
+    ident = TunedLens.identity(model)
+    tuned = trace(model, prompts, tokenizer=tok, n_groups=5, progress=False, lens_prompts=2, lens=ident)
+    for c in LENS_COLS + ("contraction",):
+        assert plain.data.get_column(c).equals(tuned.data.get_column(c), null_equal=True), c
+    assert plain.lens.get_column("prob").equals(tuned.lens.get_column("prob"))
+    assert "lens" not in plain.meta["params"] and tuned.meta["params"]["lens"] == ident.tag
+    assert tuned.params == SpinalParams(n_groups=5, lens=ident.tag)
+
+
+def test_engine_applies_the_translators_before_norm_and_unembedding():
+    """LensEngine with a (random, non-identity) tuned lens equals the plain lens of h + A h + b computed by hand."""
+    model = make_model("gpt2")  # LayerNorm final norm, separate unembedding
+    arch = resolve_architecture(model)
+    lens = _random_lens(model)
+    g = torch.Generator().manual_seed(1)
+    rows = [torch.randn(9, 32, generator=g) for _ in range(3)]
+    with torch.no_grad():
+        _, ents = LensEngine(model, arch, tuned=lens).reduce(rows)
+        want = []
+        for layer, h in enumerate(rows):
+            x = h + h @ lens.weight[layer].T + lens.bias[layer] if layer < 2 else h
+            p = torch.softmax(lens_logits(model, arch, x).double(), -1)
+            want.append(-(p * p.log()).sum(-1))
+        _, plain = LensEngine(model, arch).reduce(rows)
+    torch.testing.assert_close(ents, torch.stack(want), rtol=2e-5, atol=2e-6)
+    assert not torch.allclose(ents[:2], plain[:2], atol=1e-3)  # the translators really changed layers 0..L-1
+    torch.testing.assert_close(ents[2], plain[2], rtol=0, atol=0)  # layer L is the model's own output
+
+
+def _heldout_kl(model, tok, texts, lens):
+    """Independent of the fit code: transformers' own hidden states (embedding output = layer 0, block outputs) and
+    the model's own logits; mean over positions ≥ 1 of KL(p_L ‖ p_ℓ) for ℓ < L, logit lens and tuned lens."""
+    arch = resolve_architecture(model)
+    L = model.config.num_hidden_layers
+    sums, n = torch.zeros(L, 2, dtype=torch.float64), 0
+    with torch.no_grad():
+        for t in texts:
+            ids = tok(t, return_tensors="pt")["input_ids"]
+            out = model(input_ids=ids, output_hidden_states=True)
+            logp = torch.log_softmax(out.logits[0, 1:].double(), -1)
+            for layer in range(L):
+                h = out.hidden_states[layer][0, 1:]
+                for j, x in enumerate((h, h + h @ lens.weight[layer].T + lens.bias[layer])):
+                    q = torch.log_softmax(lens_logits(model, arch, x).double(), -1)
+                    sums[layer, j] += (logp.exp() * (logp - q)).sum()
+            n += ids.shape[1] - 1
+    return sums / n
+
+
+def test_training_reduces_heldout_kl_against_the_logit_lens(fitted):
+    model, tok, lens = fitted
+    table = lens.fit_table()
+    assert table.get_column("layer").to_list() == [0, 1, 2]
+    assert table["kl_tuned"][2] == table["kl_logit"][2] == 0.0  # layer L: the final distribution itself
+    for layer in range(2):
+        assert table["kl_tuned"][layer] < 0.8 * table["kl_logit"][layer]
+    fresh = make_prompts(60, seed=99, lo=8, hi=30)  # text the fit never saw
+    kl = _heldout_kl(model, tok, fresh, lens)
+    assert (kl[:, 0] > 0).all()
+    assert (kl[:, 1] < 0.8 * kl[:, 0]).all(), kl
+    assert lens.recipe["n_train_tokens"] >= 512 and lens.recipe["n_heldout_tokens"] >= 400
+
+
+def test_save_load_round_trip_and_trace_with_the_loaded_lens(fitted, tmp_path):
+    model, tok, lens = fitted
+    path = lens.save(tmp_path / "tiny.lens.safetensors")
+    back = TunedLens.load(path)
+    assert torch.equal(back.weight, lens.weight) and torch.equal(back.bias, lens.bias)
+    assert (back.sha256, back.tag, back.facts, back.fit) == (lens.sha256, lens.tag, lens.facts, lens.fit)
+    assert back.recipe == lens.recipe
+    prompts = make_prompts(20, seed=4)
+    a = trace(model, prompts, tokenizer=tok, n_groups=4, progress=False, lens=lens)
+    b = trace(model, prompts, tokenizer=tok, n_groups=4, progress=False, lens=back)
+    assert a.data.equals(b.data, null_equal=True) and a.meta["params"] == b.meta["params"]
+    plain = trace(model, prompts, tokenizer=tok, n_groups=4, progress=False)
+    # the tuned lens reads the early layers closer to the final distribution: lower entropy gap to layer L is not
+    # guaranteed, but the readout must differ from the logit lens at layers < L and agree at L
+    assert not plain.data["entropy"][:2].equals(a.data["entropy"][:2])
+    assert plain.data["entropy"][2] == pytest.approx(a.data["entropy"][2], rel=1e-12)
+
+
+def test_damaged_or_foreign_files_are_refused(fitted, tmp_path):
+    _, _, lens = fitted
+    path = lens.save(tmp_path / "l.safetensors")
+    raw = bytearray(path.read_bytes())
+    raw[-3] ^= 0xFF  # one byte of the bias tensor
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(ModelLoadError, match="fails its checksum"):
+        TunedLens.load(bad)
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a safetensors file")
+    with pytest.raises(ModelLoadError, match="not a readable safetensors"):
+        TunedLens.load(junk)
+    with pytest.raises(ModelLoadError, match="No tuned lens file"):
+        TunedLens.load(tmp_path / "missing.safetensors")
+    from safetensors.torch import save_file
+
+    other = tmp_path / "other.safetensors"
+    save_file({"weight": lens.weight}, str(other))
+    with pytest.raises(ModelLoadError, match="not a spinal-nb tuned lens"):
+        TunedLens.load(other)
+
+
+def _llama(**kw):
+    torch.manual_seed(kw.pop("seed", 0))
+    cfg = dict(vocab_size=256, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+               num_key_value_heads=2, max_position_embeddings=128, bos_token_id=2, eos_token_id=3, pad_token_id=1)
+    return T.LlamaForCausalLM(T.LlamaConfig(**{**cfg, **kw})).eval()
+
+
+@pytest.mark.parametrize("other,what", [
+    (dict(hidden_size=64), "d_model 32 \\(lens\\) vs 64"),
+    (dict(vocab_size=300), "vocab 256 \\(lens\\) vs 300"),
+    (dict(num_hidden_layers=3), "n_layers 2 \\(lens\\) vs 3"),
+    (dict(seed=7), "final norm / unembedding weights differ"),
+])
+def test_a_lens_for_another_model_is_refused(other, what):
+    lens = TunedLens.identity(_llama())
+    with pytest.raises(InputError, match=f"fitted for another model.*{what}"):
+        trace(_llama(**other), ["the man was here"] * 4, tokenizer=make_tokenizer(), n_groups=2, progress=False,
+              lens=lens)
+
+
+def test_too_little_text_says_how_much_is_needed():
+    model, tok = make_model("llama"), make_tokenizer()
+    with pytest.raises(InputError, match=r"needs at least 1,536 scored token positions .*give 4\b"):
+        fit_tuned_lens(model, ["the man was here"], tok, progress=False)
+
+
+def test_traces_under_different_lenses_are_refused_by_compare_and_combine(fitted):
+    model, tok, lens = fitted
+    prompts = make_prompts(20, seed=5)
+    plain = trace(model, prompts, tokenizer=tok, checkpoint="a", n_groups=4, progress=False)
+    tuned = trace(model, prompts, tokenizer=tok, checkpoint="b", n_groups=4, progress=False, lens=lens)
+    ident = trace(model, prompts, tokenizer=tok, checkpoint="c", n_groups=4, progress=False,
+                  lens=TunedLens.identity(model))
+    for x, y in ((plain, tuned), (tuned, plain), (tuned, ident)):
+        with pytest.raises(FrameError, match="different lenses"):
+            spinal_nb.compare(x, y)
+
+
+def test_bad_lens_arguments_are_refused():
+    model, tok = make_model("llama"), make_tokenizer()
+    with pytest.raises(InputError, match="lens must be None"):
+        trace(model, ["a b c d"] * 4, tokenizer=tok, n_groups=2, progress=False, lens="tuned")
+    with pytest.raises(InputError, match="runs locally only"):
+        trace(model, ["a b c d"] * 4, tokenizer=tok, n_groups=2, progress=False, lens=TunedLens.identity(model),
+              remote="local")
+    with pytest.raises(InputError, match="no lens was passed"):
+        trace(model, ["a b c d"] * 4, tokenizer=tok, n_groups=2, progress=False, lens=None,
+              params=SpinalParams(lens="tuned-0123456789abcdef"))
+    with pytest.raises(InputError, match="Bad SPINAL parameter: lens"):
+        SpinalParams(lens="tuned")
+    assert "lens" not in SpinalParams().to_dict()  # logit-lens records are those of earlier versions
+    assert SpinalParams.from_dict(SpinalParams(lens="tuned-ab").to_dict()).lens == "tuned-ab"
