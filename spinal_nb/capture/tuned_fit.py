@@ -13,38 +13,49 @@ Nesterov momentum 0.9, in bfloat16 on GPUs, streaming fresh text at every step:
   and kept in memory as float32 ((L + 1) · tokens · d · 4 bytes: 0.6 GB for SmolLM2 at 8,192 tokens), then reused
   by every epoch; the final distribution is recomputed per minibatch from the cached last layer (one unembedding
   matmul, shared by all L translators) instead of being stored (it would be tokens × vocabulary);
-- Adam (lr 1e-3, linear decay to 0 after a 10 % warm-up) by default: in a few hundred small-batch steps it converges
-  faster than the paper's SGD + Nesterov (optimizer="sgd" runs that one: lr 0.1 · (1 − 0.9), momentum 0.9);
+- the translators start from the least-squares map of layer ℓ's states onto the last layer's (ridge 1e-3 relative
+  to the Gram's mean diagonal; Din et al. 2023, "Jump to Conclusions: Short-Cutting Transformers with Linear
+  Transformations", arXiv:2303.09435) instead of the identity (`init="identity"` is the paper's): one d × d solve
+  per layer on the cached states, which leaves the KL steps a refinement rather than the whole fit — on a 49k
+  vocabulary one KL step over all layers costs ~5 GFLOP per token, so 2 shared cores afford a few thousand tokens;
+- Adam (lr 1e-4, linear decay to 0 after a 10 % warm-up) by default; optimizer="sgd" is the paper's SGD with
+  Nesterov momentum 0.9 (lr 0.1 · (1 − 0.9));
 - float32 throughout (no autocast on CPU);
 - the layers' losses are backpropagated one layer at a time, so only one [batch × vocabulary] graph lives at once.
 A held-out part of the text (`heldout_tokens` positions, whole texts, never trained on) gives the fit table: mean
-KL(p_L ‖ p_ℓ) per layer under the logit lens and under the tuned lens.
+KL(p_L ‖ p_ℓ) per layer under the logit lens (`kl_logit`), the least-squares start (`kl_init`, with that init) and
+the tuned lens (`kl_tuned`).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 import random
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..data.cache import recipe_hash, user_cache_dir
 from ..data.prompts import as_texts
-from ..errors import InputError
+from ..errors import InputError, ModelLoadError
 from ..progress import bar as progress_bar
 from ..progress import line_based, quiet_transformers
-from .architectures import Architecture, lens_logits, n_blocks
+from .architectures import Architecture, lens_logits, n_blocks, resolve_architecture
 from .batch import capture_local
 from .load import context_length, forward_kwargs, load_model, model_device, pad_id, tokenize
 from .positions import make_batch
-from .tuned_lens import TunedLens, model_facts
+from .tuned_lens import LENS_FORMAT, TunedLens, model_facts, unembed_fingerprint
 
 CAPTURE_BATCH = 8  # texts per forward while capturing
 
 
 def fit_tuned_lens(model: Any, texts: Any, tokenizer: Any = None, *, max_tokens: int = 8192,
-                   heldout_tokens: int = 1024, min_tokens: int = 512, epochs: int = 2, batch_tokens: int = 128,
-                   optimizer: str = "adam", lr: float | None = None, weight_decay: float = 1e-3,
+                   heldout_tokens: int = 1024, min_tokens: int = 512, epochs: int = 1, batch_tokens: int = 128,
+                   init: str = "lstsq", optimizer: str = "adam", lr: float | None = None, weight_decay: float = 1e-3,
                    max_length: int = 128, skip_first: int = 1, seed: int = 0, progress: bool = True,
                    device: Any = None, load_kwargs: dict[str, Any] | None = None,
                    architecture: Architecture | None = None, text_column: str = "text") -> TunedLens:
@@ -59,10 +70,12 @@ def fit_tuned_lens(model: Any, texts: Any, tokenizer: Any = None, *, max_tokens:
     >>> # lens = spinal_nb.fit_tuned_lens(model, brown_sentences, tokenizer=tok); lens.save("model.lens.safetensors")
     """
     for name, v, lo in (("max_tokens", max_tokens, 1), ("heldout_tokens", heldout_tokens, 1),
-                        ("min_tokens", min_tokens, 1), ("epochs", epochs, 1), ("batch_tokens", batch_tokens, 1),
+                        ("min_tokens", min_tokens, 1), ("epochs", epochs, 0), ("batch_tokens", batch_tokens, 1),
                         ("max_length", max_length, 2), ("skip_first", skip_first, 0)):
         if not isinstance(v, int) or isinstance(v, bool) or v < lo:
             raise InputError(f"{name} must be an int >= {lo}, got {v!r}.")
+    if init not in ("lstsq", "identity"):
+        raise InputError(f"init must be 'lstsq' or 'identity', got {init!r}.")
     if optimizer not in ("adam", "sgd"):
         raise InputError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}.")
     if lr is not None and not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
@@ -95,7 +108,7 @@ def fit_tuned_lens(model: Any, texts: Any, tokenizer: Any = None, *, max_tokens:
     dev = model_device(raw)
     recipe = {"method": "tuned lens (Belrose et al. 2023), residual affine translators, identity init",
               "loss": "sum over layers of mean KL(p_L || p_l)", "optimizer": optimizer,
-              "lr": lr if lr is not None else (1e-3 if optimizer == "adam" else 0.1),
+              "init": init, "lr": lr if lr is not None else (1e-4 if optimizer == "adam" else 0.1),
               "weight_decay": weight_decay, "epochs": epochs, "batch_tokens": batch_tokens, "max_tokens": max_tokens,
               "heldout_tokens": heldout_tokens, "max_length": limit, "skip_first": skip_first, "seed": seed,
               "n_texts": len(texts)}
@@ -112,10 +125,13 @@ def fit_tuned_lens(model: Any, texts: Any, tokenizer: Any = None, *, max_tokens:
         ho_states = [s[ntr:] for s in states]
         recipe.update(n_train_tokens=ntr, n_heldout_tokens=int(ho_states[0].shape[0]))
         t_capture = time.perf_counter() - t0
-        weight, bias = _train(raw, arch, tr_states, recipe, progress, name)
+        facts = {**model_facts(raw, arch), "model": name}
+        start = _lstsq(tr_states) if init == "lstsq" else None
+        weight, bias = _train(raw, arch, tr_states, recipe, progress, name, start)
         t_train = time.perf_counter() - t0 - t_capture
-        lens = TunedLens(weight, bias, {**model_facts(raw, arch), "model": name}, recipe)
-        lens.fit = _fit_table(raw, arch, ho_states, lens, batch_tokens)
+        lens = TunedLens(weight, bias, facts, recipe)
+        first = TunedLens(*start, facts) if start is not None and epochs > 0 else None
+        lens.fit = _fit_table(raw, arch, ho_states, lens, batch_tokens, first)
         lens.recipe.update(seconds_capture=round(t_capture, 1), seconds_train=round(t_train, 1),
                            seconds_total=round(time.perf_counter() - t0, 1), torch_threads=torch.get_num_threads())
         return lens
@@ -131,7 +147,7 @@ def _capture(nn_model: Any, raw: torch.nn.Module, arch: Architecture, tok: Any, 
     per_layer: list[list[torch.Tensor]] = [[] for _ in range(n_blocks(raw, arch) + 1)]
     fwd, pad = forward_kwargs(raw), pad_id(tok)
     with torch.no_grad(), progress_bar(total=len(idx), disable=not progress, unit="text",
-                                       desc=f"tuned lens {name}: hidden states") as bar:
+                                       desc=f"tuned lens {Path(name).name or name}: hidden states") as bar:
         for start in range(0, len(idx), CAPTURE_BATCH):
             chunk = idx[start:start + CAPTURE_BATCH]
             batch = make_batch([token_ids[i] for i in chunk], chunk, pad_id=pad, skip_first=skip_first, stride=1,
@@ -147,14 +163,40 @@ def _kl(target_logp: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     return (target_logp.exp() * (target_logp - torch.log_softmax(logits.float(), dim=-1))).sum(-1)
 
 
+def _lstsq(states: list[torch.Tensor], ridge: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
+    """Residual-form translators (A, b) of the ridge least-squares maps h_ℓ ↦ h_L (centered, in float64): the
+    translated state h + A h + b = h M + (mean_L − mean_ℓ M)."""
+    L = len(states) - 1
+    n, d = states[0].shape
+    y = states[L].double()
+    my = y.mean(0)
+    yc = y - my
+    eye = torch.eye(d, dtype=torch.float64, device=y.device)
+    weight = torch.zeros(L, d, d, dtype=torch.float64)
+    bias = torch.zeros(L, d, dtype=torch.float64)
+    for layer in range(L):
+        x = states[layer].double()
+        mx = x.mean(0)
+        xc = x - mx
+        g = xc.T @ xc
+        g += (ridge * float(g.diagonal().mean()) + 1e-12) * eye
+        m = torch.linalg.solve(g, xc.T @ yc)
+        weight[layer] = (m - eye).T.cpu()
+        bias[layer] = (my - mx @ m).cpu()
+    return weight.float(), bias.float()
+
+
 def _train(raw: torch.nn.Module, arch: Architecture, states: list[torch.Tensor], recipe: dict[str, Any],
-           progress: bool, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+           progress: bool, name: str, start: tuple[torch.Tensor, torch.Tensor] | None = None
+           ) -> tuple[torch.Tensor, torch.Tensor]:
     L = len(states) - 1
     n, d = states[0].shape
     dev = states[0].device
     gen = torch.Generator().manual_seed(int(recipe["seed"]))
-    weight = torch.zeros(L, d, d, device=dev, requires_grad=True)
-    bias = torch.zeros(L, d, device=dev, requires_grad=True)
+    weight = (start[0].clone() if start else torch.zeros(L, d, d)).to(dev).requires_grad_(True)
+    bias = (start[1].clone() if start else torch.zeros(L, d)).to(dev).requires_grad_(True)
+    if int(recipe["epochs"]) == 0:
+        return weight.detach(), bias.detach()
     bt = int(recipe["batch_tokens"])
     per_epoch = -(-n // bt)
     total = per_epoch * int(recipe["epochs"])
@@ -169,7 +211,7 @@ def _train(raw: torch.nn.Module, arch: Architecture, states: list[torch.Tensor],
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (total - s) / max(1, total - warm)))
     losses: list[float] = []
-    with progress_bar(total=total, disable=not progress, unit="step", desc=f"tuned lens {name}: training") as bar:
+    with progress_bar(total=total, disable=not progress, unit="step", desc=f"tuned lens {Path(name).name or name}: training") as bar:
         for _epoch in range(int(recipe["epochs"])):
             perm = torch.randperm(n, generator=gen).to(dev)
             for start in range(0, n, bt):
@@ -199,17 +241,46 @@ def _train(raw: torch.nn.Module, arch: Architecture, states: list[torch.Tensor],
 
 @torch.no_grad()
 def _fit_table(raw: torch.nn.Module, arch: Architecture, states: list[torch.Tensor], lens: TunedLens,
-               batch_tokens: int) -> list[dict[str, Any]]:
-    """Held-out mean KL(p_L ‖ p_ℓ) per layer under the logit lens and under the tuned lens."""
+               batch_tokens: int, first: TunedLens | None = None) -> list[dict[str, Any]]:
+    """Held-out mean KL(p_L ‖ p_ℓ) per layer under the logit lens, the least-squares start (when given) and the
+    tuned lens (layer L: 0 under all of them, not recomputed)."""
     L = len(states) - 1
     n = states[0].shape[0]
-    sums = torch.zeros(L + 1, 2, dtype=torch.float64)
+    readers = {"kl_logit": None, **({"kl_init": first} if first is not None else {}), "kl_tuned": lens}
+    sums = torch.zeros(L, len(readers), dtype=torch.float64)
     for start in range(0, n, batch_tokens):
         sl = slice(start, start + batch_tokens)
         target = torch.log_softmax(lens_logits(raw, arch, states[L][sl]).float(), dim=-1)
-        for layer in range(L + 1):
+        for layer in range(L):
             h = states[layer][sl]
-            sums[layer, 0] += _kl(target, lens_logits(raw, arch, h)).double().sum().cpu()
-            sums[layer, 1] += _kl(target, lens_logits(raw, arch, lens.translate(layer, h))).double().sum().cpu()
-    return [{"layer": layer, "kl_logit": float(sums[layer, 0] / n), "kl_tuned": float(sums[layer, 1] / n)}
+            for j, r in enumerate(readers.values()):
+                x = h if r is None else r.translate(layer, h)
+                sums[layer, j] += _kl(target, lens_logits(raw, arch, x)).double().sum().cpu()
+    return [{"layer": layer, **{k: float(sums[layer, j] / n) if layer < L else 0.0 for j, k in enumerate(readers)}}
             for layer in range(L + 1)]
+
+
+def cached_tuned_lens(model: Any, texts: Any, tokenizer: Any = None, *, name: str = "model",
+                      cache_dir: str | os.PathLike | None = None, refit: bool = False, **fit: Any) -> tuple[TunedLens, Path, bool]:
+    """(lens, its file, whether it came from the cache): the lens fitted with `fit_tuned_lens(model, texts,
+    tokenizer, **fit)`, kept in ``<spinal cache>/tuned-lens/<name>-<recipe hash>.safetensors``. The recipe hash covers
+    the lens format, the model's final norm + unembedding fingerprint and depth, the texts and the fit keywords, so
+    any change is a cache miss; a cached file that fails its checks (or `refit=True`) is fitted again. `model` must
+    be a loaded model."""
+    arch = resolve_architecture(model, fit.get("architecture"))
+    texts = as_texts(texts, fit.get("text_column", "text"))
+    key = {"format": LENS_FORMAT, "unembed": unembed_fingerprint(model, arch), "n_layers": n_blocks(model, arch),
+           "texts": hashlib.sha256(json.dumps(texts).encode()).hexdigest(),
+           "fit": {k: v for k, v in fit.items() if k not in ("progress", "device", "architecture")}}
+    path = user_cache_dir(cache_dir) / "tuned-lens" / f"{name}-{recipe_hash(key)}.safetensors"
+    if path.is_file() and not refit:
+        try:
+            lens = TunedLens.load(path)
+            lens.check_model(model, arch)
+            return lens, path, True
+        except (ModelLoadError, InputError):
+            pass  # damaged or stale: fit again below and replace it
+    lens = fit_tuned_lens(model, texts, tokenizer, **fit)
+    lens.recipe["cache_key"] = recipe_hash(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return lens, lens.save(path), False

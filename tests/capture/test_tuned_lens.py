@@ -86,13 +86,23 @@ def _heldout_kl(model, tok, texts, lens):
     return sums / n
 
 
+def test_identity_start_trained_in_kl_alone_also_beats_the_logit_lens():
+    """The paper's start (identity) with KL steps only, no least squares: held-out KL still drops."""
+    model, tok = make_model("llama"), make_tokenizer()
+    lens = fit_tuned_lens(model, make_prompts(300, seed=1, lo=8, hi=30), tok, max_tokens=3000, heldout_tokens=400,
+                          epochs=3, init="identity", lr=1e-3, progress=False)
+    assert lens.recipe["init"] == "identity" and "kl_init" not in lens.fit[0]
+    kl = _heldout_kl(model, tok, make_prompts(60, seed=99, lo=8, hi=30), lens)
+    assert (kl[:, 1] < 0.8 * kl[:, 0]).all(), kl
+
+
 def test_training_reduces_heldout_kl_against_the_logit_lens(fitted):
     model, tok, lens = fitted
     table = lens.fit_table()
     assert table.get_column("layer").to_list() == [0, 1, 2]
-    assert table["kl_tuned"][2] == table["kl_logit"][2] == 0.0  # layer L: the final distribution itself
     for layer in range(2):
         assert table["kl_tuned"][layer] < 0.8 * table["kl_logit"][layer]
+        assert table["kl_tuned"][layer] <= table["kl_init"][layer]  # the KL steps refine the least-squares start
     fresh = make_prompts(60, seed=99, lo=8, hi=30)  # text the fit never saw
     kl = _heldout_kl(model, tok, fresh, lens)
     assert (kl[:, 0] > 0).all()
@@ -193,3 +203,21 @@ def test_bad_lens_arguments_are_refused():
         SpinalParams(lens="tuned")
     assert "lens" not in SpinalParams().to_dict()  # logit-lens records are those of earlier versions
     assert SpinalParams.from_dict(SpinalParams(lens="tuned-ab").to_dict()).lens == "tuned-ab"
+
+
+def test_cached_lens_is_reused_and_refitted_when_the_recipe_or_file_changes(tmp_path):
+    from spinal_nb.capture.tuned_fit import cached_tuned_lens
+
+    model, tok = make_model("llama"), make_tokenizer()
+    texts = make_prompts(120, seed=2, lo=8, hi=20)
+    kw = dict(max_tokens=600, heldout_tokens=200, min_tokens=300, epochs=1, progress=False)
+    a, path, hit = cached_tuned_lens(model, texts, tok, name="tiny", cache_dir=tmp_path, **kw)
+    assert not hit and path.parent == tmp_path / "tuned-lens" and path.name.startswith("tiny-")
+    b, path_b, hit_b = cached_tuned_lens(model, texts, tok, name="tiny", cache_dir=tmp_path, **kw)
+    assert hit_b and path_b == path and b.sha256 == a.sha256
+    c, path_c, hit_c = cached_tuned_lens(model, texts, tok, name="tiny", cache_dir=tmp_path, **{**kw, "epochs": 2})
+    assert not hit_c and path_c != path and c.sha256 != a.sha256  # another recipe: another key, another lens
+    path.write_bytes(b"damaged")
+    d, path_d, hit_d = cached_tuned_lens(model, texts, tok, name="tiny", cache_dir=tmp_path, **kw)
+    assert not hit_d and path_d == path and d.sha256 == a.sha256  # refitted (deterministic) and rewritten
+    assert TunedLens.load(path).sha256 == a.sha256
