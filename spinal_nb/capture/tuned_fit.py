@@ -55,7 +55,7 @@ CAPTURE_BATCH = 8  # texts per forward while capturing
 
 def fit_tuned_lens(model: Any, texts: Any, tokenizer: Any = None, *, max_tokens: int = 8192,
                    heldout_tokens: int = 1024, min_tokens: int = 512, epochs: int = 1, batch_tokens: int = 128,
-                   init: str = "lstsq", optimizer: str = "adam", lr: float | None = None, weight_decay: float = 1e-3,
+                   max_steps: int | None = None, init: str = "lstsq", optimizer: str = "adam", lr: float | None = None, weight_decay: float = 1e-3,
                    max_length: int = 128, skip_first: int = 1, seed: int = 0, progress: bool = True,
                    device: Any = None, load_kwargs: dict[str, Any] | None = None,
                    architecture: Architecture | None = None, text_column: str = "text") -> TunedLens:
@@ -74,6 +74,8 @@ def fit_tuned_lens(model: Any, texts: Any, tokenizer: Any = None, *, max_tokens:
                         ("max_length", max_length, 2), ("skip_first", skip_first, 0)):
         if not isinstance(v, int) or isinstance(v, bool) or v < lo:
             raise InputError(f"{name} must be an int >= {lo}, got {v!r}.")
+    if max_steps is not None and (not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 0):
+        raise InputError(f"max_steps must be None or an int >= 0, got {max_steps!r}.")
     if init not in ("lstsq", "identity"):
         raise InputError(f"init must be 'lstsq' or 'identity', got {init!r}.")
     if optimizer not in ("adam", "sgd"):
@@ -109,7 +111,7 @@ def fit_tuned_lens(model: Any, texts: Any, tokenizer: Any = None, *, max_tokens:
     recipe = {"method": "tuned lens (Belrose et al. 2023), residual affine translators, identity init",
               "loss": "sum over layers of mean KL(p_L || p_l)", "optimizer": optimizer,
               "init": init, "lr": lr if lr is not None else (1e-4 if optimizer == "adam" else 0.1),
-              "weight_decay": weight_decay, "epochs": epochs, "batch_tokens": batch_tokens, "max_tokens": max_tokens,
+              "weight_decay": weight_decay, "epochs": epochs, "max_steps": max_steps, "batch_tokens": batch_tokens, "max_tokens": max_tokens,
               "heldout_tokens": heldout_tokens, "max_length": limit, "skip_first": skip_first, "seed": seed,
               "n_texts": len(texts)}
     was_training = raw.training
@@ -195,11 +197,14 @@ def _train(raw: torch.nn.Module, arch: Architecture, states: list[torch.Tensor],
     gen = torch.Generator().manual_seed(int(recipe["seed"]))
     weight = (start[0].clone() if start else torch.zeros(L, d, d)).to(dev).requires_grad_(True)
     bias = (start[1].clone() if start else torch.zeros(L, d)).to(dev).requires_grad_(True)
-    if int(recipe["epochs"]) == 0:
-        return weight.detach(), bias.detach()
     bt = int(recipe["batch_tokens"])
     per_epoch = -(-n // bt)
     total = per_epoch * int(recipe["epochs"])
+    if recipe.get("max_steps") is not None:
+        total = min(total, int(recipe["max_steps"]))
+    recipe["steps"] = total
+    if total == 0:
+        return weight.detach(), bias.detach()
     if recipe["optimizer"] == "adam":
         opt: torch.optim.Optimizer = torch.optim.AdamW([weight, bias], lr=recipe["lr"],
                                                        weight_decay=recipe["weight_decay"])
@@ -211,10 +216,13 @@ def _train(raw: torch.nn.Module, arch: Architecture, states: list[torch.Tensor],
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (total - s) / max(1, total - warm)))
     losses: list[float] = []
-    with progress_bar(total=total, disable=not progress, unit="step", desc=f"tuned lens {Path(name).name or name}: training") as bar:
+    desc = f"tuned lens {Path(name).name or name}: training"
+    with progress_bar(total=total, disable=not progress, unit="step", desc=desc) as bar:
         for _epoch in range(int(recipe["epochs"])):
             perm = torch.randperm(n, generator=gen).to(dev)
             for start in range(0, n, bt):
+                if len(losses) == total:
+                    break
                 rows = perm[start:start + bt]
                 with torch.no_grad():
                     target = torch.log_softmax(lens_logits(raw, arch, states[L][rows]).float(), dim=-1)
@@ -234,8 +242,8 @@ def _train(raw: torch.nn.Module, arch: Architecture, states: list[torch.Tensor],
                 bar.update(1)
                 if hasattr(bar, "set_postfix"):
                     bar.set_postfix(kl=f"{losses[-1]:.3f}")
-    recipe["train_kl_first_last"] = [round(losses[0], 4), round(sum(losses[-per_epoch:]) / min(per_epoch,
-                                                                                                 len(losses)), 4)]
+    last = losses[-min(per_epoch, len(losses)):]
+    recipe["train_kl_first_last"] = [round(losses[0], 4), round(sum(last) / len(last), 4)]
     return weight.detach(), bias.detach()
 
 

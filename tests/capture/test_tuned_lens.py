@@ -221,3 +221,18 @@ def test_cached_lens_is_reused_and_refitted_when_the_recipe_or_file_changes(tmp_
     d, path_d, hit_d = cached_tuned_lens(model, texts, tok, name="tiny", cache_dir=tmp_path, **kw)
     assert not hit_d and path_d == path and d.sha256 == a.sha256  # refitted (deterministic) and rewritten
     assert TunedLens.load(path).sha256 == a.sha256
+
+
+def test_max_steps_caps_the_kl_steps_and_zero_steps_is_the_least_squares_start():
+    model, tok = make_model("llama"), make_tokenizer()
+    texts = make_prompts(120, seed=2, lo=8, hi=20)
+    kw = dict(max_tokens=600, heldout_tokens=200, min_tokens=300, progress=False)
+    two = fit_tuned_lens(model, texts, tok, epochs=3, max_steps=2, **kw)
+    assert two.recipe["steps"] == 2 and len(two.recipe["train_kl_first_last"]) == 2
+    ls = fit_tuned_lens(model, texts, tok, epochs=0, **kw)
+    zero = fit_tuned_lens(model, texts, tok, epochs=3, max_steps=0, **kw)
+    assert ls.recipe["steps"] == zero.recipe["steps"] == 0
+    assert torch.equal(ls.weight, zero.weight) and torch.equal(ls.bias, zero.bias)
+    assert not torch.equal(two.weight, ls.weight)  # the two steps moved the start
+    with pytest.raises(InputError, match="max_steps"):
+        fit_tuned_lens(model, texts, tok, max_steps=-1, **kw)
