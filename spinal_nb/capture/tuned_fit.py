@@ -29,6 +29,7 @@ the tuned lens (`kl_tuned`).
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import math
 import os
@@ -50,12 +51,13 @@ from .load import context_length, forward_kwargs, load_model, model_device, pad_
 from .positions import make_batch
 from .tuned_lens import LENS_FORMAT, TunedLens, model_facts, unembed_fingerprint
 
-CAPTURE_BATCH = 8  # texts per forward while capturing
+CAPTURE_BATCH = 16  # texts per forward while capturing
 
 
 def fit_tuned_lens(model: Any, texts: Any, tokenizer: Any = None, *, max_tokens: int = 8192,
                    heldout_tokens: int = 1024, min_tokens: int = 512, epochs: int = 1, batch_tokens: int = 128,
-                   max_steps: int | None = None, init: str = "lstsq", optimizer: str = "adam", lr: float | None = None, weight_decay: float = 1e-3,
+                   max_steps: int | None = None, init: str = "lstsq", ridge: float = 1e-3, optimizer: str = "adam",
+                   lr: float | None = None, weight_decay: float = 1e-3,
                    max_length: int = 128, skip_first: int = 1, seed: int = 0, progress: bool = True,
                    device: Any = None, load_kwargs: dict[str, Any] | None = None,
                    architecture: Architecture | None = None, text_column: str = "text") -> TunedLens:
@@ -76,6 +78,8 @@ def fit_tuned_lens(model: Any, texts: Any, tokenizer: Any = None, *, max_tokens:
             raise InputError(f"{name} must be an int >= {lo}, got {v!r}.")
     if max_steps is not None and (not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 0):
         raise InputError(f"max_steps must be None or an int >= 0, got {max_steps!r}.")
+    if not (isinstance(ridge, (int, float)) and math.isfinite(ridge) and ridge >= 0):
+        raise InputError(f"ridge must be a number >= 0, got {ridge!r}.")
     if init not in ("lstsq", "identity"):
         raise InputError(f"init must be 'lstsq' or 'identity', got {init!r}.")
     if optimizer not in ("adam", "sgd"):
@@ -108,9 +112,10 @@ def fit_tuned_lens(model: Any, texts: Any, tokenizer: Any = None, *, max_tokens:
                          f"of each text are not scored, texts are cut at {limit} tokens), but these {len(texts):,} "
                          f"texts give {sum(scored):,}. Pass more text (e.g. more Brown sentences).")
     dev = model_device(raw)
-    recipe = {"method": "tuned lens (Belrose et al. 2023), residual affine translators, identity init",
+    recipe = {"method": "tuned lens (Belrose et al. 2023): residual affine translators h + A h + b",
               "loss": "sum over layers of mean KL(p_L || p_l)", "optimizer": optimizer,
-              "init": init, "lr": lr if lr is not None else (1e-4 if optimizer == "adam" else 0.1),
+              "init": init, "ridge": ridge if init == "lstsq" else None,
+              "lr": lr if lr is not None else (1e-4 if optimizer == "adam" else 0.1),
               "weight_decay": weight_decay, "epochs": epochs, "max_steps": max_steps, "batch_tokens": batch_tokens, "max_tokens": max_tokens,
               "heldout_tokens": heldout_tokens, "max_length": limit, "skip_first": skip_first, "seed": seed,
               "n_texts": len(texts)}
@@ -128,7 +133,7 @@ def fit_tuned_lens(model: Any, texts: Any, tokenizer: Any = None, *, max_tokens:
         recipe.update(n_train_tokens=ntr, n_heldout_tokens=int(ho_states[0].shape[0]))
         t_capture = time.perf_counter() - t0
         facts = {**model_facts(raw, arch), "model": name}
-        start = _lstsq(tr_states) if init == "lstsq" else None
+        start = _lstsq(tr_states, ridge) if init == "lstsq" else None
         weight, bias = _train(raw, arch, tr_states, recipe, progress, name, start)
         t_train = time.perf_counter() - t0 - t_capture
         lens = TunedLens(weight, bias, facts, recipe)
@@ -279,7 +284,7 @@ def cached_tuned_lens(model: Any, texts: Any, tokenizer: Any = None, *, name: st
     texts = as_texts(texts, fit.get("text_column", "text"))
     key = {"format": LENS_FORMAT, "unembed": unembed_fingerprint(model, arch), "n_layers": n_blocks(model, arch),
            "texts": hashlib.sha256(json.dumps(texts).encode()).hexdigest(),
-           "fit": {k: v for k, v in fit.items() if k not in ("progress", "device", "architecture")}}
+           "fit": {k: v for k, v in _resolved(fit).items() if k not in ("progress", "device", "architecture")}}
     path = user_cache_dir(cache_dir) / "tuned-lens" / f"{name}-{recipe_hash(key)}.safetensors"
     if path.is_file() and not refit:
         try:
@@ -292,3 +297,9 @@ def cached_tuned_lens(model: Any, texts: Any, tokenizer: Any = None, *, name: st
     lens.recipe["cache_key"] = recipe_hash(key)
     path.parent.mkdir(parents=True, exist_ok=True)
     return lens, lens.save(path), False
+
+
+def _resolved(fit: dict[str, Any]) -> dict[str, Any]:
+    """The fit keywords with fit_tuned_lens's defaults filled in: a changed default is a changed recipe."""
+    sig = inspect.signature(fit_tuned_lens)
+    return {k: p.default for k, p in sig.parameters.items() if p.kind is p.KEYWORD_ONLY} | fit
