@@ -9,7 +9,8 @@ lens and under the tuned lens, and 𝓛 and entropy per layer are written next t
     python benchmarks/tuned_lens_fit.py                 # the full run (≤ 10 min on 2 cores; see the printed timings)
     python benchmarks/tuned_lens_fit.py --quick         # 1,536 tokens, 2 KL steps, 10 prompts: a smoke run
 
-Writes benchmarks/results/tuned_lens_fit[_quick].txt (tables) and .json (everything, with the machine's load).
+Writes benchmarks/results/tuned_lens_fit[_quick].txt (tables), .json (everything, with the machine's load) and .md
+(the table of docs/method.md, "The tuned lens").
 """
 from __future__ import annotations
 
@@ -37,6 +38,26 @@ def paragraphs(sentences, words: int = 60) -> list[str]:
     if cur:
         out.append(" ".join(cur))
     return out
+
+
+def method_table(result: dict) -> str:
+    """The table of docs/method.md ("The tuned lens") from this script's JSON result (a test checks the doc holds it)."""
+    fit, tr = result["fit"], result["traces"]
+
+    def step(lens: str, i: int) -> str:
+        c = tr[lens]
+        if c["transport"][i] is None:
+            return "–"
+        return f"{c['transport'][i]:.2f} [{c['transport_lo'][i]:.2f}, {c['transport_hi'][i]:.2f}]"
+
+    rows = ["| ℓ | KL, logit lens | KL, least-squares start | KL, tuned lens | 𝓛 ℓ→ℓ+1, logit [95 %] | "
+            "𝓛, tuned [95 %] | entropy logit / tuned |", "|---|---|---|---|---|---|---|"]
+    for r in fit:
+        i = r["layer"]
+        init = f"{r['kl_init']:.2f}" if "kl_init" in r else "–"
+        rows.append(f"| {i} | {r['kl_logit']:.2f} | {init} | {r['kl_tuned']:.2f} | {step('logit', i)} | "
+                    f"{step('tuned', i)} | {tr['logit']['entropy'][i]:.2f} / {tr['tuned']['entropy'][i]:.2f} |")
+    return "\n".join(rows)
 
 
 def main() -> None:
@@ -112,10 +133,11 @@ def main() -> None:
     suffix = "_quick" if args.quick else ""
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"tuned_lens_fit{suffix}.txt").write_text(text + "\n")
-    (RESULTS / f"tuned_lens_fit{suffix}.json").write_text(json.dumps(
-        {"machine_start": start, "machine_end": machine(), "model_load_s": t_load, "fit_wall_s": t_fit,
-         "cached": cached, "lens_file": path.name, "tag": lens.tag, "recipe": lens.recipe, "fit": fit,
-         "traces": cols, "prompts": len(prompts)}, indent=1) + "\n")
+    result = {"machine_start": start, "machine_end": machine(), "model_load_s": t_load, "fit_wall_s": t_fit,
+              "cached": cached, "lens_file": path.name, "tag": lens.tag, "recipe": lens.recipe, "fit": fit,
+              "traces": cols, "prompts": len(prompts)}
+    (RESULTS / f"tuned_lens_fit{suffix}.json").write_text(json.dumps(result, indent=1) + "\n")
+    (RESULTS / f"tuned_lens_fit{suffix}.md").write_text(method_table(result) + "\n")  # docs/method.md's table
 
 
 if __name__ == "__main__":

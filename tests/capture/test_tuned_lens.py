@@ -236,3 +236,26 @@ def test_max_steps_caps_the_kl_steps_and_zero_steps_is_the_least_squares_start()
     assert not torch.equal(two.weight, ls.weight)  # the two steps moved the start
     with pytest.raises(InputError, match="max_steps"):
         fit_tuned_lens(model, texts, tok, max_steps=-1, **kw)
+
+
+def test_method_md_fit_table_is_the_benchmarks_output():
+    """docs/method.md's tuned-lens table is benchmarks/tuned_lens_fit.py's table of its stored result (no retyping)."""
+    import importlib.util
+    import json
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    sys.path.insert(0, str(root / "benchmarks"))
+    try:
+        spec = importlib.util.spec_from_file_location("tuned_lens_fit", root / "benchmarks" / "tuned_lens_fit.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(root / "benchmarks"))
+    result = json.loads((root / "benchmarks" / "results" / "tuned_lens_fit.json").read_text())
+    rows = mod.method_table(result).splitlines()
+    method = (root / "docs" / "method.md").read_text()
+    assert len(rows) == result["fit"][-1]["layer"] + 3
+    assert [r for r in rows if r not in method.splitlines()] == []
+    assert "python benchmarks/tuned_lens_fit.py" in method
