@@ -342,7 +342,8 @@ def _check_out(args: argparse.Namespace, name: str, params: SpinalParams) -> Any
         raise InputError(f"{out} already holds a checkpoint named {name!r} (it holds {old.checkpoints}); "
                          "name this one with --checkpoint NAME.")
     if old.params is not None and old.params != params:
-        diff = {k: (v, params.to_dict()[k]) for k, v in old.params.to_dict().items() if params.to_dict()[k] != v}
+        diff = {k: (getattr(old.params, k), getattr(params, k)) for k in _PARAM_FIELDS
+                if getattr(old.params, k) != getattr(params, k)}
         raise InputError(f"{out} was traced with other SPINAL parameters (file vs now: {diff}); traces with "
                          "different parameters are not comparable. Use the same options, or another --out file.")
     return old

@@ -259,3 +259,17 @@ def test_method_md_fit_table_is_the_benchmarks_output():
     assert len(rows) == result["fit"][-1]["layer"] + 3
     assert [r for r in rows if r not in method.splitlines()] == []
     assert "python benchmarks/tuned_lens_fit.py" in method
+
+
+def test_the_lens_parameter_survives_parquet_and_still_refuses_mixing(fitted, tmp_path):
+    model, tok, lens = fitted
+    prompts = make_prompts(16, seed=6)
+    tuned = trace(model, prompts, tokenizer=tok, checkpoint="t", n_groups=4, progress=False, lens=lens)
+    tuned.to_parquet(tmp_path / "t.parquet")
+    back = spinal_nb.read_parquet(tmp_path / "t.parquet")
+    assert back.params.lens == lens.tag and back.meta["params"] == tuned.meta["params"]
+    plain = trace(model, prompts, tokenizer=tok, checkpoint="p", n_groups=4, progress=False)
+    with pytest.raises(FrameError, match="different lenses"):
+        spinal_nb.TraceFrame.concat([plain, back])
+    mixed = spinal_nb.TraceFrame.concat([plain, back], force=True)
+    assert mixed.meta.get("mixed_params") is True
