@@ -273,3 +273,18 @@ def test_the_lens_parameter_survives_parquet_and_still_refuses_mixing(fitted, tm
         spinal_nb.TraceFrame.concat([plain, back])
     mixed = spinal_nb.TraceFrame.concat([plain, back], force=True)
     assert mixed.meta.get("mixed_params") is True
+
+
+def test_the_top_k_route_reads_through_the_translators_too():
+    """top_k = the whole vocabulary is the exact lens by another route (scores.lens_step): with a tuned lens both
+    routes agree, and differ from the logit lens."""
+    model, tok = make_model("llama"), make_tokenizer()
+    lens = _random_lens(model, seed=3)
+    prompts = make_prompts(12, seed=7)
+    exact = trace(model, prompts, tokenizer=tok, n_groups=3, progress=False, lens=lens)
+    topk = trace(model, prompts, tokenizer=tok, n_groups=3, progress=False, lens=lens, top_k=256)
+    plain = trace(model, prompts, tokenizer=tok, n_groups=3, progress=False, top_k=256)
+    for c in ("transport", "entropy"):
+        a, b = exact.data[c].drop_nulls().to_numpy(), topk.data[c].drop_nulls().to_numpy()
+        assert abs(a - b).max() < 1e-5, c
+    assert abs(topk.data["entropy"].to_numpy()[:2] - plain.data["entropy"].to_numpy()[:2]).min() > 1e-3
