@@ -22,7 +22,8 @@ from .params import SpinalParams
 # heavy parts (torch/nnsight for the tracer, anywidget/altair for views) load on first use, so that
 # `import spinal_nb` stays fast for reading and comparing saved traces; __dir__ lists them all the same
 _LAZY = {"trace": ("spinal_nb.capture", "trace"), "show": ("spinal_nb.widgets", "show"),
-         "chart": ("spinal_nb.widgets", "chart"), "SpinalCallback": ("spinal_nb.monitor", "SpinalCallback")}
+         "chart": ("spinal_nb.widgets", "chart"), "SpinalCallback": ("spinal_nb.monitor", "SpinalCallback"),
+         "fit_tuned_lens": ("spinal_nb.capture", "fit_tuned_lens"), "TunedLens": ("spinal_nb.capture", "TunedLens")}
 
 
 def __getattr__(name: str):
@@ -55,7 +56,7 @@ def unload_ipython_extension(ipython) -> None:
 
 __all__ = [
     "__version__", "SpinalParams", "TraceFrame", "Comparison", "compare", "read_parquet",
-    "trace", "show", "chart", "SpinalCallback", "load_ipython_extension", "unload_ipython_extension",
+    "trace", "show", "chart", "SpinalCallback", "fit_tuned_lens", "TunedLens", "load_ipython_extension", "unload_ipython_extension",
     "SpinalError", "InputError", "NumericsError", "ArchitectureError", "FrameError", "RemoteError", "ModelLoadError",
     "ExtraMissingError",
 ]

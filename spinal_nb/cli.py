@@ -44,6 +44,7 @@ PARAM_HELP = {
     "position_stride": "use every K-th selected position (1 = all)",
     "n_groups": "prompt groups of the delete-a-group jackknife (intervals come from resampling prompts)",
     "confidence": "confidence level of every interval",
+    "lens": "a tuned-lens file (spinal_nb.fit_tuned_lens(...).save(FILE)) read instead of the logit lens",
 }
 _PARAM_FIELDS = {f.name: f for f in dataclasses.fields(SpinalParams)}
 assert set(PARAM_HELP) == set(_PARAM_FIELDS), "every SpinalParams field needs a CLI option"
@@ -89,6 +90,8 @@ def _add_param_options(p: argparse.ArgumentParser) -> None:
         elif name == "tail_window":
             g.add_argument(flag, dest=name, nargs=2, type=float, metavar=("LO", "HI"), default=None,
                            help=f"{what} (default: {value[0]} {value[1]})")
+        elif name == "lens":
+            g.add_argument(flag, dest=name, metavar="FILE", default=None, help=f"{what} (default: the logit lens)")
         elif name == "top_k":
             g.add_argument(flag, dest=name, type=int, metavar="K", default=None, help=what)
         else:
@@ -295,7 +298,7 @@ def spec_parameters(args: argparse.Namespace) -> dict[str, Any]:
     """The SPINAL parameters given on the command line (None = not given: the default applies)."""
     out = {}
     for name in _PARAM_FIELDS:
-        v = getattr(args, name, None)
+        v = getattr(args, name, None) if name != "lens" else None  # a file: run_trace loads it
         if v is not None:
             out[name] = tuple(v) if name == "tail_window" else v
     return out
@@ -345,7 +348,8 @@ def _check_out(args: argparse.Namespace, name: str, params: SpinalParams) -> Any
         raise InputError(f"{out} already holds a checkpoint named {name!r} (it holds {old.checkpoints}); "
                          "name this one with --checkpoint NAME.")
     if old.params is not None and old.params != params:
-        diff = {k: (v, params.to_dict()[k]) for k, v in old.params.to_dict().items() if params.to_dict()[k] != v}
+        diff = {k: (getattr(old.params, k), getattr(params, k)) for k in _PARAM_FIELDS
+                if getattr(old.params, k) != getattr(params, k)}
         raise InputError(f"{out} was traced with other SPINAL parameters (file vs now: {diff}); traces with "
                          "different parameters are not comparable. Use the same options, or another --out file.")
     return old
@@ -355,6 +359,12 @@ def run_trace(args: argparse.Namespace, model: Any, prompts: Any, tokenizer: Any
     """Trace `model` on `prompts` with the options in `args`; write/append --out when given. Returns the frame
     as written (all checkpoints of the file when appending)."""
     params = SpinalParams().replace(**spec_parameters(args))
+    lens = None
+    if getattr(args, "lens", None):
+        from .capture import TunedLens
+
+        lens = TunedLens.load(args.lens)
+        params = params.replace(lens=lens.tag)
     name = args.checkpoint or default_checkpoint_name(model)
     old = _check_out(args, name, params)
     if args.ndif_host and not args.remote:
@@ -368,7 +378,7 @@ def run_trace(args: argparse.Namespace, model: Any, prompts: Any, tokenizer: Any
                   trust_remote_code=args.trust_remote_code, revision=args.revision, text_column=args.text_column,
                   max_length=args.max_length, lens_prompts=args.lens_prompts, lens_top_k=args.lens_top_k,
                   keep_spectra=not args.no_spectra,
-                  load_kwargs={"gguf_file": args.gguf_file} if args.gguf_file else None, params=params)
+                  load_kwargs={"gguf_file": args.gguf_file} if args.gguf_file else None, params=params, lens=lens)
     if old is not None:
         frame = TraceFrame.concat([old, frame])
     if args.out is not None:

@@ -30,6 +30,7 @@ class SpinalParams:
     position_stride: int = 1  # use every k-th selected position (1 = all)
     n_groups: int = 10  # delete-a-group jackknife groups of prompts
     confidence: float = 0.95
+    lens: str = "logit"  # the readout: "logit", or "tuned-<16 hex of its weights' sha256>" (trace(..., lens=...))
 
     def __post_init__(self) -> None:
         a, b = self.tail_window
@@ -43,6 +44,9 @@ class SpinalParams:
             (isinstance(self.position_stride, int) and self.position_stride >= 1, "position_stride must be >= 1"),
             (isinstance(self.n_groups, int) and self.n_groups >= 2, "n_groups must be an int >= 2"),
             (0.5 <= self.confidence < 1.0, "confidence must be in [0.5, 1)"),
+            (isinstance(self.lens, str) and (self.lens == "logit" or self.lens.startswith("tuned-")),
+             "lens must be 'logit' or the tag of a tuned lens ('tuned-<hash>'); pass the lens itself as "
+             "trace(..., lens=TunedLens)"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -52,6 +56,8 @@ class SpinalParams:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["tail_window"] = list(self.tail_window)
+        if self.lens == "logit":  # the default readout is not written, so logit-lens records match older ones
+            del d["lens"]
         return d
 
     @staticmethod

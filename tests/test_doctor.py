@@ -47,7 +47,8 @@ def test_the_namespace_is_the_public_api_and_import_stays_light():
                        env={**os.environ, "OMP_NUM_THREADS": "1"})
     got = json.loads(r.stdout)
     assert got["heavy"] == []  # trace/show/chart load torch's tracer and the widgets on first use only
-    for name in ("trace", "show", "compare", "chart", "TraceFrame", "read_parquet", "SpinalParams", "SpinalCallback"):
+    for name in ("trace", "show", "compare", "chart", "TraceFrame", "read_parquet", "SpinalParams", "SpinalCallback",
+                 "fit_tuned_lens", "TunedLens"):
         assert name in got["dir"] and name in got["all"]
     assert sorted(got["all"]) == got["dir"]
     assert not {"annotations", "importlib", "_importlib"} & set(got["dir"])

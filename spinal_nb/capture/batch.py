@@ -183,8 +183,9 @@ def reduce_batch(raw: torch.nn.Module, arch: Architecture, rows: list[torch.Tens
     n = rows[0].shape[0]
     if n == 0:
         return
+    lens = lens or LensEngine(raw, arch, params.temperature)
     if params.top_k is None:
-        steps, ent_all = (lens or LensEngine(raw, arch, params.temperature)).reduce(rows)
+        steps, ent_all = lens.reduce(rows)
         check_entropies(ent_all, arch)
         transport.update_all(steps, ent_all, groups)
         return
@@ -195,7 +196,7 @@ def reduce_batch(raw: torch.nn.Module, arch: Architecture, rows: list[torch.Tens
         steps_: list[torch.Tensor] = []
         prev_z = None
         for layer, h in enumerate(rows):
-            z = lens_logits(raw, arch, h[start:start + chunk])
+            z = lens_logits(raw, arch, lens.states(layer, h[start:start + chunk]))
             _, ent = lens_point(z, params.temperature)
             ents.append(ent)
             check_entropy_finite(ent, layer_name(arch, layer))  # lens_step needs finite logits: name the layer

@@ -15,6 +15,10 @@ Chunks of positions are small enough for their [rows x vocab] buffers to stay in
 (`_ROWS_BUDGET` elements, 85 rows at vocab 49,152), which also makes the peak memory independent of the batch width.
 Models whose unembedding is not a plain `nn.Linear` in float32/float64 (half precision, custom heads) take the
 generic route: `architectures.lens_logits` (the model's own modules), copied into the float32 buffer.
+
+With a tuned lens (`tuned=`, capture/tuned_lens.py) every layer's rows first go through `states(layer, rows)`, its
+affine translator, and then through the same final norm and unembedding: every lens-derived quantity computed here
+(or from `states`) is then the tuned lens's. Without one, `states` is the identity and the logit lens is unchanged.
 """
 from __future__ import annotations
 
@@ -38,8 +42,9 @@ class LensEngine:
     >>> # steps, ents = LensEngine(model, arch, temperature=1.0).reduce(rows)   # rows: list of [N, d], one per layer
     """
 
-    def __init__(self, model: Any, arch: Architecture, temperature: float = 1.0):
+    def __init__(self, model: Any, arch: Architecture, temperature: float = 1.0, tuned: Any = None):
         self.raw = unwrap(model)
+        self.tuned = tuned  # a TunedLens (translators applied by `states`), or None: the logit lens
         self.arch = arch
         self.temperature = float(temperature)
         self.norm = get_path(self.raw, arch.final_norm) if arch.final_norm else None
@@ -75,6 +80,11 @@ class LensEngine:
         chunk = -(-n // n_chunks)  # equal chunks: 100 rows at a cap of 85 -> 2 x 50, not 85 + 15
         k = max(1, min(n_layers, _MATMUL_ROWS // chunk, _LOGITS_BUDGET[kind] // (chunk * vocab)))
         return chunk, k
+
+    # -- the lens's input -----------------------------------------------------------------------------------------
+    def states(self, layer: int, h: torch.Tensor) -> torch.Tensor:
+        """What the lens reads for rows `h` of `layer`: h itself (logit lens) or the tuned lens's translation."""
+        return h if self.tuned is None else self.tuned.translate(layer, h)
 
     # -- logits ---------------------------------------------------------------------------------------------------
     def _logits(self, hs: list[torch.Tensor], out_rows: int, device: torch.device) -> torch.Tensor:
@@ -113,7 +123,7 @@ class LensEngine:
             scratch = self._buffer("scratch", chunk, vocab, device)[:c]
             for first in range(0, n_layers, k):
                 layers = range(first, min(n_layers, first + k))
-                z = self._logits([rows[i][start:stop] for i in layers], chunk * k, device)
+                z = self._logits([self.states(i, rows[i][start:stop]) for i in layers], chunk * k, device)
                 for j, layer in enumerate(layers):
                     s = sq[layer % 2]
                     ents[layer, start:stop] = lens_point_(z[j * c:(j + 1) * c], s, scratch, self.temperature)

@@ -33,8 +33,9 @@ def lens_indices(lens_prompts: Any, n_prompts: int) -> list[int]:
 
 
 def lens_topk(nn_model: Any, arch: Architecture, batch: Batch, fwd: dict[str, Any], k: int,
-               temperature: float, remote: Any, device: torch.device) -> tuple[list, list]:
-    """Top-k lens probabilities and token ids [N_real, k] per layer for every real position of the batch."""
+               temperature: float, remote: Any, device: torch.device, tuned: Any = None) -> tuple[list, list]:
+    """Top-k lens probabilities and token ids [N_real, k] per layer for every real position of the batch (through
+    the translators of `tuned`, a TunedLens, when given; the tracer refuses a tuned lens with remote runs)."""
     import nnsight
 
     raw = unwrap(nn_model)
@@ -60,6 +61,8 @@ def lens_topk(nn_model: Any, arch: Architecture, batch: Batch, fwd: dict[str, An
             if isinstance(h, (tuple, list)):
                 h = h[0]
             x = h[real.to(h.device)]
+            if tuned is not None:
+                x = tuned.translate(i, x)
             if norm is not None:
                 x = norm(x)
             if proj is not None:
@@ -80,7 +83,7 @@ def lens_topk(nn_model: Any, arch: Architecture, batch: Batch, fwd: dict[str, An
 
 def lens_table(nn_model: Any, arch: Architecture, tokenizer: Any, texts: list[str], token_ids: list[list[int]],
                 indices: list[int], checkpoint: str, fwd: dict[str, Any], k: int, temperature: float,
-                remote: Any, device: torch.device, n_groups: int, pad_id: int):
+                remote: Any, device: torch.device, n_groups: int, pad_id: int, tuned: Any = None):
     cols: dict[str, list[Any]] = {c: [] for c in LENS_SCHEMA}
     labels = TokenLabels(tokenizer)
     prompt_labels = {pi: labels.sequence(token_ids[pi]) for pi in indices}
@@ -90,7 +93,7 @@ def lens_table(nn_model: Any, arch: Architecture, tokenizer: Any, texts: list[st
         batch = make_batch([token_ids[i] for i in chosen], chosen, pad_id=pad_id, skip_first=0, stride=1,
                            n_groups=n_groups)
         with torch.no_grad():
-            probs, ids = lens_topk(nn_model, arch, batch, fwd, k, temperature, remote, device)
+            probs, ids = lens_topk(nn_model, arch, batch, fwd, k, temperature, remote, device, tuned)
         owners = [(pi, pos) for pi in chosen for pos in range(len(token_ids[pi]))]
         for layer, (pv, iv) in enumerate(zip(probs, ids, strict=True)):
             pv, iv = pv.float().cpu().numpy(), iv.cpu().numpy()

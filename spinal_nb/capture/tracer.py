@@ -60,6 +60,7 @@ from .load import (
 from .positions import Batch, group_major, make_batch
 from .resume import ResumeState
 from .spill import SpillFolder, private_spill_dir, spill_finished
+from .tuned_lens import LOGIT, lens_tag
 
 
 def _params(params: SpinalParams | None, spec_parameters: dict[str, Any]) -> SpinalParams:
@@ -75,7 +76,7 @@ def trace(model: Any, prompts: Any, *, tokenizer: Any = None, checkpoint: str | 
           revision: str | None = None, text_column: str = "text", max_length: int | None = None,
           lens_prompts: int | Sequence[int] | None = None, lens_top_k: int = 5,
           architecture: Architecture | None = None, params: SpinalParams | None = None, keep_spectra: bool = True,
-          load_kwargs: dict[str, Any] | None = None, finalize_workers: int | None = None,
+          load_kwargs: dict[str, Any] | None = None, finalize_workers: int | None = None, lens: Any = None,
           **spec_parameters: Any) -> TraceFrame:
     """SPINAL depth trace (contraction α_ℓ and transport 𝓛_ℓ per layer, with intervals) of one model on prompts.
 
@@ -95,10 +96,24 @@ def trace(model: Any, prompts: Any, *, tokenizer: Any = None, checkpoint: str | 
     The spectra are computed on the accumulators' GPU, else on `finalize_workers` CPU threads (None: every core).
     Under torch.distributed (torchrun ...), each rank traces its share of the prompt groups and every rank returns
     the same complete frame (spinal_nb.capture.distributed).
+    `lens=` a TunedLens (spinal_nb.fit_tuned_lens, TunedLens.load) reads every layer through its translators for 𝓛,
+    entropy and the lens table; its tag goes into the parameters (`lens`), so frames under different lenses never
+    combine. The default (None) is the logit lens. A tuned lens is refused with `remote` (the server does not run it).
 
     >>> # frame = spinal_nb.trace("HuggingFaceTB/SmolLM2-135M-Instruct", prompts, checkpoint="instruct")
     """
     params = _params(params, spec_parameters)
+    tag = lens_tag(lens)
+    if tag == LOGIT and params.lens != LOGIT:
+        raise InputError(f"params.lens is {params.lens!r} but no lens was passed: pass the lens itself, "
+                         "trace(..., lens=TunedLens.load(path)).")
+    if tag != LOGIT and params.lens not in (LOGIT, tag):
+        raise InputError(f"params.lens is {params.lens!r} but lens= is {tag!r}: leave params.lens unset.")
+    params = params.replace(lens=tag)
+    tuned = lens if tag != LOGIT else None
+    if tag != LOGIT and remote:  # NDIF, and its local simulation (the same server-side code)
+        raise InputError("A tuned lens runs locally only: NDIF would need its translators inside the server-side "
+                         "trace, which spinal-nb does not send. Trace with remote=False, or remote=True without lens=.")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size must be a positive int, got {batch_size!r}.")
     if not isinstance(save_every, int) or save_every < 1:
@@ -118,6 +133,8 @@ def trace(model: Any, prompts: Any, *, tokenizer: Any = None, checkpoint: str | 
             model, tokenizer, device=device, dtype=dt, remote=remote, revision=revision,
             trust_remote_code=trust_remote_code, load_kwargs=dict(load_kwargs or {}), architecture=architecture)
     checkpoint = checkpoint or Path(name).name or name
+    if tuned is not None:
+        tuned.check_model(raw, arch)
     L, d = n_blocks(raw, arch), hidden_size(raw, arch)
     limit = min(x for x in (context_length(raw), max_length) if x is not None) \
         if (context_length(raw) or max_length) else None
@@ -141,7 +158,7 @@ def trace(model: Any, prompts: Any, *, tokenizer: Any = None, checkpoint: str | 
         save_to = Path(save_to) / f"rank-{ranks[0]}-of-{ranks[1]}" if save_to is not None else None
     n_run = len(order)
     server = bool(remote)
-    lens_engine = None if server else LensEngine(raw, arch, params.temperature)  # buffers live for the whole trace
+    lens_engine = None if server else LensEngine(raw, arch, params.temperature, tuned)  # buffers: whole trace
 
     prompts_sha = hashlib.sha256(json.dumps(texts).encode()).hexdigest()
     done = 0
@@ -182,7 +199,8 @@ def trace(model: Any, prompts: Any, *, tokenizer: Any = None, checkpoint: str | 
                 lens = None
                 if lens_idx:
                     lens = lens_table(nn_model, arch, tok, texts, token_ids, lens_idx, checkpoint, fwd, lens_top_k,
-                                       params.temperature, remote, dev, params.n_groups, pad)
+                                       params.temperature, remote, dev, params.n_groups, pad,
+                                       tuned=tuned)
         except SpinalError:
             raise
         except Exception as e:

@@ -217,10 +217,14 @@ class TraceFrame:
         params = [f.meta.get("params") for f in frames]
         mixed = any(p != params[0] for p in params)
         if mixed and not force:
-            diff = {k: [p.get(k) if p else None for p in params] for k in (params[0] or {})
-                    if len({json.dumps(p.get(k) if p else None) for p in params}) > 1}
+            keys = sorted({k for p in params for k in (p or {})})  # a key only some record (lens) counts too
+            diff = {k: [(p or {}).get(k, "logit" if k == "lens" else None) for p in params] for k in keys
+                    if len({json.dumps((p or {}).get(k, "logit" if k == "lens" else None)) for p in params}) > 1}
+            lens = (" They read the layers through different lenses (the logit lens, or tuned lenses named by a hash "
+                    "of their weights): trace them all with the same lens=.") if "lens" in diff else ""
             raise FrameError(f"These traces were made with different parameters {diff}; their scores are not "
-                             "comparable. Pass force=True to combine them anyway (the frame is then marked mixed).")
+                             f"comparable.{lens} Pass force=True to combine them anyway (the frame is then marked "
+                             "mixed).")
         meta = {"spinal_nb": __version__, "params": None if mixed else params[0],
                 "checkpoints": {k: v for f in frames for k, v in f.meta["checkpoints"].items()}}
         if mixed:
