@@ -16,7 +16,7 @@ keyed by a hash of the recipe; nothing is ever fetched from a model hub.
 >>> (base, tok), (dpo, _) = pair.load()
 >>> pair.evidence["seen_words"]["pref_acc_after"]
 """
-from .build import build_lab_base, build_lab_pair, build_lab_seeds, lab_dirs, seed_dirs, start_seed_builds
+from .build import build_lab_base, build_lab_pair, lab_dirs
 from .checkpoint import LabPair, load_checkpoint, read_lab_json
 from .recipes import (
                       DEMO_SEEDS,
@@ -29,9 +29,9 @@ from .recipes import (
                       SmolLM2Recipe,
                       seed_variant,
 )
+from .seeds import build_lab_seeds, build_smollm2_seeds, seed_dirs, start_seed_builds
 from .smollm2 import (
                       build_smollm2_pair,
-                      build_smollm2_seeds,
                       load_smollm2,
                       load_smollm2_gguf,
                       locate_smollm2_gguf,

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import multiprocessing
 import os
 import sys
 import time
@@ -20,7 +19,7 @@ from . import preferences as prefs
 from .checkpoint import LabPair, load_checkpoint, read_lab_json, save_checkpoint
 from .dpo import EncodedPairs, dpo_train, greedy, neutral_evidence, preference_evidence
 from .pretrain import make_model, pretrain, token_stream, train_tokenizer
-from .recipes import LAB_VERSION, RECIPES, DPORecipe, LabRecipe, PairsRecipe, seed_variant
+from .recipes import LAB_VERSION, RECIPES, DPORecipe, LabRecipe, PairsRecipe
 from .shipped import STORED_DTYPE, install_shipped_base, shipped_info
 
 SAMPLE_PROMPTS = ("When she opened the letter, she", "The weather that morning was")
@@ -67,7 +66,7 @@ def dpo_stage(base: torch.nn.Module, tokenizer: Any, sentences: Any, pairs: Pair
     return policy, evidence, {"dpo": t1 - t0, "evaluate": time.perf_counter() - t1}
 
 
-def _recipe(budget: str | LabRecipe) -> LabRecipe:
+def recipe_of(budget: str | LabRecipe) -> LabRecipe:
     if isinstance(budget, LabRecipe):
         return budget
     if budget not in RECIPES:
@@ -84,7 +83,7 @@ def lab_dirs(budget: str | LabRecipe = "demo", cache_dir: str | os.PathLike | No
              from_scratch: bool = False) -> tuple[Path, Path]:
     """Where ``build_lab_pair(budget)`` keeps its base and DPO folders (they may not exist yet). The base shipped in
     the package (spinal_nb.lab.shipped) has its own key: it is the float16-stored copy of a from-scratch build."""
-    r = _recipe(budget)
+    r = recipe_of(budget)
     root = user_cache_dir(cache_dir) / "lab"
     key = {"lab": LAB_VERSION, "corpus": brown.BROWN_FILE, "pretrain": asdict(r.pretrain)}
     if not from_scratch and shipped_info(r) is not None:
@@ -99,7 +98,7 @@ def build_lab_base(budget: str | LabRecipe = "demo", cache_dir: str | os.PathLik
                    from_scratch: bool = False) -> Path:
     """The folder of the lab pair's base, ready to load: from the cache, else installed from the base shipped in the
     package (a second), else pre-trained from scratch (minutes; always so with ``from_scratch=True``)."""
-    r = _recipe(budget)
+    r = recipe_of(budget)
     base_dir, _ = lab_dirs(r, cache_dir, from_scratch)
     if base_dir.is_dir():
         return base_dir
@@ -134,7 +133,7 @@ def build_lab_pair(budget: str | LabRecipe = "demo", cache_dir: str | os.PathLik
     >>> pair.evidence["seen_words"]["margin_after"] > pair.evidence["seen_words"]["margin_before"]  # doctest: +SKIP
     True
     """
-    r = _recipe(budget)
+    r = recipe_of(budget)
     base_dir, dpo_dir = lab_dirs(r, cache_dir, from_scratch)
     from_cache = base_dir.is_dir() and dpo_dir.is_dir()
     base_dir = build_lab_base(r, cache_dir, progress, corpus, from_scratch)
@@ -145,81 +144,6 @@ def build_lab_pair(budget: str | LabRecipe = "demo", cache_dir: str | os.PathLik
         corpus_path, sentences = _corpus(corpus, cache_dir)
         _build_dpo(dpo_dir, base_dir, r, sentences, corpus_path, progress)
     return LabPair(r.name, base_dir, dpo_dir, read_lab_json(dpo_dir).get("evidence", {}), from_cache)
-
-
-def seed_dirs(budget: str | LabRecipe = "demo", seeds: int = 3, cache_dir: str | os.PathLike | None = None
-              ) -> list[Path]:
-    """The DPO folders of training seeds 0 … ``seeds``-1 of a lab recipe (seed 0 is ``build_lab_pair``'s)."""
-    r = _recipe(budget)
-    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
-        raise InputError(f"seeds is the number of DPO training seeds (≥ 1), got {seeds!r}")
-    return [lab_dirs(seed_variant(r, s), cache_dir)[1] for s in range(seeds)]
-
-
-def _seed_job(builder: str, recipe: Any, cache_dir: str | None, corpus: str | None) -> str:
-    """One DPO seed in a worker process, on one torch thread (the parent keeps the other core)."""
-    torch.set_num_threads(1)
-    if builder == "smollm2":
-        from .smollm2 import build_smollm2_pair
-        return str(build_smollm2_pair(cache_dir=cache_dir, progress=False, recipe=recipe, corpus=corpus).dpo_dir)
-    return str(build_lab_pair(recipe, cache_dir=cache_dir, progress=False, corpus=corpus).dpo_dir)
-
-
-def background_builds(todo: dict[int, tuple[str, Any]], which: list[int], cache_dir: str | os.PathLike | None,
-                      corpus: str | os.PathLike | None):
-    """Build the seeds in ``todo`` (seed → (builder "lab" or "smollm2", recipe)), one after another, in ONE
-    background process on one thread (the core a single-threaded caller leaves idle). Returns ``(executor or None,
-    {seed: future of its folder, or None when it needed no build})`` for every seed in ``which``. Each seed is written
-    atomically, so an interrupted build leaves no half folder; ``executor.shutdown(cancel_futures=True)`` stops what
-    has not started."""
-    from concurrent.futures import ProcessPoolExecutor
-
-    ex = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) if todo else None
-    cd, cp = (None if x is None else str(x) for x in (cache_dir, corpus))
-    return ex, {s: ex.submit(_seed_job, *todo[s], cd, cp) if s in todo else None for s in which}
-
-
-def start_seed_builds(budget: str | LabRecipe, which: list[int], cache_dir: str | os.PathLike | None = None,
-                      corpus: str | os.PathLike | None = None):
-    """Seeds ``which`` of a lab recipe in the background (:func:`background_builds`); cached ones are not rebuilt."""
-    r = _recipe(budget)
-    variants = {s: seed_variant(r, s) for s in which}
-    return background_builds({s: ("lab", v) for s, v in variants.items() if not lab_dirs(v, cache_dir)[1].is_dir()},
-                             which, cache_dir, corpus)
-
-
-def build_lab_seeds(budget: str | LabRecipe = "demo", seeds: int = 3, cache_dir: str | os.PathLike | None = None,
-                    progress: bool = True, corpus: str | os.PathLike | None = None) -> list[LabPair]:
-    """The lab pair with ``seeds`` DPO training seeds: one LabPair per seed (same base; seed 0 is ``build_lab_pair``).
-
-    Odd seeds build in a background process on one thread while the even ones build here (one thread), so on 2 cores
-    the three seeds of the demo recipe take about the time of two (each ~100 s on one idle core). Cached like the
-    pair; a rerun returns at once.
-    """
-    r = _recipe(budget)
-    dirs = seed_dirs(r, seeds, cache_dir)
-    build_lab_base(r, cache_dir, progress, corpus)
-    # odd seeds in one background process, even ones here, each on one thread: ~half the wall time on 2 cores
-    background = [s for s in range(1, seeds, 2) if not dirs[s].is_dir()]
-    ex, futures, threads = None, {}, torch.get_num_threads()
-    try:
-        if background:
-            if progress:
-                print(f"spinal: DPO seeds {background} of the lab recipe {r.name!r} in a background process",
-                      file=sys.stderr, flush=True)
-            ex, futures = start_seed_builds(r, background, cache_dir, corpus)
-            torch.set_num_threads(1)  # the other core is the background process's
-        pairs = {s: build_lab_pair(seed_variant(r, s), cache_dir, progress, corpus)
-                 for s in range(seeds) if s not in futures}
-        for f in futures.values():
-            if f is not None:
-                f.result()  # a failed seed raises its error here
-        pairs.update({s: build_lab_pair(seed_variant(r, s), cache_dir, False, corpus) for s in futures})
-        return [pairs[s] for s in range(seeds)]
-    finally:
-        torch.set_num_threads(threads)
-        if ex is not None:
-            ex.shutdown(wait=False, cancel_futures=True)
 
 
 def _build_base(base_dir: Path, r: LabRecipe, sentences: Any, corpus_path: Path, progress: bool) -> None:

