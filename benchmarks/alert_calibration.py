@@ -179,11 +179,13 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
         tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
-def run_all(a: argparse.Namespace) -> dict:
+_W: dict[str, Any] = {}  # per worker process: the base, tokenizer, pairs, probes and the start trace
+
+
+def _init_worker(n_probes: int) -> None:
     sys.path.insert(0, str(HERE))
-    from _bench import machine, pin_threads
+    from _bench import pin_threads
     pin_threads(1)
-    import torch  # noqa: F401
 
     from spinal_nb.data import brown
     from spinal_nb.lab import RECIPES, build_lab_base, load_checkpoint
@@ -191,43 +193,63 @@ def run_all(a: argparse.Namespace) -> dict:
     from spinal_nb.lab.dpo import EncodedPairs
 
     recipe = RECIPES["demo"]
-    t_all = time.perf_counter()
     base_dir = build_lab_base("demo", progress=False)
     base, tok = load_checkpoint(base_dir)
     base.eval()
     for p in base.parameters():
         p.requires_grad_(False)
-    data = EncodedPairs(tok, preference_sets(brown.read_brown(), recipe.pairs)["train"])
-    probes = brown.trace_prompts(a.probes)
-    start = with_step(trace_policy(base, tok, probes, START), 0)
+    probes = brown.trace_prompts(n_probes)
+    _W.update(recipe=recipe, base_dir=base_dir, base=base, tok=tok, probes=probes,
+              data=EncodedPairs(tok, preference_sets(brown.read_brown(), recipe.pairs)["train"]),
+              start=with_step(trace_policy(base, tok, probes, START), 0))
+
+
+def _one_run(task: tuple[str, float, int, int, int]) -> dict:
+    group, lr, seed, steps, every = task
+    run = dpo_run(_W["base"], _W["tok"], _W["data"], _W["probes"], _W["start"], lr=lr, seed=seed, steps=steps,
+                  every=every, dpo=_W["recipe"].dpo)
+    meta = {"group": group, "lr": lr, "seed": seed, "run": f"{group}-lr{lr:g}-s{seed}"}
+    write_jsonl(RAW / f"{meta['run']}.jsonl", evaluation_rows(run, meta))
+    timing = {"run": meta["run"], "train_s": round(run["train_s"], 1), "trace_s": round(run["trace_s"], 1),
+              "evaluations": len(run["frames"]) - 1}
+    print(f"{meta['run']}: {timing}, loss {run['log'][-1]['loss']:.4f}"
+          + (f", {run['numerics']}" if run["numerics"] else ""), flush=True)
+    return {"group": group, "seed": seed, "timing": timing,
+            "frames": run["frames"] if group == "null-healthy" else None}
+
+
+def run_all(a: argparse.Namespace) -> dict:
+    import multiprocessing as mp
+
+    t_all = time.perf_counter()
+    _init_worker(a.probes)
+    recipe, start = _W["recipe"], _W["start"]
     for old in RAW.glob("*.jsonl"):
         old.unlink()
-    groups = [("null-lr0", a.null_lr, a.null_seeds), ("null-healthy", recipe.dpo.lr, a.null_seeds),
-              *[("power", lr, a.power_seeds) for lr in a.power_lr]]
-    timings, healthy = [], {}
-    for group, lr, seeds in groups:
-        for seed in range(seeds):
-            run = dpo_run(base, tok, data, probes, start, lr=lr, seed=seed, steps=a.steps, every=a.every,
-                          dpo=recipe.dpo)
-            meta = {"group": group, "lr": lr, "seed": seed, "run": f"{group}-lr{lr:g}-s{seed}"}
-            write_jsonl(RAW / f"{meta['run']}.jsonl", evaluation_rows(run, meta))
-            timings.append({"run": meta["run"], "train_s": round(run["train_s"], 1),
-                            "trace_s": round(run["trace_s"], 1), "evaluations": len(run["frames"]) - 1})
-            print(f"{meta['run']}: {timings[-1]}, loss {run['log'][-1]['loss']:.4f}"
-                  + (f", {run['numerics']}" if run["numerics"] else ""), flush=True)
-            if group == "null-healthy":
-                healthy[seed] = {"frames": run["frames"]}
+    tasks = [(g, lr, seed, a.steps, a.every)
+             for g, lr, seeds in [("null-lr0", a.null_lr, a.null_seeds), ("null-healthy", recipe.dpo.lr, a.null_seeds),
+                                  *[("power", lr, a.power_seeds) for lr in a.power_lr]]
+             for seed in range(seeds)]
+    if a.jobs > 1:
+        with mp.get_context("spawn").Pool(a.jobs, initializer=_init_worker, initargs=(a.probes,)) as pool:
+            done = pool.map(_one_run, tasks, chunksize=1)
+    else:
+        done = [_one_run(t) for t in tasks]
+    healthy = {d["seed"]: d for d in done if d["group"] == "null-healthy"}
     n = len(healthy)  # pairs (0, 1), (1, 2), ..., (n - 1, 0): every seed once as the reference
     for s, b in [(s, s + 1) for s in range(n - 1)] + ([(n - 1, 0)] if n > 2 else []):
         meta = {"group": "seed-pair", "lr": recipe.dpo.lr, "seed": s, "seed_b": b, "run": f"seed-pair-{s}-{b}"}
         write_jsonl(RAW / f"{meta['run']}.jsonl", seed_pair_rows(healthy[s], healthy[b], meta))
-    cmd = "PYTHONPATH=. python benchmarks/alert_calibration.py" + (" --quick" if a.quick else "")
-    return {"command": cmd, "date": dt.date.today().isoformat(), "wall_min": round((time.perf_counter() - t_all) / 60, 1),
-            "machine": machine(), "base": base_dir.name, "probes": len(probes),
+    cmd = "PYTHONPATH=. python benchmarks/alert_calibration.py" + (" --quick" if a.quick else "") + (
+        f" --jobs {a.jobs}" if a.jobs != 2 else "")
+    from _bench import machine
+    return {"command": cmd, "date": dt.date.today().isoformat(), "jobs": a.jobs,
+            "wall_min": round((time.perf_counter() - t_all) / 60, 1), "machine": machine(),
+            "base": _W["base_dir"].name, "probes": len(_W["probes"]),
             "probe_tokens": int(start.data.get_column("n_tokens")[0]),
             "start_window_means": start.window_means(START, 0.7), "steps": a.steps, "every": a.every,
             "recipe_dpo": {k: getattr(recipe.dpo, k) for k in ("lr", "batch_size", "beta", "warmup")},
-            "runs": timings, "platform": platform.platform()}
+            "runs": [d["timing"] for d in done], "platform": platform.platform()}
 
 
 # -- replaying rules and the table ---------------------------------------------------------------------------------
@@ -371,11 +393,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="2 null seeds, 1 power seed, 20 steps (~2 min)")
     ap.add_argument("--table-only", action="store_true", help="rebuild the table from the raw logs")
-    ap.add_argument("--steps", type=int, default=80)
+    ap.add_argument("--steps", type=int, default=70)
     ap.add_argument("--every", type=int, default=10)
     ap.add_argument("--probes", type=int, default=64, help="held-out Brown probe sentences (monitor demo: 64)")
-    ap.add_argument("--null-seeds", type=int, default=10)
-    ap.add_argument("--power-seeds", type=int, default=3)
+    ap.add_argument("--null-seeds", type=int, default=8, help="DPO seeds per null learning rate")
+    ap.add_argument("--power-seeds", type=int, default=2)
+    ap.add_argument("--jobs", type=int, default=2, help="worker processes (one torch thread each)")
     ap.add_argument("--null-lr", type=float, default=1e-9)
     ap.add_argument("--power-lr", type=float, nargs="*", default=[1e-4, 1e-3])
     a = ap.parse_args()
