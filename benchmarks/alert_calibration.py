@@ -15,8 +15,8 @@ Runs (each with its own DPO seed = torch seed and data order):
 A run counts as alarmed when the rule fires at least once. Rules other than the default are replayed from the raw
 per-evaluation rows (change, interval, reference mean per score), checked against `alert_history` for the default.
 
-    PYTHONPATH=. python benchmarks/alert_calibration.py               # full: ~20-30 min on a shared 2-core machine
-    PYTHONPATH=. python benchmarks/alert_calibration.py --quick       # ~2 min, development only
+    PYTHONPATH=. python benchmarks/alert_calibration.py               # full: 29 min on the shared 2-core machine
+    PYTHONPATH=. python benchmarks/alert_calibration.py --quick       # ~4 min, development only
     PYTHONPATH=. python benchmarks/alert_calibration.py --table-only  # rebuild the table from the raw logs
 
 Raw rows: benchmarks/results/alert_calibration/*.jsonl (one line per evaluation); table:
@@ -391,7 +391,7 @@ def table(meta: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="2 null seeds, 1 power seed, 20 steps (~2 min)")
+    ap.add_argument("--quick", action="store_true", help="2 null seeds, 1 power seed, 20 steps (~4 min)")
     ap.add_argument("--table-only", action="store_true", help="rebuild the table from the raw logs")
     ap.add_argument("--steps", type=int, default=70)
     ap.add_argument("--every", type=int, default=10)
