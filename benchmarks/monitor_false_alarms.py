@@ -1,11 +1,14 @@
-"""False-alarm and detection rates of the monitor's alert rule (docs/monitor.md quotes the output).
+"""Detection rates of the monitor's alert rules on DPO runs of a tiny random-init model (docs/monitor.md quotes them).
 
-Part A — synthetic null: `--synthetic-runs` runs of `--evals` evaluations, every evaluation an independent synthetic
-trace of the *same* unchanged model (fresh prompts each time, so comparisons are unpaired). Any alert is false.
-Part B — real DPO runs (TRL DPOTrainer, the tiny Llama of tests/support.py, fresh init and data per seed),
-traced by SpinalCallback with no rule; the rules are then replayed over the recorded traces with `alert_history`.
+Real DPO runs (TRL DPOTrainer, the tiny Llama of tests/support.py, fresh init and data per seed), traced by
+SpinalCallback with no rule; the rules are then replayed over the recorded traces with `alert_history`.
 "Sane" learning rates are the usual DPO range; "absurd" ones destabilize the model (the DPO loss's log-probs explode).
 A run counts as alarmed when the rule fires at least once.
+
+The false-alarm rate of the alert is measured by benchmarks/alert_calibration.py, on paired nulls from a real
+pretrained checkpoint. This script's former "synthetic null" (independent synthetic traces of one model, unpaired)
+was retired: its noise half-widths were about 10x below the ±25 % band and its intervals unpaired while the monitor
+pairs them, so it could not alarm by construction and measured nothing.
 
     OMP_NUM_THREADS=1 python benchmarks/monitor_false_alarms.py            # ~5 min on one core
 """
@@ -25,7 +28,6 @@ import transformers
 
 from spinal_nb.frame import TraceFrame
 from spinal_nb.monitor import AlertRule, SpinalCallback, alert_history
-from spinal_nb.synthetic import synthetic_trace
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from support import dpo_trainer, make_policy, make_tokenizer, probe_prompts  # noqa: E402
@@ -39,19 +41,6 @@ RULES = {
     "paper direction (α fall / 𝓛 rise), tol 0.25, k 2": AlertRule(contraction="fall", transport="rise"),
     "rolling (previous evaluation), tol 0.25, k 2": AlertRule(reference=1),
 }
-
-
-def with_step(f: TraceFrame, step: int) -> TraceFrame:
-    return TraceFrame(f.data.with_columns(pl.lit(step, dtype=pl.Int64).alias("step")), f.meta)
-
-
-def synthetic_runs(n_runs: int, n_evals: int) -> list[TraceFrame]:
-    runs = []
-    for r in range(n_runs):
-        frames = [with_step(synthetic_trace(f"step-{e:06d}", n_layers=8, d=32, vocab=64, n_prompts=40,
-                                            tokens_per_prompt=16, seed=10_000 * r + e), e) for e in range(n_evals)]
-        runs.append(TraceFrame.concat(frames))
-    return runs
 
 
 def dpo_runs(lr: float, n_runs: int, steps: int, every: int) -> tuple[list[TraceFrame], list[float]]:
@@ -84,7 +73,6 @@ def rates(runs: list[TraceFrame]) -> dict[str, tuple[float, float | None]]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--synthetic-runs", type=int, default=100)
     ap.add_argument("--runs", type=int, default=20, help="DPO runs per learning rate")
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--every", type=int, default=5)
@@ -97,8 +85,8 @@ def main() -> None:
 
     t0 = time.perf_counter()
     n_evals = a.steps // a.every + 1
-    columns = {"synthetic null": rates(synthetic_runs(a.synthetic_runs, n_evals))}
-    counts = {"synthetic null": a.synthetic_runs}
+    columns: dict[str, dict[str, tuple[float, float | None]]] = {}
+    counts: dict[str, int] = {}
     for lr in [*a.sane, *a.absurd]:
         runs, overheads = dpo_runs(lr, a.runs, a.steps, a.every)
         label = f"DPO lr {lr:g} ({'sane' if lr in a.sane else 'absurd'})"
@@ -114,8 +102,7 @@ def main() -> None:
         cells = []
         for h in heads:
             share, first = columns[h][name]
-            cells.append(f"{100 * share:.0f} %" + (f" (step {first:.0f})" if first is not None and h != "synthetic null"
-                                                  else ""))
+            cells.append(f"{100 * share:.0f} %" + (f" (step {first:.0f})" if first is not None else ""))
         print(f"| {name} | " + " | ".join(cells) + " |")
 
 
