@@ -51,7 +51,6 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import hashlib
-import io
 import json
 import os
 import platform
@@ -60,7 +59,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,10 +68,20 @@ from ._version import __version__
 from .capture import resume, trace
 from .data import brown
 from .data.cache import recipe_hash, user_cache_dir
+
+# the report's names are the demo's public names too (spinal_nb.demo.LAB, .PARQUET, ...)
+from .demo_report import HTML as HTML
+from .demo_report import LAB as LAB
+from .demo_report import PARQUET as PARQUET
+from .demo_report import SMOLLM2 as SMOLLM2
+from .demo_report import SUMMARY as SUMMARY
+from .demo_report import DemoResult as DemoResult
+from .demo_report import PairSpec as PairSpec
+from .demo_report import describe_pair as describe_pair
+from .demo_report import seeded_frame, write_outputs, write_summary
 from .errors import InputError, ModelLoadError
 from .extras import require, skipped_note
-from .frame import TERMINAL_DEPTH, TraceFrame
-from .io import atomic_file, atomic_text
+from .frame import TraceFrame
 from .lab import (
     DEMO_SEEDS,
     RECIPES,
@@ -89,47 +97,8 @@ from .lab import (
 from .lab.smollm2 import check_gguf_deps, locate_smollm2_gguf, smollm2_dpo_dir
 from .params import SpinalParams
 from .progress import bar as progress_bar
-from .widgets import chart, show
-from .widgets.html import PairSection, audit_page
 
-PARQUET, HTML, SUMMARY = "spinal-demo.parquet", "spinal-demo.html", "summary.json"
 QUICKSTART = "01-quickstart.ipynb"
-
-
-@dataclass(frozen=True)
-class PairSpec:
-    """One base → DPO pair of the demo: its key, the checkpoint names in the frame, and a description.
-    ``seeds``: the names of further DPO training seeds of the candidate (seed 0 is ``candidate``)."""
-    key: str
-    reference: str
-    candidate: str
-    title: str
-    seeds: tuple[str, ...] = ()
-
-    def with_seeds(self, n: int) -> PairSpec:
-        """This pair with ``n`` training seeds in all (seed k ≥ 1 is named ``<candidate>-s<k>``)."""
-        return replace(self, seeds=tuple(f"{self.candidate}-s{k}" for k in range(1, n)))
-
-    @property
-    def candidates(self) -> list[str]:
-        return [self.candidate, *self.seeds]
-
-
-LAB = PairSpec("lab", "lab-base", "lab-dpo", "Lab pair: Llama-style model pre-trained on Brown → + DPO")
-SMOLLM2 = PairSpec("smollm2", "smollm2-instruct", "smollm2-instruct-dpo",
-                   "SmolLM2-135M-Instruct → + 60 DPO steps (30 layers)")
-
-
-@dataclass
-class DemoResult:
-    """What :func:`run_demo` wrote: the files and the summary (also in ``summary.json``)."""
-    out: Path
-    parquet: Path
-    html: Path
-    summary_json: Path
-    pngs: list[Path]
-    summary: dict[str, Any] = field(default_factory=dict)
-    printed: str = ""
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -240,119 +209,6 @@ def _trace_checkpoint(folder: Path, name: str, prompts: list[str], *, cache: Pat
     lab.pop("versions", None)
     info.setdefault("extra", {})["lab"] = lab
     return frame
-
-
-def _evidence_digest(evidence: dict[str, Any]) -> dict[str, Any]:
-    """The numbers that say DPO did something (held-out preference accuracy, margins, KL), flat."""
-    out: dict[str, Any] = {}
-    for k in ("seen_words", "unseen_words"):
-        e = evidence.get(k) or {}
-        for m in ("n_pairs", "pref_acc_before", "pref_acc_after", "margin_before", "margin_after", "reward_acc"):
-            if m in e:
-                out[f"{k}.{m}"] = e[m]
-    n = evidence.get("neutral") or {}
-    for m in ("kl_per_token", "top1_agreement", "loss_before", "loss_after"):
-        if m in n:
-            out[f"neutral.{m}"] = n[m]
-    return out
-
-
-def describe_pair(frame, spec: PairSpec, terminal_depth: float = TERMINAL_DEPTH) -> dict[str, Any]:
-    """Comparison summary, verdict and evidence of one pair in a frame (what summary.json holds per pair)."""
-    present = [c for c in spec.candidates if c in frame.checkpoints]
-    # with ≥ 2 training seeds the comparison is of their mean, judged against both the prompt-resampling interval
-    # and the seed-to-seed spread (docs/method.md#seeds); one seed: the plain pair
-    cmp = frame.compare(spec.reference, present if len(present) > 1 else spec.candidate,
-                        terminal_depth=terminal_depth)
-    base_w = frame.window_means(spec.reference, terminal_depth)
-    ev = frame.meta["checkpoints"][spec.candidate].get("extra", {}).get("lab", {}).get("evidence", {})
-    return {"title": spec.title, "reference": spec.reference, "candidate": spec.candidate,
-            "seeds": present if len(present) > 1 else [spec.candidate], "n_layers": frame.n_layers(spec.reference), "comparison": cmp.summary,
-            "reference_window_means": base_w, "verdict": cmp.verdict(base_w),
-            "evidence": _evidence_digest(ev), "_comparison": cmp}
-
-
-def _print_pair(d: dict[str, Any], file=None) -> None:
-    file = file or sys.stdout
-    print(f"\n== {d['title']} ==", file=file)
-    print(repr(d["_comparison"]), file=file)
-    ev = d["evidence"]
-    if ev:
-        keys = [("unseen_words", "unseen words"), ("seen_words", "seen words")]
-        bits = [f"{label}: pref acc {ev[f'{k}.pref_acc_before']:.2f} → {ev[f'{k}.pref_acc_after']:.2f}, "
-                f"margin {ev[f'{k}.margin_before']:+.2f} → {ev[f'{k}.margin_after']:+.2f}"
-                for k, label in keys if f"{k}.pref_acc_before" in ev]
-        if "neutral.kl_per_token" in ev:
-            bits.append(f"KL(dpo‖base) on neutral text {ev['neutral.kl_per_token']:.3f} nats/token")
-        print("  DPO evidence (held-out prompts): " + "; ".join(bits), file=file)
-    print(f"  VERDICT: {d['verdict']['text']}", file=file)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# outputs
-# ---------------------------------------------------------------------------------------------------------------
-def _write_pngs(frame, pairs: list[PairSpec], out: Path) -> list[Path]:
-    pngs = []
-    for spec in pairs:
-        # every seed: the path chart draws each, the delta chart the seeds' mean (the frame marks them as seeds)
-        sub = frame.select([spec.reference, *[c for c in spec.candidates if c in frame.checkpoints]])
-        for kind in ("path", "delta"):
-            p = out / f"{kind}-{spec.key}.png"
-            c = chart(sub, kind, reference=spec.reference, candidate=spec.candidate, terminal_depth=TERMINAL_DEPTH)
-            atomic_file(p, lambda f, c=c: c.save(f, format="png", scale_factor=2))
-            pngs.append(p)
-    return pngs
-
-
-def _dashboard_page(frame, spec: PairSpec) -> str:
-    dash = show(frame.select([spec.reference, *[c for c in spec.candidates if c in frame.checkpoints]]),
-                reference=spec.reference,
-                checkpoint=spec.candidate, terminal_depth=TERMINAL_DEPTH,
-                title=spec.title)
-    return dash.html_page()
-
-
-def _write_html(frame, summary: dict[str, Any], described: dict[str, dict[str, Any]], pngs: list[Path],
-                out: Path, printed: str, specs: dict[str, PairSpec]) -> Path:
-    """The report page (spinal_nb.widgets.html.audit_page) of the described pairs."""
-    pairs = [PairSection(key, d["title"], d["verdict"], repr(d["_comparison"]), d["evidence"],
-                         [p for p in pngs if p.stem.endswith(f"-{key}")], _dashboard_page(frame, specs[key]))
-             for key, d in described.items()]
-    return atomic_text(out / HTML, audit_page(
-        created=summary["created"], n_prompts=summary["prompts"]["n"], prompts="held-out Brown sentences",
-        notes=summary.get("notes", []), pairs=pairs, printed=printed, timings=summary["timings_s"]))
-
-
-def _write_summary(summary: dict[str, Any], path: Path) -> Path:
-    return atomic_text(path, json.dumps(summary, indent=1, ensure_ascii=False, default=str))
-
-
-def _seeded(frames: list[TraceFrame], pairs: list[PairSpec]) -> TraceFrame:
-    """The traces as one frame, each pair's DPO training seeds marked as seeds of one model (TraceFrame.mark_seeds),
-    so the dashboard, the report and the charts compare the base with their mean, as the printed verdict does."""
-    frame = TraceFrame.concat(frames)
-    for spec in pairs:
-        present = [c for c in spec.candidates if c in frame.checkpoints]
-        if len(present) > 1:
-            frame = frame.mark_seeds(present)
-    return frame
-
-
-def _write_outputs(frame, pairs: list[PairSpec], out: Path, summary: dict[str, Any], pngs: bool = True
-                   ) -> DemoResult:
-    described = {s.key: describe_pair(frame, s) for s in pairs}
-    summary["pairs"] = {k: {kk: vv for kk, vv in d.items() if not kk.startswith("_")} for k, d in described.items()}
-    buf = io.StringIO()
-    for d in described.values():
-        _print_pair(d, buf)
-    printed = buf.getvalue()
-    parquet = frame.to_parquet(out / PARQUET)
-    pngs = _write_pngs(frame, pairs, out) if pngs else []  # without the 'export' extra: the page inlines Vega-Lite
-    summary["files"] = {"parquet": str(parquet), "html": str(out / HTML), "summary": str(out / SUMMARY),
-                        "pngs": [str(p) for p in pngs]}
-    html_path = _write_html(frame, summary, described, pngs, out, printed, {s.key: s for s in pairs})
-    spath = _write_summary(summary, out / SUMMARY)
-    return DemoResult(out, parquet, html_path, spath, pngs, summary, printed)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -482,7 +338,7 @@ def run_demo(out: Path | str = Path("."), notebook: bool = False, *, budget: str
                 out.mkdir(parents=True, exist_ok=True)  # only now: a run that stops earlier leaves no empty folder
                 frame = TraceFrame.concat(frames)
                 summary["timings_s"] = {**st.timings}
-                result = _write_outputs(frame, pairs, out, summary, pngs=png_note is None)
+                result = write_outputs(frame, pairs, out, summary, pngs=png_note is None)
                 summary["first_report_s"] = st.elapsed()
             if seeds > 1:
                 with st.stage("lab_seeds", f"DPO seeds 1–{seeds - 1} of the lab pair, traced; the report with the "
@@ -497,9 +353,9 @@ def run_demo(out: Path | str = Path("."), notebook: bool = False, *, budget: str
                     for v, name in zip(variants.values(), lab_spec.seeds, strict=True):
                         frames.append(_trace_checkpoint(lab_dirs(v, cache_dir)[1], name, prompts, **kw))
                     pairs = [lab_spec]
-                    frame = _seeded(frames, pairs)
+                    frame = seeded_frame(frames, pairs)
                     summary["timings_s"] = {**st.timings}
-                    result = _write_outputs(frame, pairs, out, summary, pngs=png_note is None)
+                    result = write_outputs(frame, pairs, out, summary, pngs=png_note is None)
                     summary["seeds_report_s"] = st.elapsed()
             if run_smollm2:
                 with st.stage("smollm2_build", f"SmolLM2-135M-Instruct pair, {smollm2_seeds} DPO seed(s) (convert + "
@@ -512,9 +368,9 @@ def run_demo(out: Path | str = Path("."), notebook: bool = False, *, budget: str
                         frames.append(_trace_checkpoint(p.dpo_dir, name, prompts, **kw))
                 pairs.append(sm_spec)
                 with st.stage("report", "compare and write the full report"):
-                    frame = _seeded(frames, pairs)
+                    frame = seeded_frame(frames, pairs)
                     summary["timings_s"] = {**st.timings}
-                    result = _write_outputs(frame, pairs, out, summary, pngs=png_note is None)
+                    result = write_outputs(frame, pairs, out, summary, pngs=png_note is None)
     finally:
         if seed_ex is not None:  # an interruption cancels what has not started; a seed folder is written atomically
             seed_ex.shutdown(wait=False, cancel_futures=True)
@@ -525,7 +381,7 @@ def run_demo(out: Path | str = Path("."), notebook: bool = False, *, budget: str
                                                                               if run_smollm2 else []))
     # the final timings (the report stage's own time included) go into the written summary.json as well
     assert result is not None
-    _write_summary(summary, result.summary_json)
+    write_summary(summary, result.summary_json)
     if not quiet:
         _print_final(result, summary)
     return result

@@ -154,9 +154,9 @@ def test_export_extra_writes_the_pngs(user):
     sh(bin_ / "python", "-m", "pip", "install", "-q", "-c", LOCK, f"spinal-nb[export] @ {wheel.as_uri()}", env=env)
     assert "present" in spinal(user, "doctor").stdout.split("extra [export]:")[1].splitlines()[0]
     code = ("from pathlib import Path\n"
-            "from spinal_nb import demo, read_parquet\n"
-            "spec = demo.PairSpec('x', 'base', 'dpo', 'base -> dpo')\n"
-            "for p in demo._write_pngs(read_parquet('a.parquet'), [spec], Path('.')): print(p)\n")
+            "from spinal_nb import demo_report, read_parquet\n"
+            "spec = demo_report.PairSpec('x', 'base', 'dpo', 'base -> dpo')\n"
+            "for p in demo_report._write_pngs(read_parquet('a.parquet'), [spec], Path('.')): print(p)\n")
     out = sh(bin_ / "python", "-c", code, cwd=work, env=env).stdout.split()
     assert out == ["path-x.png", "delta-x.png"]
     for name in out:

@@ -75,13 +75,14 @@ def test_the_layer_table_shows_every_column_without_scrolling(browser, artifacts
 
 
 def demo_page(tmp_path, frame) -> str:
-    """The demo's offline page (spinal_nb.demo._write_html) for a small synthetic lab pair: one embedded dashboard."""
-    from spinal_nb import demo
+    """The demo's offline page (spinal_nb.demo_report._write_html) for a small synthetic lab pair: one embedded dashboard."""
+    from spinal_nb import demo, demo_report
 
     described = {demo.LAB.key: {"title": demo.LAB.title, "verdict": {"status": "the paper's signature", "key": "signature", "text": "synthetic"},
                                 "_comparison": "synthetic comparison", "evidence": {}}}
     summary = {"created": "now", "prompts": {"n": 30}, "notes": [], "timings_s": {}}
-    return demo._write_html(frame, summary, described, [], tmp_path, "printed").as_uri()
+    return demo_report._write_html(frame, summary, described, [], tmp_path, "printed",
+                                   {demo.LAB.key: demo.LAB}).as_uri()
 
 
 # the embedded dashboard's frame: its document fits (no nested scroll), and its spectrum is inside the frame's box
