@@ -16,28 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import time
 from pathlib import Path
 
 from _bench import machine, peak_rss_mb, pin_threads
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def paragraphs(sentences, words: int = 60) -> list[str]:
-    """Consecutive sentences of one document joined up to ~`words` words: fewer, longer forwards to capture."""
-    out, cur, n, doc = [], [], 0, None
-    for s in sentences:
-        if cur and (s.doc != doc or n + len(s.words) > words):
-            out.append(" ".join(cur))
-            cur, n = [], 0
-        cur.append(s.text)
-        n += len(s.words)
-        doc = s.doc
-    if cur:
-        out.append(" ".join(cur))
-    return out
 
 
 def method_table(result: dict) -> str:
@@ -78,15 +62,14 @@ def main() -> None:
     import spinal_nb
     from spinal_nb.capture.tuned_fit import cached_tuned_lens
     from spinal_nb.data import brown
+    from spinal_nb.lab.lenses import lens_texts
     from spinal_nb.lab.smollm2 import load_smollm2
 
     start = machine()
     t0 = time.perf_counter()
     model, tok = load_smollm2(progress=False)
     t_load = time.perf_counter() - t0
-    texts = paragraphs(brown.split("train"))
-    random.Random(0).shuffle(texts)
-    texts = texts[:2000]
+    texts = lens_texts()  # the texts spinal demo --smollm2 and notebook 03 fit on (spinal_nb.lab.lenses)
     fit_kw = dict(max_tokens=args.max_tokens, heldout_tokens=args.heldout_tokens, epochs=args.epochs,
                   batch_tokens=args.batch_tokens, max_steps=args.max_steps, min_tokens=min(512, args.max_tokens))
     t1 = time.perf_counter()

@@ -74,6 +74,7 @@ from .demo_report import HTML as HTML
 from .demo_report import LAB as LAB
 from .demo_report import PARQUET as PARQUET
 from .demo_report import SMOLLM2 as SMOLLM2
+from .demo_report import SMOLLM2_TUNED as SMOLLM2_TUNED
 from .demo_report import SUMMARY as SUMMARY
 from .demo_report import DemoResult as DemoResult
 from .demo_report import PairSpec as PairSpec
@@ -94,6 +95,7 @@ from .lab import (
     seed_variant,
     start_seed_builds,
 )
+from .lab.lenses import smollm2_tuned_lens
 from .lab.smollm2 import check_gguf_deps, locate_smollm2_gguf, smollm2_dpo_dir
 from .params import SpinalParams
 from .progress import bar as progress_bar
@@ -192,17 +194,20 @@ def _resolve_smollm2(smollm2: bool | None, cache_dir: str | os.PathLike | None =
 # tracing one pair
 # ---------------------------------------------------------------------------------------------------------------
 def _trace_checkpoint(folder: Path, name: str, prompts: list[str], *, cache: Path, progress: bool,
-                      batch_size: int, lens_prompts: int):
+                      batch_size: int, lens_prompts: int, lens=None):
     """Trace one cached checkpoint folder; partial sums resume from ``<cache>/demo-traces/<name>``; the folder's
     ``spinal_lab.json`` (recipe, timings, behavioural evidence) goes into ``meta[...]["extra"]["lab"]``."""
     model, tok = load_checkpoint(folder)
     # one resume folder per (checkpoint folder, prompts, batch size, parameters as recorded, resume format): the
     # tracer refuses a folder of another call, and one written by a spinal-nb with another resume format ("delete the
     # folder") — which a user who upgraded should never have to do by hand for the demo's own cache
-    key = recipe_hash({"checkpoint": folder.name, "prompts": prompts, "batch_size": batch_size,
-                       "format": resume.RESUME_FORMAT, "params": SpinalParams().to_dict()})
+    key = {"checkpoint": folder.name, "prompts": prompts, "batch_size": batch_size,
+           "format": resume.RESUME_FORMAT, "params": SpinalParams().to_dict()}
+    if lens is not None:  # a tuned lens: its own resume folder
+        key["lens"] = lens.tag
     frame = trace(model, prompts, tokenizer=tok, checkpoint=name, batch_size=batch_size, progress=progress,
-                  save_to=cache / "demo-traces" / f"{name}-{key}", lens_prompts=lens_prompts or None)
+                  save_to=cache / "demo-traces" / f"{name}-{recipe_hash(key)}", lens_prompts=lens_prompts or None,
+                  **({"lens": lens} if lens is not None else {}))
     info = frame.meta["checkpoints"][name]
     info["model"] = str(folder)
     lab = read_lab_json(folder)
@@ -299,7 +304,8 @@ def run_demo(out: Path | str = Path("."), notebook: bool = False, *, budget: str
                     "python": platform.python_version(), "load_avg_start": _loadavg()},
         "timings_s": {}}
     names = ["corpus", "lab_base", "lab_trace_base", "lab_dpo", "lab_trace_dpo", "lab_report"] + (
-        ["lab_seeds"] if seeds > 1 else []) + (["smollm2_build", "smollm2_trace", "report"] if run_smollm2 else [])
+        ["lab_seeds"] if seeds > 1 else []) + (
+        ["smollm2_build", "smollm2_trace", "smollm2_tuned_lens", "report"] if run_smollm2 else [])
     lab_spec, sm_spec = LAB.with_seeds(seeds), SMOLLM2.with_seeds(smollm2_seeds)
     summary["seeds"] = {"lab": seeds, "smollm2": smollm2_seeds if run_smollm2 else 0}
     st = _Stages(names, progress)
@@ -367,10 +373,20 @@ def run_demo(out: Path | str = Path("."), notebook: bool = False, *, budget: str
                     for name, p in zip(sm_spec.candidates, sms, strict=True):
                         frames.append(_trace_checkpoint(p.dpo_dir, name, prompts, **kw))
                 pairs.append(sm_spec)
+                with st.stage("smollm2_tuned_lens", "SmolLM2 pair under a tuned lens (fitted once, then cached)"):
+                    base_model, base_tok = load_checkpoint(sm.base_dir)
+                    lens, _, _ = smollm2_tuned_lens(base_model, base_tok, sentences=sentences, cache_dir=cache_dir,
+                                                    progress=progress)
+                    del base_model
+                    tuned_spec = SMOLLM2_TUNED.with_seeds(smollm2_seeds)
+                    tuned_frames = [_trace_checkpoint(d, name, prompts, lens=lens, **kw) for name, d in
+                                    [(sm_spec.reference, sm.base_dir)] + [(n, p.dpo_dir) for n, p in
+                                                                          zip(sm_spec.candidates, sms, strict=True)]]
+                    tuned = (seeded_frame(tuned_frames, [tuned_spec]), tuned_spec)
                 with st.stage("report", "compare and write the full report"):
                     frame = seeded_frame(frames, pairs)
                     summary["timings_s"] = {**st.timings}
-                    result = write_outputs(frame, pairs, out, summary, pngs=png_note is None)
+                    result = write_outputs(frame, pairs, out, summary, pngs=png_note is None, tuned=tuned)
     finally:
         if seed_ex is not None:  # an interruption cancels what has not started; a seed folder is written atomically
             seed_ex.shutdown(wait=False, cancel_futures=True)

@@ -9,12 +9,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from .frame import TERMINAL_DEPTH, TraceFrame
 from .io import atomic_file, atomic_text
 from .widgets import chart, show
 from .widgets.html import PairSection, audit_page
 
 PARQUET, HTML, SUMMARY = "spinal-demo.parquet", "spinal-demo.html", "summary.json"
+TUNED_PARQUET = "spinal-demo-tuned-lens.parquet"  # the SmolLM2 pair under its tuned lens (with --smollm2)
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,8 @@ class PairSpec:
 LAB = PairSpec("lab", "lab-base", "lab-dpo", "Lab pair: Llama-style model pre-trained on Brown → + DPO")
 SMOLLM2 = PairSpec("smollm2", "smollm2-instruct", "smollm2-instruct-dpo",
                    "SmolLM2-135M-Instruct → + 60 DPO steps (30 layers)")
+SMOLLM2_TUNED = PairSpec("smollm2_tuned_lens", "smollm2-instruct", "smollm2-instruct-dpo",
+                         "SmolLM2-135M-Instruct → + 60 DPO steps, under a tuned lens")
 
 
 @dataclass
@@ -125,9 +130,11 @@ def _dashboard_page(frame, spec: PairSpec) -> str:
 
 def _write_html(frame, summary: dict[str, Any], described: dict[str, dict[str, Any]], pngs: list[Path],
                 out: Path, printed: str, specs: dict[str, PairSpec]) -> Path:
-    """The report page (spinal_nb.widgets.html.audit_page) of the described pairs."""
+    """The report page (spinal_nb.widgets.html.audit_page) of the described pairs (a pair described from another
+    frame — the tuned lens's — carries it as ``_frame``)."""
     pairs = [PairSection(key, d["title"], d["verdict"], repr(d["_comparison"]), d["evidence"],
-                         [p for p in pngs if p.stem.endswith(f"-{key}")], _dashboard_page(frame, specs[key]))
+                         [p for p in pngs if p.stem.endswith(f"-{key}")],
+                         _dashboard_page(d.get("_frame", frame), specs[key]))
              for key, d in described.items()]
     return atomic_text(out / HTML, audit_page(
         created=summary["created"], n_prompts=summary["prompts"]["n"], prompts="held-out Brown sentences",
@@ -149,18 +156,41 @@ def seeded_frame(frames: list[TraceFrame], pairs: list[PairSpec]) -> TraceFrame:
     return frame
 
 
-def write_outputs(frame, pairs: list[PairSpec], out: Path, summary: dict[str, Any], pngs: bool = True
-                   ) -> DemoResult:
+def lens_step(frame, checkpoint: str, layer: int = 0) -> dict[str, Any]:
+    """𝓛 of the step ℓ → ℓ+1 of one checkpoint with its interval (the first step: where the logit lens is least
+    trustworthy)."""
+    row = frame.checkpoint(checkpoint).filter(pl.col("layer") == layer)
+    return {k: row.get_column(c)[0] for k, c in (("value", "transport"), ("lo", "transport_lo"),
+                                                    ("hi", "transport_hi"))}
+
+
+def write_outputs(frame, pairs: list[PairSpec], out: Path, summary: dict[str, Any], pngs: bool = True,
+                  tuned: tuple[TraceFrame, PairSpec] | None = None) -> DemoResult:
+    """Every output file. ``tuned``: (frame, pair) of the same pair traced under a tuned lens — described next to
+    the logit lens's pair, with the first step's 𝓛 under each lens; its traces go to their own Parquet file (traces
+    under different lenses never combine)."""
     described = {s.key: describe_pair(frame, s) for s in pairs}
+    if tuned is not None:
+        tframe, tspec = tuned
+        described[tspec.key] = {**describe_pair(tframe, tspec), "_frame": tframe, "lens": tframe.params.lens,
+                                "first_step": {"logit": lens_step(frame, tspec.reference),
+                                               "tuned": lens_step(tframe, tspec.reference)}}
     summary["pairs"] = {k: {kk: vv for kk, vv in d.items() if not kk.startswith("_")} for k, d in described.items()}
     buf = io.StringIO()
     for d in described.values():
         _print_pair(d, buf)
+        if "first_step" in d:
+            lo, tu = d["first_step"]["logit"], d["first_step"]["tuned"]
+            print(f"  first step 𝓛(0→1) of {d['reference']}: logit lens {lo['value']:.3f} [{lo['lo']:.3f}, "
+                  f"{lo['hi']:.3f}], tuned lens {tu['value']:.3f} [{tu['lo']:.3f}, {tu['hi']:.3f}]", file=buf)
     printed = buf.getvalue()
+    if tuned is not None:
+        tuned[0].to_parquet(out / TUNED_PARQUET)
     parquet = frame.to_parquet(out / PARQUET)
     pngs = _write_pngs(frame, pairs, out) if pngs else []  # without the 'export' extra: the page inlines Vega-Lite
     summary["files"] = {"parquet": str(parquet), "html": str(out / HTML), "summary": str(out / SUMMARY),
                         "pngs": [str(p) for p in pngs]}
-    html_path = _write_html(frame, summary, described, pngs, out, printed, {s.key: s for s in pairs})
+    specs = {s.key: s for s in pairs + ([tuned[1]] if tuned is not None else [])}
+    html_path = _write_html(frame, summary, described, pngs, out, printed, specs)
     spath = write_summary(summary, out / SUMMARY)
     return DemoResult(out, parquet, html_path, spath, pngs, summary, printed)
