@@ -62,14 +62,14 @@ def main() -> None:
     import spinal_nb
     from spinal_nb.capture.tuned_fit import cached_tuned_lens
     from spinal_nb.data import brown
-    from spinal_nb.lab.lenses import lens_texts
     from spinal_nb.lab.smollm2 import load_smollm2
+    from spinal_nb.lens_recipes import lens_texts
 
     start = machine()
     t0 = time.perf_counter()
     model, tok = load_smollm2(progress=False)
     t_load = time.perf_counter() - t0
-    texts = lens_texts()  # the texts spinal demo --smollm2 and notebook 03 fit on (spinal_nb.lab.lenses)
+    texts = lens_texts()  # the texts spinal demo --smollm2 and notebook 03 fit on (spinal_nb.lens_recipes)
     fit_kw = dict(max_tokens=args.max_tokens, heldout_tokens=args.heldout_tokens, epochs=args.epochs,
                   batch_tokens=args.batch_tokens, max_steps=args.max_steps, min_tokens=min(512, args.max_tokens))
     t1 = time.perf_counter()

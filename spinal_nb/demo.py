@@ -95,8 +95,8 @@ from .lab import (
     seed_variant,
     start_seed_builds,
 )
-from .lab.lenses import smollm2_tuned_lens
 from .lab.smollm2 import check_gguf_deps, locate_smollm2_gguf, smollm2_dpo_dir
+from .lens_recipes import smollm2_tuned_lens
 from .params import SpinalParams
 from .progress import bar as progress_bar
 

@@ -133,8 +133,8 @@ def trace(model: Any, prompts: Any, *, tokenizer: Any = None, checkpoint: str | 
             model, tokenizer, device=device, dtype=dt, remote=remote, revision=revision,
             trust_remote_code=trust_remote_code, load_kwargs=dict(load_kwargs or {}), architecture=architecture)
     checkpoint = checkpoint or Path(name).name or name
-    if tuned is not None:
-        tuned.check_model(raw, arch)
+    # a tuned lens reads its own model or a fine-tuned copy of it: how far this model's unembedding moved is recorded
+    lens_change = tuned.check_model(raw, arch) if tuned is not None else None
     L, d = n_blocks(raw, arch), hidden_size(raw, arch)
     limit = min(x for x in (context_length(raw), max_length) if x is not None) \
         if (context_length(raw) or max_length) else None
@@ -225,6 +225,8 @@ def trace(model: Any, prompts: Any, *, tokenizer: Any = None, checkpoint: str | 
                           "n_truncated": n_truncated, "max_length": limit, "remote": remote or False,
                           "n_positions": gram.n_rows(0), "resumed_from": done or None,
                           "world_size": ranks[1] if ranks else 1}}
+        if lens_change is not None:
+            info["extra"]["lens_unembed_change"] = lens_change
         return TraceFrame.from_columns(cols, checkpoint, params, info, lens=lens)
     finally:
         if saved is None:

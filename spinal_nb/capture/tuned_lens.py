@@ -31,7 +31,7 @@ from ..errors import InputError, ModelLoadError
 from ..io import atomic_path
 from .architectures import Architecture, get_path, hidden_size, n_blocks, resolve_architecture, unwrap
 
-LENS_FORMAT = "spinal-nb tuned lens 1"
+LENS_FORMAT = "spinal-nb tuned lens 2"  # 2: facts carry the unembedding sketch
 LOGIT = "logit"  # SpinalParams.lens of the logit lens (the default)
 
 
@@ -56,6 +56,43 @@ def unembed_fingerprint(model: Any, arch: Architecture) -> str:
     return h.hexdigest()
 
 
+# a lens fitted on one model may read a fine-tuned copy of it (DPO moves SmolLM2's unembedding by ~4e-4 relative):
+# up to this relative change of the final norm / unembedding the lens is applied, beyond it refused
+VARIANT_TOLERANCE = 0.05
+SKETCH_K = 32
+
+
+def unembed_sketch(model: Any, arch: Architecture) -> list[float]:
+    """A few random projections of each parameter between a layer's state and its lens logits (fixed seed): the
+    relative change of this sketch estimates the relative change of the weights (Johnson–Lindenstrauss), so a lens
+    can tell a fine-tuned copy of its model from another model of the same shape without storing the weights."""
+    raw = unwrap(model)
+    g = torch.Generator().manual_seed(0)
+    out: list[float] = []
+    for path in (arch.final_norm, arch.output_proj, arch.unembed):
+        module = get_path(raw, path)
+        if module is None:
+            continue
+        for _, p in sorted(module.named_parameters(), key=lambda kv: kv[0]):
+            w = p.detach().to("cpu", torch.float32)
+            w = w.reshape(w.shape[0], -1) if w.dim() > 1 else w.reshape(-1, 1)
+            right = torch.randn(w.shape[1], 1, generator=g) / w.shape[1] ** 0.5
+            left = torch.randn(SKETCH_K, w.shape[0], generator=g) / w.shape[0] ** 0.5
+            out.extend((left @ (w @ right)).ravel().tolist())
+    return out
+
+
+def _relative_change(a: list[float], b: list[float]) -> float:
+    """max over parameters of ‖a − b‖ / ‖a‖ of two sketches (inf when their shapes differ)."""
+    if len(a) != len(b) or not a:
+        return float("inf")
+    worst = 0.0
+    for i in range(0, len(a), SKETCH_K):
+        x, y = torch.tensor(a[i:i + SKETCH_K]), torch.tensor(b[i:i + SKETCH_K])
+        worst = max(worst, float((x - y).norm() / x.norm().clamp_min(1e-30)))
+    return worst
+
+
 def vocab_width(model: Any, arch: Architecture) -> int:
     """Width of the lens distribution: the unembedding's output rows (its weight), else the config's vocab_size."""
     w = getattr(get_path(unwrap(model), arch.unembed), "weight", None)
@@ -67,7 +104,8 @@ def vocab_width(model: Any, arch: Architecture) -> int:
 def model_facts(model: Any, arch: Architecture) -> dict[str, Any]:
     """What a lens must match to be used on `model`: d, vocabulary, depth and the unembedding fingerprint."""
     return {"d_model": hidden_size(model, arch), "vocab": vocab_width(model, arch), "n_layers": n_blocks(model, arch),
-            "unembed_sha256": unembed_fingerprint(model, arch), "family": arch.family}
+            "unembed_sha256": unembed_fingerprint(model, arch), "unembed_sketch": unembed_sketch(model, arch),
+            "family": arch.family}
 
 
 def weights_sha256(weight: torch.Tensor, bias: torch.Tensor) -> str:
@@ -130,17 +168,25 @@ class TunedLens:
         w, b = self._cache[key]
         return torch.addmm(b[layer], h, w[layer].t()).add_(h)
 
-    def check_model(self, model: Any, arch: Architecture) -> None:
-        """InputError unless `model` has this lens's d, vocabulary, depth and unembedding (final norm included)."""
+    def check_model(self, model: Any, arch: Architecture) -> float:
+        """InputError unless `model` has this lens's d, vocabulary and depth, and its final norm + unembedding are
+        the lens's model's or a fine-tuned copy of them (relative change ≤ VARIANT_TOLERANCE, e.g. the base's lens
+        reading its DPO checkpoint). Returns that relative change (0.0 for the very model)."""
         mine = self.facts
         theirs = {"d_model": hidden_size(model, arch), "vocab": vocab_width(model, arch),
                   "n_layers": n_blocks(model, arch)}
         bad = [f"{k} {mine.get(k)} (lens) vs {v} (model)" for k, v in theirs.items() if mine.get(k) != v]
+        change = 0.0
         if not bad and mine.get("unembed_sha256") != unembed_fingerprint(model, arch):
-            bad.append("the final norm / unembedding weights differ")
+            change = _relative_change(mine.get("unembed_sketch") or [], unembed_sketch(model, arch))
+            if not change <= VARIANT_TOLERANCE:
+                bad.append("the final norm / unembedding weights differ" + (
+                    f" by {change:.2g} relative (a fine-tuned copy changes them by ≤ {VARIANT_TOLERANCE:g})"
+                    if change != float("inf") else ""))
         if bad:
             raise InputError(f"This tuned lens was fitted for another model ({mine.get('model', 'unknown')}): "
                              f"{'; '.join(bad)}. Fit one for this model with spinal_nb.fit_tuned_lens(model, texts).")
+        return change
 
     def fit_table(self) -> Any:
         """The held-out fit as a Polars frame: layer, kl_logit, kl_tuned (mean KL(p_L ‖ p_ℓ), nats)."""

@@ -162,7 +162,7 @@ def _llama(**kw):
     (dict(hidden_size=64), "d_model 32 \\(lens\\) vs 64"),
     (dict(vocab_size=300), "vocab 256 \\(lens\\) vs 300"),
     (dict(num_hidden_layers=3), "n_layers 2 \\(lens\\) vs 3"),
-    (dict(seed=7), "final norm / unembedding weights differ"),
+    (dict(seed=7), "final norm / unembedding weights differ by 1.* relative"),
 ])
 def test_a_lens_for_another_model_is_refused(other, what):
     lens = TunedLens.identity(_llama())
@@ -288,3 +288,20 @@ def test_the_top_k_route_reads_through_the_translators_too():
         a, b = exact.data[c].drop_nulls().to_numpy(), topk.data[c].drop_nulls().to_numpy()
         assert abs(a - b).max() < 1e-5, c
     assert abs(topk.data["entropy"].to_numpy()[:2] - plain.data["entropy"].to_numpy()[:2]).min() > 1e-3
+
+
+def test_a_fine_tuned_copy_is_read_by_its_base_models_lens():
+    """The base's lens reads a copy whose unembedding moved a little (as DPO moves it), recording by how much; the
+    sketch's estimate of that relative change matches the true one."""
+    base = _llama()
+    lens = TunedLens.identity(base)
+    tuned = _llama()
+    with torch.no_grad():
+        w = tuned.lm_head.weight
+        noise = torch.randn(w.shape, generator=torch.Generator().manual_seed(3))
+        w.add_(noise * (1e-3 * w.norm() / noise.norm()))  # a 1e-3 relative change
+    frame = trace(tuned, ["the man was here"] * 4, tokenizer=make_tokenizer(), n_groups=2, progress=False, lens=lens)
+    change = next(iter(frame.meta["checkpoints"].values()))["extra"]["lens_unembed_change"]
+    assert 3e-4 < change < 3e-3
+    same = trace(base, ["the man was here"] * 4, tokenizer=make_tokenizer(), n_groups=2, progress=False, lens=lens)
+    assert next(iter(same.meta["checkpoints"].values()))["extra"]["lens_unembed_change"] == 0.0

@@ -11,8 +11,8 @@ import os
 import random
 from typing import Any
 
-from ..capture.tuned_fit import cached_tuned_lens
-from ..data import brown
+from .capture.tuned_fit import cached_tuned_lens
+from .data import brown
 
 SMOLLM2_LENS_FIT = {"max_tokens": 8192, "heldout_tokens": 384, "epochs": 1, "batch_tokens": 128, "max_steps": 8,
                     "min_tokens": 512}
