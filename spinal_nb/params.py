@@ -30,6 +30,7 @@ class SpinalParams:
     position_stride: int = 1  # use every k-th selected position (1 = all)
     n_groups: int = 10  # delete-a-group jackknife groups of prompts
     confidence: float = 0.95
+    lens_metrics: bool = True  # also kl_to_final and top1_agreement (docs/method.md, "Companion metrics")
 
     def __post_init__(self) -> None:
         a, b = self.tail_window
@@ -43,6 +44,7 @@ class SpinalParams:
             (isinstance(self.position_stride, int) and self.position_stride >= 1, "position_stride must be >= 1"),
             (isinstance(self.n_groups, int) and self.n_groups >= 2, "n_groups must be an int >= 2"),
             (0.5 <= self.confidence < 1.0, "confidence must be in [0.5, 1)"),
+            (isinstance(self.lens_metrics, bool), "lens_metrics must be True or False"),
         ]
         for ok, msg in checks:
             if not ok:
