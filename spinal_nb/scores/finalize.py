@@ -10,7 +10,6 @@ from .eigen import solver_for
 from .intervals import jackknife_interval
 from .transport import TransportAccumulator
 
-
 COMPANIONS = ("effective_rank", "kl_to_final", "top1_agreement")
 
 

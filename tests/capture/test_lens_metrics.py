@@ -24,10 +24,10 @@ def reference(model, tok, prompts, T=1.0, skip_first=1):
     for i, text in enumerate(prompts):
         ids = torch.tensor([tok(text)["input_ids"]])
         states = []
-        hooks = [blocks[0].register_forward_pre_hook(lambda m, a, kw: states.append(a[0] if a else kw["hidden_states"]),
-                                                     with_kwargs=True)]
-        hooks += [b.register_forward_hook(lambda m, a, out: states.append(out[0] if isinstance(out, tuple) else out))
-                  for b in blocks]
+        hooks = [blocks[0].register_forward_pre_hook(
+            lambda m, a, kw, st=states: st.append(a[0] if a else kw["hidden_states"]), with_kwargs=True)]
+        hooks += [b.register_forward_hook(
+            lambda m, a, out, st=states: st.append(out[0] if isinstance(out, tuple) else out)) for b in blocks]
         with torch.no_grad():
             model(ids)
             for h in hooks:
