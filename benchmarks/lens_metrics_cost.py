@@ -1,0 +1,73 @@
+"""What the companion lens metrics (kl_to_final, top1_agreement: SpinalParams.lens_metrics) add to a trace.
+
+Two measurements, each a ratio taken in one run with the two settings interleaved (the order alternates per round):
+- the whole trace: `trace(..., lens_metrics=True)` vs `lens_metrics=False` on the same real prompts;
+- the lens alone: `LensEngine.reduce_all` vs `LensEngine.reduce` on the same captured rows (no forward pass, no
+  eigen-solves: the part of the trace the metrics touch, where their share is largest).
+effective_rank is not measured: it is computed from spectra finalize already has (a few microseconds per layer).
+
+    OMP_NUM_THREADS=1 python benchmarks/lens_metrics_cost.py --model smollm2 --prompts 40 --repeats 3
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+
+import torch
+from _bench import load_model, machine, pin_threads, real_prompts, spinal, timed
+
+
+def captured_rows(model, tok, prompts):
+    import nnsight
+
+    from spinal_nb.capture.architectures import resolve_architecture
+    from spinal_nb.capture.batch import capture_local
+    from spinal_nb.capture.load import forward_kwargs
+    from spinal_nb.capture.positions import make_batch
+
+    arch = resolve_architecture(model)
+    ids = [tok(t)["input_ids"] for t in prompts]
+    batch = make_batch(ids, list(range(len(ids))), pad_id=tok.pad_token_id or 0, skip_first=1, stride=1, n_groups=10)
+    with torch.no_grad():
+        rows = capture_local(nnsight.NNsight(model), arch, batch, forward_kwargs(model), torch.device("cpu"))
+    return arch, rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="smollm2")
+    ap.add_argument("--prompts", type=int, default=40)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    pin_threads(1)
+    from spinal_nb.capture.lens import LensEngine
+
+    model, tok = load_model(args.model)
+    prompts = real_prompts(args.prompts)
+    spinal(model, tok, prompts[:2])
+    print(json.dumps({"start": machine(), "model": args.model, "prompts": args.prompts}), flush=True)
+    arch, rows = captured_rows(model, tok, prompts[:8])
+    engine = LensEngine(model, arch)
+    times: dict[str, list[float]] = {k: [] for k in ("trace off", "trace on", "lens reduce", "lens reduce_all")}
+    with torch.no_grad():
+        for r in range(args.repeats):
+            for on in ((False, True) if r % 2 == 0 else (True, False)):
+                dt, _ = timed(spinal, model, tok, prompts, lens_metrics=on)
+                times["trace on" if on else "trace off"].append(dt)
+                dt, _ = timed(engine.reduce_all if on else engine.reduce, rows)
+                times["lens reduce_all" if on else "lens reduce"].append(dt)
+            print(json.dumps({"round": r, **{k: round(v[-1], 3) for k, v in times.items()},
+                              "load_avg": machine()["load_avg"]}), flush=True)
+    n_rows = rows[0].shape[0]
+    print(f"\nmodel {args.model}: trace of {args.prompts} prompts; lens alone on {n_rows} positions x {len(rows)} "
+          f"layers; {args.repeats} rounds; load avg at end {machine()['load_avg']}\n")
+    print("| what | off: min / median s | on: min / median s | on / off (min) | on / off (median) |\n|---|---|---|---|---|")
+    for what, off, on in (("whole trace", "trace off", "trace on"), ("lens alone", "lens reduce", "lens reduce_all")):
+        a, b = times[off], times[on]
+        print(f"| {what} | {min(a):.3f} / {statistics.median(a):.3f} | {min(b):.3f} / {statistics.median(b):.3f} | "
+              f"{min(b) / min(a):.3f} | {statistics.median(b) / statistics.median(a):.3f} |")
+
+
+if __name__ == "__main__":
+    main()
