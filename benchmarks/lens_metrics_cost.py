@@ -8,16 +8,26 @@ effective_rank is not measured: it is computed from spectra finalize already has
 
     OMP_NUM_THREADS=1 python benchmarks/lens_metrics_cost.py --model smollm2 --prompts 16 --repeats 4 --lens-repeats 10
 
-The minimum over rounds is the number to read on a shared machine (load only ever adds time); the median is shown.
+Each call is timed twice: wall clock, and this process's CPU time (time.process_time), which other processes on a
+shared machine inflate far less (they take cores away, which only adds wall time). The minimum over rounds is the
+number to read (load only ever adds time); the median is shown.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import statistics
+import time
 
 import torch
-from _bench import load_model, machine, pin_threads, real_prompts, spinal, timed
+from _bench import load_model, machine, pin_threads, real_prompts, spinal
+
+
+def timed(fn, *a, **kw) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of one call."""
+    w, c = time.perf_counter(), time.process_time()
+    fn(*a, **kw)
+    return time.perf_counter() - w, time.process_time() - c
 
 
 def captured_rows(model, tok, prompts):
@@ -52,27 +62,33 @@ def main() -> None:
     print(json.dumps({"start": machine(), "model": args.model, "prompts": args.prompts}), flush=True)
     arch, rows = captured_rows(model, tok, prompts[:8])
     engine = LensEngine(model, arch)
-    times: dict[str, list[float]] = {k: [] for k in ("trace off", "trace on", "lens reduce", "lens reduce_all")}
+    keys = [f"{what} {clock}" for what in ("trace off", "trace on", "lens reduce", "lens reduce_all")
+            for clock in ("wall", "cpu")]
+    times: dict[str, list[float]] = {k: [] for k in keys}
+
+    def keep(what, dt):
+        times[f"{what} wall"].append(dt[0])
+        times[f"{what} cpu"].append(dt[1])
     with torch.no_grad():
         for r in range(args.lens_repeats):
             for on in ((False, True) if r % 2 == 0 else (True, False)):
-                dt, _ = timed(engine.reduce_all if on else engine.reduce, rows)
-                times["lens reduce_all" if on else "lens reduce"].append(dt)
+                keep("lens reduce_all" if on else "lens reduce", timed(engine.reduce_all if on else engine.reduce, rows))
         for r in range(args.repeats):
             for on in ((False, True) if r % 2 == 0 else (True, False)):
-                dt, _ = timed(spinal, model, tok, prompts, lens_metrics=on)
-                times["trace on" if on else "trace off"].append(dt)
+                keep("trace on" if on else "trace off", timed(spinal, model, tok, prompts, lens_metrics=on))
             print(json.dumps({"round": r, **{k: round(v[-1], 3) for k, v in times.items()},
                               "load_avg": machine()["load_avg"]}), flush=True)
     n_rows = rows[0].shape[0]
     print(f"\nmodel {args.model}: trace of {args.prompts} prompts; lens alone on {n_rows} positions x {len(rows)} "
           f"layers; {args.repeats} trace rounds, {args.lens_repeats} lens rounds; load avg at end "
           f"{machine()['load_avg']}\n")
-    print("| what | off: min / median s | on: min / median s | on / off (min) | on / off (median) |\n|---|---|---|---|---|")
+    print("| what | clock | off: min / median s | on: min / median s | on / off (min) | on / off (median) |\n"
+          "|---|---|---|---|---|---|")
     for what, off, on in (("whole trace", "trace off", "trace on"), ("lens alone", "lens reduce", "lens reduce_all")):
-        a, b = times[off], times[on]
-        print(f"| {what} | {min(a):.3f} / {statistics.median(a):.3f} | {min(b):.3f} / {statistics.median(b):.3f} | "
-              f"{min(b) / min(a):.3f} | {statistics.median(b) / statistics.median(a):.3f} |")
+        for clock in ("cpu", "wall"):
+            a, b = times[f"{off} {clock}"], times[f"{on} {clock}"]
+            print(f"| {what} | {clock} | {min(a):.3f} / {statistics.median(a):.3f} | {min(b):.3f} / "
+                  f"{statistics.median(b):.3f} | {min(b) / min(a):.3f} | {statistics.median(b) / statistics.median(a):.3f} |")
 
 
 if __name__ == "__main__":

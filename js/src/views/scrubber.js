@@ -508,7 +508,7 @@ function readPalette(el) {
 // the companion metrics in the table: header, its tooltip, digits (the interval is in the cell's tooltip: the table
 // must fit its box at 800 px)
 const COMPANION_HEAD = {
-  effective_rank: ["eff. rank", "effective rank of the centered Gram (exp of the entropy of its eigenvalues)", 1],
+  effective_rank: ["eff. rank", "effective rank of the centered Gram (exp of the entropy of its eigenvalues)", 3],
   kl_to_final: ["KL→L", "KL(p_L ‖ p_ℓ) of the lens from the final layer (nats)", 2],
   top1_agreement: ["top-1=L", "share of positions whose lens top-1 token is the final layer's", 2],
 };
