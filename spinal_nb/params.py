@@ -9,6 +9,7 @@ from typing import Any
 from .errors import InputError
 
 RENAMED = {"window": "tail_window"}  # old name -> today's, for traces written by spinal-nb 0.1.0
+ADDED = {"lens_metrics": True}  # parameters newer than some trace files, with the value those files read as
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,12 @@ class SpinalParams:
 
     @staticmethod
     def upgrade(d: dict[str, Any]) -> dict[str, Any]:
-        """Parameters as an older spinal-nb recorded them, under today's names (`window` is now `tail_window`)."""
-        if not isinstance(d, dict) or not any(old in d for old in RENAMED):
+        """Parameters as an older spinal-nb recorded them, under today's names (`window` is now `tail_window`), with
+        the parameters added since at their defaults (`lens_metrics`: such a file's companion columns are null, and
+        it still combines with new traces)."""
+        if not isinstance(d, dict) or (not any(old in d for old in RENAMED) and all(k in d for k in ADDED)):
             return d
-        return {RENAMED.get(k, k): v for k, v in d.items()}
+        return {**ADDED, **{RENAMED.get(k, k): v for k, v in d.items()}}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SpinalParams:

@@ -55,3 +55,37 @@ def test_the_verdict_ignores_the_companions(pair):
     assert with_them.verdict() == without.verdict()
     assert without.layers["d_kl_to_final"].null_count() == without.layers.height  # absent: null, not 0
     assert without.summary["companions"]["kl_to_final"]["window"]["mean"] is None
+
+
+def as_written_before_the_companions(frame: TraceFrame, path):
+    """`frame` saved as spinal-nb wrote it before the companion metrics: no such columns, no `lens_metrics`."""
+    import json
+
+    from spinal_nb.frame.parquet import DIGEST_KEY, META_KEY, _content_digest
+
+    new = frame.to_parquet(path.with_name("new-" + path.name))
+    kv = pl.read_parquet_metadata(new)
+    meta = json.loads(kv[META_KEY])
+    for p in [meta["params"], *(info["params"] for info in meta["checkpoints"].values())]:
+        del p["lens_metrics"]
+    kv[META_KEY] = json.dumps(meta, sort_keys=True)
+    data = pl.read_parquet(new).drop([f"{c}{s}" for c in COMPANIONS for s in ("", "_lo", "_hi", "_jk")])
+    kv[DIGEST_KEY] = _content_digest(data, kv)
+    data.write_parquet(path, metadata=kv)
+    return path
+
+
+def test_an_old_file_without_the_companions_reads_combines_and_compares(pair, tmp_path):
+    from spinal_nb.frame import read_parquet
+
+    old = read_parquet(as_written_before_the_companions(pair.select(["a"]), tmp_path / "old.parquet"))
+    assert old.data["kl_to_final"].null_count() == old.data.height
+    assert old.data["effective_rank_jk"].to_list() == [[]] * old.data.height
+    assert old.params == pair.params  # lens_metrics read at its default: the old file combines with new traces
+    both = old + pair.select(["b"])
+    assert both.meta.get("mixed_params") is None
+    cmp = both.compare("a", "b")
+    assert cmp.summary["companions"]["effective_rank"]["window"]["mean"] is None
+    full = pair.compare("a", "b")
+    for key in ("window_contraction", "window_transport", "verdict"):
+        assert cmp.summary[key] == full.summary[key]
