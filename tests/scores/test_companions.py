@@ -147,3 +147,10 @@ def test_transport_accumulator_final_means_and_leave_one_out():
     other.load_state_dict(state)
     assert other.kl_to_final(1) == acc.kl_to_final(1)
     assert TransportAccumulator(3, 4).kl_to_final(0) is None  # never updated: null
+
+
+def test_lens_metrics_must_be_a_bool():
+    from spinal_nb.errors import InputError
+
+    with pytest.raises(InputError, match="lens_metrics must be True or False"):
+        SpinalParams(lens_metrics="yes")
