@@ -74,11 +74,12 @@ def _finalize(gram: GramAccumulator, transport: TransportAccumulator, params: Sp
 
         er = effective_rank(sigma)
         jk_er = [effective_rank(sg) for sg in left_out] if er is not None and len(groups) >= 2 else []
-        _add(cols, "effective_rank", er, jk_er, params.confidence)
-        for name, mean in (("kl_to_final", transport.kl_to_final), ("top1_agreement", transport.top1_agreement)):
+        _add(cols, "effective_rank", er, jk_er, params.confidence, (1.0, float(gram.d)))
+        for name, mean, bounds in (("kl_to_final", transport.kl_to_final, (0.0, float("inf"))),
+                                   ("top1_agreement", transport.top1_agreement, (0.0, 1.0))):
             v = mean(layer)
             _add(cols, name, v, [mean(layer, g) for g in groups] if v is not None and len(groups) >= 2 else [],
-                 params.confidence)
+                 params.confidence, bounds)
 
         cols["layer"].append(layer)
         cols["depth"].append(layer / L if L > 0 else 0.0)
@@ -87,8 +88,13 @@ def _finalize(gram: GramAccumulator, transport: TransportAccumulator, params: Sp
     return cols
 
 
-def _add(cols: dict[str, list[Any]], name: str, value: float | None, jk: list[float | None], confidence: float) -> None:
+def _add(cols: dict[str, list[Any]], name: str, value: float | None, jk: list[float | None], confidence: float,
+         bounds: tuple[float, float]) -> None:
+    """A companion's value, interval and replicates; the interval is cut to the metric's range (a share below 0 or a
+    KL below 0 is no possible value; the replicates, which compare reads, are kept as they are)."""
     lo, hi = jackknife_interval(value, jk, confidence)
+    lo = None if lo is None else max(lo, bounds[0])
+    hi = None if hi is None else min(hi, bounds[1])
     cols[name].append(value)
     cols[f"{name}_lo"].append(lo)
     cols[f"{name}_hi"].append(hi)

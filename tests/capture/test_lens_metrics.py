@@ -76,3 +76,16 @@ def test_lens_metrics_off_leaves_null_columns_and_the_rest_unchanged():
     for col in ("transport", "entropy", "contraction", "effective_rank"):
         np.testing.assert_allclose(off.data[col].to_numpy().astype(float), on.data[col].to_numpy().astype(float),
                                    rtol=1e-12, equal_nan=True)
+
+
+def test_intervals_stay_inside_the_metrics_range():
+    model, tok, prompts = make_model("llama"), make_tokenizer(), make_prompts(12, seed=9)
+    f = trace(model, prompts, tokenizer=tok, batch_size=6, progress=False, n_groups=G).data
+    from spinal_nb.scores import jackknife_interval
+
+    raw = [jackknife_interval(v, jk, 0.95) for v, jk in zip(f["top1_agreement"], f["top1_agreement_jk"], strict=True)]
+    assert any(lo is not None and (lo < 0 or hi > 1) for lo, hi in raw)  # the t interval alone would leave [0, 1]
+    assert (f["top1_agreement_lo"] >= 0).all() and (f["top1_agreement_hi"] <= 1).all()
+    assert (f["kl_to_final_lo"] >= 0).all()
+    d = model.config.hidden_size
+    assert (f["effective_rank_lo"] >= 1).all() and (f["effective_rank_hi"] <= d).all()
