@@ -54,7 +54,7 @@ def measure(name: str, dtype: torch.dtype, n_prompts: int) -> dict:
     b.unpack_wire = lambda wire: captured.setdefault("wire", wire) and unpack(wire)
     try:
         with torch.no_grad():
-            rows, steps, ents = capture_remote(nn_model, arch, batch, forward_kwargs(model), params, "local")
+            rows, steps, ents, _ = capture_remote(nn_model, arch, batch, forward_kwargs(model), params, "local")
     finally:
         b.unpack_wire = unpack
     n = batch.n_selected

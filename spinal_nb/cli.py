@@ -45,6 +45,7 @@ PARAM_HELP = {
     "n_groups": "prompt groups of the delete-a-group jackknife (intervals come from resampling prompts)",
     "confidence": "confidence level of every interval",
     "lens": "a tuned-lens file (spinal_nb.fit_tuned_lens(...).save(FILE)) read instead of the logit lens",
+    "lens_metrics": "also the lens's KL to the final layer and top-1 agreement with it (--no-lens-metrics: null)",
 }
 _PARAM_FIELDS = {f.name: f for f in dataclasses.fields(SpinalParams)}
 assert set(PARAM_HELP) == set(_PARAM_FIELDS), "every SpinalParams field needs a CLI option"
@@ -440,7 +441,9 @@ def _main(args: argparse.Namespace) -> int:
             print(cmp)
             with pl.Config(tbl_rows=-1, tbl_cols=-1, tbl_width_chars=220, float_precision=4,
                            tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
-                print(cmp.layers)
+                # α and 𝓛 with their pointwise intervals, the companions' Δ alone (all columns: --json)
+                print(cmp.layers.select([c for c in cmp.layers.columns if "band" not in c and not (
+                    c.endswith(("_lo", "_hi")) and not c.startswith(("d_contraction", "d_transport")))]))
             print(f"VERDICT: {cmp.verdict()['text']}")
     elif args.command == "report":
         from .widgets import report

@@ -9,6 +9,7 @@ from typing import Any
 from .errors import InputError
 
 RENAMED = {"window": "tail_window"}  # old name -> today's, for traces written by spinal-nb 0.1.0
+ADDED = {"lens_metrics": True}  # parameters newer than some trace files, with the value those files read as
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class SpinalParams:
     n_groups: int = 10  # delete-a-group jackknife groups of prompts
     confidence: float = 0.95
     lens: str = "logit"  # the readout: "logit", or "tuned-<16 hex of its weights' sha256>" (trace(..., lens=...))
+    lens_metrics: bool = True  # also kl_to_final and top1_agreement (docs/method.md, "Companion metrics")
 
     def __post_init__(self) -> None:
         a, b = self.tail_window
@@ -47,6 +49,7 @@ class SpinalParams:
             (isinstance(self.lens, str) and (self.lens == "logit" or self.lens.startswith("tuned-")),
              "lens must be 'logit' or the tag of a tuned lens ('tuned-<hash>'); pass the lens itself as "
              "trace(..., lens=TunedLens)"),
+            (isinstance(self.lens_metrics, bool), "lens_metrics must be True or False"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -62,10 +65,12 @@ class SpinalParams:
 
     @staticmethod
     def upgrade(d: dict[str, Any]) -> dict[str, Any]:
-        """Parameters as an older spinal-nb recorded them, under today's names (`window` is now `tail_window`)."""
-        if not isinstance(d, dict) or not any(old in d for old in RENAMED):
+        """Parameters as an older spinal-nb recorded them, under today's names (`window` is now `tail_window`), with
+        the parameters added since at their defaults (`lens_metrics`: such a file's companion columns are null, and
+        it still combines with new traces)."""
+        if not isinstance(d, dict) or (not any(old in d for old in RENAMED) and all(k in d for k in ADDED)):
             return d
-        return {RENAMED.get(k, k): v for k, v in d.items()}
+        return {**ADDED, **{RENAMED.get(k, k): v for k, v in d.items()}}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SpinalParams:

@@ -13,7 +13,7 @@ import torch
 
 from .frame import TraceFrame
 from .params import SpinalParams
-from .scores import GramAccumulator, TransportAccumulator, assign_groups, finalize, lens_entropy, lens_step
+from .scores import GramAccumulator, TransportAccumulator, assign_groups, finalize, lens_entropy, lens_step, to_final
 
 
 def power_law_states(rng: np.random.Generator, n: int, d: int, alpha: float, basis: np.ndarray | None = None,
@@ -50,7 +50,7 @@ def synthetic_trace(checkpoint: str = "synthetic", *, n_layers: int = 12, d: int
         g = assign_groups(np.full(tokens_per_prompt, i), params.n_groups)
         offset = prompt_effect * rng.standard_normal(d)  # prompt-level variation: what resampling prompts sees
         base_logits = 2.0 * rng.standard_normal((tokens_per_prompt, vocab))
-        prev = None
+        prev, lens = None, []
         for layer in range(n_layers + 1):
             depth = layer / n_layers
             h = power_law_states(rng, tokens_per_prompt, d, alpha(depth), bases[layer], offset)
@@ -65,6 +65,10 @@ def synthetic_trace(checkpoint: str = "synthetic", *, n_layers: int = 12, d: int
             if prev is not None:
                 trans.update(layer - 1, lens_step(prev, logits, params.temperature, params.top_k), g)
             prev = logits
+            lens.append(torch.log_softmax(logits / params.temperature, -1))
+        if params.lens_metrics:  # the companions: every layer's lens against the last one's
+            finals = [to_final(lens[-1], lp) for lp in lens]
+            trans.update_final(torch.stack([f[0] for f in finals]), torch.stack([f[1] for f in finals]), g)
     cols = finalize(gram, trans, params)
     info = {"model": "synthetic", "prompts_sha256": f"synthetic-seed-{seed}-{n_prompts}x{tokens_per_prompt}",
             "n_prompts": n_prompts, "n_layers": n_layers, "d_model": d}

@@ -187,8 +187,9 @@ XSS = '<img src=x onerror="window.__spinal_xss=1">'
 def make_frame(n_checkpoints: int = 3, n_layers: int = 30, n_groups: int = 10, rank: int = 160,
                steps: bool = False, spectra: bool = True, lens: bool = False, seed: int = 0,
                names: list[str] | None = None, effects: list[float] | None = None,
-               step_values: list[int] | None = None) -> TraceFrame:
+               step_values: list[int] | None = None, companions: bool = True) -> TraceFrame:
     rng = np.random.default_rng(seed)
+    crng = np.random.default_rng(seed + 1)  # the companions' own draws: the other columns stay as they were
     params = SpinalParams(n_groups=n_groups)
     names = names or (["base", "sft", "dpo"][:n_checkpoints] if n_checkpoints <= 3 and not steps
                       else [f"step-{1000 * i}" for i in range(n_checkpoints)])
@@ -220,12 +221,28 @@ def make_frame(n_checkpoints: int = 3, n_layers: int = 30, n_groups: int = 10, r
                 "entropy": entropy, "entropy_lo": e_lo, "entropy_hi": e_hi, "n_tokens": 4096,
                 "contraction_jk": a_jk, "transport_jk": t_jk, "entropy_jk": e_jk,
                 "spectrum": [float(x) for x in sigma] if spectra else [],
+                **(_companions(crng, sigma, depth, effect * late, n_groups, params.confidence) if companions else {}),
             })
     data = pl.DataFrame(rows, schema_overrides={"step": pl.Int64, "contraction_reason": pl.String})
     info = {"model": "synthetic", "prompts_sha256": "same-prompts", "n_prompts": 10 * n_groups, "params": params.to_dict()}
     meta = {"params": params.to_dict(), "checkpoints": {n: dict(info) for n in names}}
     lens_df = make_lens(names, n_layers, rng) if lens else None
     return TraceFrame(data, meta, lens_df)
+
+
+def _companions(rng, sigma, depth, shift, n_groups, confidence) -> dict:
+    """effective_rank from the row's spectrum; KL to the final layer falling to 0 and top-1 agreement rising to 1
+    with depth; each with jackknife replicates and interval (the synthetic frames' companion columns)."""
+    from spinal_nb.scores import effective_rank
+
+    out = {}
+    values = {"effective_rank": effective_rank(sigma) * (1 - 0.1 * shift),
+              "kl_to_final": 3.0 * (1 - depth) ** 2 * (1 + 0.2 * shift), "top1_agreement": 0.1 + 0.9 * depth ** 2}
+    for name, v in values.items():
+        jk = [] if depth == 1.0 and name != "effective_rank" else list(v + 0.01 * v * rng.standard_normal(n_groups))
+        lo, hi = jackknife_interval(v, jk, confidence) if jk else (v, v)
+        out.update({name: float(v), f"{name}_lo": lo, f"{name}_hi": hi, f"{name}_jk": jk})
+    return out
 
 
 def make_training_frame(n_steps: int = 12, n_layers: int = 24, every: int = 50, seed: int = 2,

@@ -11,7 +11,14 @@ import torch
 
 from ..errors import NumericsError, RemoteError
 from ..params import SpinalParams
-from ..scores import GramAccumulator, TransportAccumulator, check_entropy_finite, lens_point, lens_step
+from ..scores import (
+    GramAccumulator,
+    TransportAccumulator,
+    check_entropy_finite,
+    lens_point,
+    lens_step,
+    to_final,
+)
 from .architectures import Architecture, block_state, get_path, lens_logits, n_blocks, unwrap
 from .lens import LensEngine
 from .load import is_transformers_model
@@ -49,10 +56,12 @@ def capture_local(nn_model: Any, arch: Architecture, batch: Batch, fwd: dict[str
 
 
 def capture_remote(nn_model: Any, arch: Architecture, batch: Batch, fwd: dict[str, Any], params: SpinalParams,
-                    remote: Any) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+                    remote: Any) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], Any]:
     """Server-side version: the lens, its Fisher–Rao steps and entropies are computed inside the trace.
 
-    Returns (rows per layer, steps per layer pair, entropies per layer), each over the selected positions. The body
+    Returns (rows per layer, steps per layer pair, entropies per layer, final), each over the selected positions;
+    final is (KL to the final layer [L + 1, N] float64, top-1 agreement [L + 1, N] bool), or None when
+    params.lens_metrics is off. The body
     uses torch only (the server has no spinal-nb) and mirrors scores.lens_point / fisher_rao_sqrt (and lens_step
     for top-k) operation by operation. What comes back is `wire` (below): the states as byte planes, the squared
     Hellinger sums and entropies in the lens precision; `unpack_wire` rebuilds the same values bit for bit.
@@ -71,19 +80,20 @@ def capture_remote(nn_model: Any, arch: Architecture, batch: Batch, fwd: dict[st
     divisor = float(getattr(raw.config, arch.logit_divisor_attr)) if arch.logit_divisor_attr else None
     cap = getattr(raw.config, arch.softcap_attr, None) if arch.softcap_attr else None
     temperature, top_k = float(params.temperature), params.top_k
+    final = params.lens_metrics
     with nn_model.trace(*args, remote=remote, **kwargs, **fwd):
-        rows, hell2, ents = [], [], []
-        prev = prev_sq = None
+        rows = []
         for i in range(n_layers):
-            if i == 0:
-                h = blocks[0].input
-            else:
-                h = blocks[i - 1].output
+            h = blocks[0].input if i == 0 else blocks[i - 1].output
             if isinstance(h, (tuple, list)):
                 h = h[0]
-            h = h[select.to(h.device)]
-            rows.append(h)
-            x = h
+            rows.append(h[select.to(h.device)])
+        # the lens of the final layer first when the lens metrics are on (KL to it, its top-1 token), then 0..L-1
+        order = [n_layers - 1, *range(n_layers - 1)] if final else list(range(n_layers))
+        hell2, ents, kls, agrees = [None] * (n_layers - 1), [None] * n_layers, [None] * n_layers, [None] * n_layers
+        zs, sqs, lp_last = [None] * n_layers, [None] * n_layers, None
+        for i in order:
+            x = rows[i]
             if norm is not None:
                 x = norm(x)
             if proj is not None:
@@ -99,11 +109,20 @@ def capture_remote(nn_model: Any, arch: Architecture, batch: Batch, fwd: dict[st
                 z = z.float()
             lp = torch.log_softmax(z / temperature if temperature != 1.0 else z, dim=-1)
             sq = lp.mul(0.5).exp_()  # sqrt p, shared by the steps to both neighbours (scores.lens_point)
-            ents.append(-(sq * sq).mul_(lp).sum(-1))  # float64 here (as scores.lens_point) is exact: done locally
-            if prev is not None:
+            ents[i] = -(sq * sq).mul_(lp).sum(-1)  # float64 here (as scores.lens_point) is exact: done locally
+            if final:
+                if lp_last is None:
+                    lp_last, p_last, top = lp, sq * sq, z.argmax(-1, keepdim=True)
+                # KL(p_L || p_i) and agreement as scores.to_final (here in the lens precision)
+                kls[i] = (p_last * (lp_last - lp)).sum(-1).clamp_(min=0.0)
+                agrees[i] = z.gather(-1, top).squeeze(-1) >= z.amax(-1)
+            zs[i], sqs[i] = z, sq
+            for a, b in ((i - 1, i), (i, i + 1)):  # each step once, as soon as both of its layers are there
+                if a < 0 or b >= n_layers or hell2[a] is not None or sqs[a] is None or sqs[b] is None:
+                    continue
                 if top_k is not None:
-                    za, zb = prev, z
-                    k = min(top_k, z.shape[-1])
+                    za, zb = zs[a], zs[b]
+                    k = min(top_k, zb.shape[-1])
                     keep = torch.zeros_like(za, dtype=torch.bool)
                     keep.scatter_(-1, za.topk(k, dim=-1).indices, True)
                     keep.scatter_(-1, zb.topk(k, dim=-1).indices, True)
@@ -114,9 +133,10 @@ def capture_remote(nn_model: Any, arch: Architecture, batch: Batch, fwd: dict[st
                     lb = torch.log_softmax(zb / temperature if temperature != 1.0 else zb, dim=-1)
                     sa, sb = la.mul_(0.5).exp_(), lb.mul_(0.5).exp_()
                 else:
-                    sa, sb = prev_sq, sq
-                hell2.append((sa - sb).square_().sum(-1))  # sqrt and arc in float64: locally (unpack_wire)
-            prev, prev_sq = z, sq
+                    sa, sb = sqs[a], sqs[b]
+                hell2[a] = (sa - sb).square_().sum(-1)  # sqrt and arc in float64: locally (unpack_wire)
+            if i > 0 and i - 1 != n_layers - 1:  # layer i - 1 has both steps now: free its [rows x vocab]
+                zs[i - 1] = sqs[i - 1] = None
         # one tensor per kind; the states as each layer's bits XOR the previous layer's (the residual stream changes
         # little from one layer to the next: sign, exponent and top mantissa bits mostly cancel), split into byte
         # planes (all first bytes, then all second bytes, ...). The server zstd-compresses the result, and these
@@ -128,13 +148,15 @@ def capture_remote(nn_model: Any, arch: Architecture, batch: Batch, fwd: dict[st
         wire = nnsight.save({"planes": delta.view(torch.uint8).reshape(-1, states.element_size()).t().contiguous(),
                              "dtype": str(states.dtype), "shape": list(states.shape),
                              "hell2": torch.stack([x.to(here) for x in hell2]) if hell2 else None,
-                             "ents": torch.stack([x.to(here) for x in ents])})
+                             "ents": torch.stack([x.to(here) for x in ents]),
+                             "kl": torch.stack([x.to(here) for x in kls]) if final else None,
+                             "agree": torch.stack([x.to(here) for x in agrees]) if final else None})
     return unpack_wire(wire)
 
 
-def unpack_wire(wire: dict[str, Any]) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
-    """(rows per layer, steps per layer pair, entropies per layer) from what `capture_remote`'s trace sends back:
-    the same values, bit for bit, as the steps and entropies computed in float64 on the server."""
+def unpack_wire(wire: dict[str, Any]) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor], Any]:
+    """(rows per layer, steps per layer pair, entropies per layer, final or None) from what `capture_remote`'s trace
+    sends back: the same values, bit for bit, as the steps and entropies computed in float64 on the server."""
     dtype = getattr(torch, wire["dtype"].removeprefix("torch."))
     planes = wire["planes"]
     bits = planes.t().contiguous().view(-1).view({2: torch.int16, 4: torch.int32, 8: torch.int64}[planes.shape[0]])
@@ -146,7 +168,8 @@ def unpack_wire(wire: dict[str, Any]) -> tuple[list[torch.Tensor], list[torch.Te
     if wire["hell2"] is not None:
         hell = wire["hell2"].to(torch.float64).sqrt()  # as scores.fisher_rao_sqrt
         steps = list((4.0 * torch.asin((hell / 2.0).clamp(max=1.0))).clamp(0.0, math.pi))
-    return list(states), steps, list(wire["ents"].to(torch.float64))
+    final = None if wire.get("kl") is None else (wire["kl"].to(torch.float64), wire["agree"])
+    return list(states), steps, list(wire["ents"].to(torch.float64)), final
 
 
 def layer_name(arch: Architecture, layer: int) -> str:
@@ -185,27 +208,47 @@ def reduce_batch(raw: torch.nn.Module, arch: Architecture, rows: list[torch.Tens
         return
     lens = lens or LensEngine(raw, arch, params.temperature)
     if params.top_k is None:
-        steps, ent_all = lens.reduce(rows)
+        if params.lens_metrics:
+            steps, ent_all, kl, agree = lens.reduce_all(rows)
+        else:
+            steps, ent_all = lens.reduce(rows)
         check_entropies(ent_all, arch)
         transport.update_all(steps, ent_all, groups)
+        if params.lens_metrics:
+            transport.update_final(kl, agree, groups)
         return
     vocab = raw.config.vocab_size if isinstance(getattr(raw.config, "vocab_size", None), int) else 50_000
     chunk = max(1, LENS_ROWS_BUDGET // max(vocab, 1))
     for start in range(0, n, chunk):
         ents: list[torch.Tensor] = []
         steps_: list[torch.Tensor] = []
+        finals: list[tuple[torch.Tensor, torch.Tensor]] = []
+        # the full (not top-k restricted) distributions, as for the entropy: the final layer's first
+        lp_last = _log_probs(lens_logits(raw, arch, lens.states(len(rows) - 1, rows[-1][start:start + chunk])),
+                             params.temperature) \
+            if params.lens_metrics else None
         prev_z = None
         for layer, h in enumerate(rows):
             z = lens_logits(raw, arch, lens.states(layer, h[start:start + chunk]))
             _, ent = lens_point(z, params.temperature)
             ents.append(ent)
             check_entropy_finite(ent, layer_name(arch, layer))  # lens_step needs finite logits: name the layer
+            if lp_last is not None:
+                finals.append(to_final(lp_last, _log_probs(z, params.temperature)))
             if prev_z is not None:
                 steps_.append(lens_step(prev_z, z, params.temperature, params.top_k,
                                         what=f"{layer_name(arch, layer - 1)} -> {layer}"))
             prev_z = z
         del prev_z, z
         transport.update_all(torch.stack(steps_), torch.stack(ents), groups[start:start + chunk])
+        if finals:
+            transport.update_final(torch.stack([f[0] for f in finals]), torch.stack([f[1] for f in finals]),
+                                   groups[start:start + chunk])
+
+
+def _log_probs(z: torch.Tensor, temperature: float) -> torch.Tensor:
+    z = z if z.dtype in (torch.float32, torch.float64) else z.float()
+    return torch.log_softmax(z / temperature if temperature != 1.0 else z, dim=-1)
 
 
 def check_entropies(ent_all: torch.Tensor, arch: Architecture) -> None:
@@ -218,7 +261,7 @@ def check_entropies(ent_all: torch.Tensor, arch: Architecture) -> None:
 
 def reduce_remote(arch: Architecture, rows: list[torch.Tensor], steps: list[torch.Tensor],
                    ents: list[torch.Tensor], groups: torch.Tensor, gram: GramAccumulator,
-                   transport: TransportAccumulator) -> None:
+                   transport: TransportAccumulator, final: Any = None) -> None:
     check_rows(rows, arch)
     for layer, h in enumerate(rows):
         gram.update(layer, h, groups.to(gram.device))
@@ -227,6 +270,8 @@ def reduce_remote(arch: Architecture, rows: list[torch.Tensor], steps: list[torc
         transport.update_entropy(layer, e, groups)
     for layer, s in enumerate(steps):
         transport.update(layer, s, groups)
+    if final is not None:
+        transport.update_final(final[0], final[1], groups)
 
 
 def remote_errors() -> tuple[type[BaseException], ...]:

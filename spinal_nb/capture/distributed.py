@@ -108,7 +108,7 @@ def merge(gram: GramAccumulator, transport: TransportAccumulator, rank: int, wor
         if merged.storage_bytes(group=g) >= SPILL_MIN_BYTES:
             merged.spill(g)
     out = TransportAccumulator(transport.n_layers, transport.n_groups)
-    for name in ("step_sum", "step_count", "ent_sum", "ent_count"):
+    for name in TransportAccumulator.ARRAYS:
         t = torch.from_numpy(np.ascontiguousarray(getattr(transport, name))).to(dev)
         dist.all_reduce(t)
         setattr(out, name, t.cpu().numpy())

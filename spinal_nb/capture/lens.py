@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from ..scores import fisher_rao_sqrt, lens_point_
+from ..scores import fisher_rao_sqrt, lens_point_, to_final_
 from .architectures import Architecture, get_path, lens_logits, model_dtype, unwrap
 
 # elements of one [rows x vocab] buffer: a chunk of positions fits the last-level cache on CPU; on GPUs bigger
@@ -109,27 +109,62 @@ class LensEngine:
     # -- the reduction --------------------------------------------------------------------------------------------
     def reduce(self, rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(steps [L, N], entropies [L + 1, N]), float64 on the rows' device, for rows[l] = [N, d] of layer l."""
+        steps, ents, _, _ = self._reduce(rows, to_final=False)
+        return steps, ents
+
+    def reduce_all(self, rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`reduce` plus KL(p_L ‖ p_l) [L + 1, N] (float64) and top-1 agreement with layer L [L + 1, N] (bool).
+
+        The final layer goes first in each chunk of positions (its sqrt p and p in two more reused buffers), then
+        layers 0..L-1: each layer's KL is one more pass over its buffer (scores.to_final_), its agreement a gather.
+        """
+        return self._reduce(rows, to_final=True)
+
+    def _reduce(self, rows: list[torch.Tensor], to_final: bool):
         n, n_layers, device = rows[0].shape[0], len(rows), rows[0].device
         if self.vocab is None:  # generic route: learn the width from one row, once per trace
             self.vocab = lens_logits(self.raw, self.arch, rows[-1][:1]).shape[-1]
-        vocab = self.vocab
+        vocab, last = self.vocab, n_layers - 1
         steps = torch.empty(n_layers - 1, n, dtype=torch.float64, device=device)
         ents = torch.empty(n_layers, n, dtype=torch.float64, device=device)
+        kl = torch.zeros(n_layers, n, dtype=torch.float64, device=device) if to_final else None
+        agree = torch.ones(n_layers, n, dtype=torch.bool, device=device) if to_final else None
+        order = [last, *range(last)] if to_final else list(range(n_layers))
         chunk, k = self._plan(n, n_layers, vocab, device)
         for start in range(0, n, chunk):
             stop = min(n, start + chunk)
             c = stop - start
             sq = [self._buffer("s0", chunk, vocab, device)[:c], self._buffer("s1", chunk, vocab, device)[:c]]
             scratch = self._buffer("scratch", chunk, vocab, device)[:c]
+            if to_final:
+                s_last, p_last = self._buffer("sL", chunk, vocab, device)[:c], self._buffer("pL", chunk, vocab, device)[:c]
+                log_z = torch.empty(c, dtype=torch.float64, device=device)
+                z_max = torch.empty(c, dtype=self.dtype, device=device)
             for first in range(0, n_layers, k):
-                layers = range(first, min(n_layers, first + k))
+                layers = order[first:first + k]
                 z = self._logits([self.states(i, rows[i][start:stop]) for i in layers], chunk * k, device)
                 for j, layer in enumerate(layers):
-                    s = sq[layer % 2]
-                    ents[layer, start:stop] = lens_point_(z[j * c:(j + 1) * c], s, scratch, self.temperature)
+                    zl = z[j * c:(j + 1) * c]
+                    if not to_final:
+                        s = sq[layer % 2]
+                        ents[layer, start:stop] = lens_point_(zl, s, scratch, self.temperature)
+                    elif layer == last:  # first: p_L, its entropy and top-1 token stay for the layers below
+                        s = s_last
+                        top = zl.argmax(-1, keepdim=True)
+                        ents[layer, start:stop] = ent_last = lens_point_(zl, s, scratch, self.temperature)
+                        torch.mul(s, s, out=p_last)
+                        continue
+                    else:
+                        s = sq[layer % 2]
+                        at_top = zl.gather(-1, top).squeeze(-1)  # before lens_point_ overwrites the logits
+                        ents[layer, start:stop] = lens_point_(zl, s, scratch, self.temperature, log_z, z_max)
+                        agree[layer, start:stop] = at_top >= z_max
+                        kl[layer, start:stop] = to_final_(zl, log_z, p_last, ent_last, scratch)
                     if layer > 0:
                         steps[layer - 1, start:stop] = fisher_rao_sqrt(sq[(layer - 1) % 2], s, scratch=scratch)
-        return steps, ents
+                    if to_final and layer == last - 1:
+                        steps[layer, start:stop] = fisher_rao_sqrt(s, s_last, scratch=scratch)
+        return steps, ents, kl, agree
 
 
 def _postprocess_(raw: torch.nn.Module, arch: Architecture, z: torch.Tensor) -> torch.Tensor:

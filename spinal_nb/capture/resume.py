@@ -21,7 +21,8 @@ from ..errors import InputError
 from ..io import atomic_file, file_sha256
 from ..scores import GramAccumulator, TransportAccumulator
 
-RESUME_FORMAT = 3  # 3: prompts run group by group, finished groups spilled; 2 (hybrid, prompt order) not read
+RESUME_FORMAT = 4  # 4: + the lens metrics' sums (kl_sum, agree_sum, final_count); 3: prompts run group by group,
+# finished groups spilled; older formats are not read
 
 
 class ResumeState:

@@ -239,8 +239,8 @@ def _run_batch(nn_model: Any, raw: torch.nn.Module, arch: Architecture, batch: B
                params: SpinalParams, remote: Any, dev: torch.device, gram: GramAccumulator,
                transport: TransportAccumulator, lens: LensEngine | None = None) -> None:
     if remote:
-        rows, steps, ents = capture_remote(nn_model, arch, batch, fwd, params, remote)
-        reduce_remote(arch, rows, steps, ents, batch.groups, gram, transport)
+        rows, steps, ents, final = capture_remote(nn_model, arch, batch, fwd, params, remote)
+        reduce_remote(arch, rows, steps, ents, batch.groups, gram, transport, final)
     else:
         rows = capture_local(nn_model, arch, batch, fwd, dev)
         reduce_batch(raw, arch, rows, batch.groups, gram, transport, params, lens)

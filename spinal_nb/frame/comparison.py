@@ -29,6 +29,8 @@ from ..scores import inference as inf
 from ..scores import verdict as vd
 
 SCORES = ("contraction", "transport")
+# read next to Δα and Δ𝓛 (paired Δ, intervals, window mean) but never part of the verdict (docs/method.md)
+COMPANIONS = ("effective_rank", "kl_to_final", "top1_agreement")
 TERMINAL_DEPTH = 0.7  # the paper's terminal window: layers with depth >= 0.7
 ONSET_PROCEDURE = "sequence"  # fixed-sequence test from the deepest layer: power 50 % vs 10 % for the band at +2 %
 SYMBOL = {"contraction": "α", "transport": "𝓛"}
@@ -69,7 +71,7 @@ class _Side:
 
 def _side(df: pl.DataFrame) -> _Side:
     value, reps = {}, {}
-    for s in SCORES:
+    for s in SCORES + COMPANIONS:
         value[s] = df.get_column(s).fill_null(float("nan")).to_numpy().astype(float)
         lists = df.get_column(f"{s}_jk").to_list()
         g = max((len(x) for x in lists if x), default=0)
@@ -135,6 +137,8 @@ class Comparison:
             + ("none" if on["layer"] is None else
                f"layer {on['layer']} (depth {on['depth']:.2f}), Δα {'>' if on['sign'] > 0 else '<'} 0"),
             *([_seeds_text(s["seeds"])] if s.get("seeds") else []),
+            "  companions, window mean Δ (not part of the verdict): " + ", ".join(
+                f"{k} {format_interval(v['window'])}" for k, v in s.get("companions", {}).items()),
             f"  verdict: {s['verdict']['status']} — {s['verdict']['reason']}",
             *(f"  warning: {w}" for w in s.get("warnings", [])),
         ]
@@ -288,6 +292,26 @@ def _score_summary(a: _Side, b: _Side, score: str, paired_: bool, conf: float, i
     return cols, summ
 
 
+def _companion_delta(a: _Side, b: _Side, name: str, paired_: bool, conf: float, inside: np.ndarray,
+                     terminal_depth: float) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """A companion metric's Δ per layer with its pointwise interval and band, and its window mean: the machinery
+    of Δα / Δ𝓛 without onset, localization or verdict. All null when either side lacks the metric."""
+    est = b.value[name] - a.value[name]
+    nan = np.full(est.shape, np.nan)
+    if not np.isfinite(est).any():
+        return ({f"d_{name}{k}": nan for k in ("", "_lo", "_hi", "_band_lo", "_band_hi")},
+                {"window": {"mean": None, "lo": None, "hi": None}})
+    sets = inf.difference_replicates(a.value[name], a.reps[name], b.value[name], b.reps[name], paired_)
+    band = inf.simultaneous_band(est, sets, conf, n_sim=BAND_SIMULATIONS)
+    with np.errstate(invalid="ignore"):
+        lo, hi = est - band.pointwise_crit * band.se, est + band.pointwise_crit * band.se
+    window = (inf.window_mean(est, sets, a.depth, terminal_depth, conf) if inside.any()
+              else inf.Interval(None, None, None))
+    cols = {f"d_{name}": est, f"d_{name}_lo": lo, f"d_{name}_hi": hi,
+            f"d_{name}_band_lo": band.lo, f"d_{name}_band_hi": band.hi}
+    return cols, {"window": _ci(window)}
+
+
 def _label(names: list[str]) -> str:
     return names[0] if len(names) == 1 else f"mean of {', '.join(names)}"
 
@@ -320,8 +344,8 @@ def _mean_side(sides: list[_Side]) -> _Side:
     prompts and groups: the jackknife of a mean over seeds)."""
     if len(sides) == 1:
         return sides[0]
-    return _Side(sides[0].depth, {s: np.mean([x.value[s] for x in sides], axis=0) for s in SCORES},
-                 {s: np.mean([x.reps[s] for x in sides], axis=0) for s in SCORES})
+    return _Side(sides[0].depth, {s: np.mean([x.value[s] for x in sides], axis=0) for s in sides[0].value},
+                 {s: np.mean([x.reps[s] for x in sides], axis=0) for s in sides[0].reps})
 
 
 def _names(x: str | Sequence[str], role: str) -> list[str]:
@@ -400,6 +424,10 @@ def compute_comparison(frame, reference: str | Sequence[str], candidate: str | S
         c, per[s] = _score_summary(a, b, s, is_paired, conf, inside, layers, terminal_depth,
                                    readable=check.ok or s != "contraction")
         cols.update(c)
+    companions = {}
+    for s in COMPANIONS:
+        c, companions[s] = _companion_delta(a, b, s, is_paired, conf, inside, terminal_depth)
+        cols.update(c)
     df = pl.DataFrame(cols, schema_overrides={"layer": pl.Int64}, strict=False).with_columns(
         pl.col(c).fill_nan(None) for c in cols if c.startswith("d_"))
 
@@ -422,6 +450,7 @@ def compute_comparison(frame, reference: str | Sequence[str], candidate: str | S
         "onset": {s: per[s]["onset"] for s in SCORES}, "onset_procedure": ONSET_PROCEDURE,
         "band_critical_value": {s: per[s]["band_critical_value"] for s in SCORES},
         "reference_window_means": ref_means,
+        "companions": companions,
         "warnings": ([f"{candidate!r} has {lb} layers, {reference!r} {la}: the candidate is interpolated linearly "
                       "in depth onto the reference's layers (unpaired)."] if la != lb else []),
     }

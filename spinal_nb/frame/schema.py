@@ -28,6 +28,19 @@ SCHEMA: dict[str, pl.DataType] = {
     "transport_jk": LIST_F64,
     "entropy_jk": LIST_F64,
     "spectrum": LIST_F64,
+    # companion metrics (docs/method.md): absent from older trace files, read as nulls / empty replicates
+    "effective_rank": F64,
+    "effective_rank_lo": F64,
+    "effective_rank_hi": F64,
+    "kl_to_final": F64,
+    "kl_to_final_lo": F64,
+    "kl_to_final_hi": F64,
+    "top1_agreement": F64,
+    "top1_agreement_lo": F64,
+    "top1_agreement_hi": F64,
+    "effective_rank_jk": LIST_F64,
+    "kl_to_final_jk": LIST_F64,
+    "top1_agreement_jk": LIST_F64,
 }
 
 # Columns a frame must have (the rest are filled with nulls / empty lists when absent).

@@ -4,17 +4,22 @@ from __future__ import annotations
 from typing import Any
 
 from ..params import SpinalParams
+from .companions import effective_rank
 from .contraction import GramAccumulator, fit_tail
 from .eigen import solver_for
 from .intervals import jackknife_interval
 from .transport import TransportAccumulator
+
+COMPANIONS = ("effective_rank", "kl_to_final", "top1_agreement")
 
 
 def finalize(gram: GramAccumulator, transport: TransportAccumulator, params: SpinalParams,
              keep_spectra: bool = True, workers: int | None = None) -> dict[str, list[Any]]:
     """Per-layer scores with jackknife replicates and intervals, as columns (layer 0..L; L = n_layers - 1).
 
-    Contraction, transport and entropy are recomputed with each non-empty prompt group left out. The eigen-solves
+    Contraction, transport, entropy and the companions (effective rank from the same spectra; KL to the final layer
+    and top-1 agreement, null when the trace did not accumulate them) are recomputed with each non-empty prompt group
+    left out. The eigen-solves
     run where the accumulators are (spinal_nb.scores.eigen): batched on their GPU, or on `workers` CPU threads
     (None: every core; 1: serial).
     """
@@ -31,7 +36,8 @@ def _finalize(gram: GramAccumulator, transport: TransportAccumulator, params: Sp
     cols: dict[str, list[Any]] = {k: [] for k in (
         "layer", "depth", "contraction", "contraction_lo", "contraction_hi", "contraction_r2", "contraction_points",
         "contraction_reason", "transport", "transport_lo", "transport_hi", "entropy", "entropy_lo", "entropy_hi",
-        "n_tokens", "contraction_jk", "transport_jk", "entropy_jk", "spectrum")}
+        "n_tokens", "contraction_jk", "transport_jk", "entropy_jk", "spectrum",
+        *(f"{m}{s}" for m in COMPANIONS for s in ("", "_lo", "_hi", "_jk")))}
     fit_kw = dict(tail_window=params.tail_window, floor=params.floor, min_points=params.min_points)
     for layer in range(n_layers):
         groups = gram.nonempty_groups(layer)
@@ -66,8 +72,30 @@ def _finalize(gram: GramAccumulator, transport: TransportAccumulator, params: Sp
         cols["entropy_hi"] += [ehi]
         cols["entropy_jk"].append([float("nan") if v is None else v for v in jk_e])
 
+        er = effective_rank(sigma)
+        jk_er = [effective_rank(sg) for sg in left_out] if er is not None and len(groups) >= 2 else []
+        _add(cols, "effective_rank", er, jk_er, params.confidence, (1.0, float(gram.d)))
+        for name, mean, bounds in (("kl_to_final", transport.kl_to_final, (0.0, float("inf"))),
+                                   ("top1_agreement", transport.top1_agreement, (0.0, 1.0))):
+            v = mean(layer)
+            _add(cols, name, v, [mean(layer, g) for g in groups] if v is not None and len(groups) >= 2 else [],
+                 params.confidence, bounds)
+
         cols["layer"].append(layer)
         cols["depth"].append(layer / L if L > 0 else 0.0)
         cols["n_tokens"].append(gram.n_rows(layer))
         cols["spectrum"].append([float(x) for x in sigma] if keep_spectra else [])
     return cols
+
+
+def _add(cols: dict[str, list[Any]], name: str, value: float | None, jk: list[float | None], confidence: float,
+         bounds: tuple[float, float]) -> None:
+    """A companion's value, interval and replicates; the interval is cut to the metric's range (a share below 0 or a
+    KL below 0 is no possible value; the replicates, which compare reads, are kept as they are)."""
+    lo, hi = jackknife_interval(value, jk, confidence)
+    lo = None if lo is None else max(lo, bounds[0])
+    hi = None if hi is None else min(hi, bounds[1])
+    cols[name].append(value)
+    cols[f"{name}_lo"].append(lo)
+    cols[f"{name}_hi"].append(hi)
+    cols[f"{name}_jk"].append([float("nan") if v is None else v for v in jk])

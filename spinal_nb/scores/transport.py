@@ -130,7 +130,8 @@ def lens_point(logits, temperature: float = 1.0,
 
 
 def lens_point_(logits: torch.Tensor, out: torch.Tensor, scratch: torch.Tensor,
-                temperature: float = 1.0) -> torch.Tensor:
+                temperature: float = 1.0, log_z: torch.Tensor | None = None,
+                z_max: torch.Tensor | None = None) -> torch.Tensor:
     """In-place `lens_point`: sqrt p of softmax(logits / T) into `out`, entropy [N] (float64) returned.
 
     One exponential per element instead of two (log_softmax's and exp's), and no allocation of [N, V]: `logits`
@@ -138,17 +139,23 @@ def lens_point_(logits: torch.Tensor, out: torch.Tensor, scratch: torch.Tensor,
     Z = sum e^2 is the partition sum relative to the max, e_max = 1), then e / sqrt(Z) = sqrt p. With
     log p = 2y - log Z, the entropy is H = log Z - 2 sum(e^2 y) / Z: both terms are >= 0 (y <= 0), so nothing
     cancels. `scratch` (like `out`) holds e^2 and e^2 y. A NaN or Inf logit makes its row's entropy NaN, as in
-    `lens_point` (checked with `check_entropy_finite`).
+    `lens_point` (checked with `check_entropy_finite`). `log_z` ([N] float64) receives log Z, so that afterwards
+    log p = 2 y - log Z (what `scores.companions.to_final_` reads); `z_max` ([N]) the rows' largest logit.
     """
     a = 0.5 / temperature
     m = logits.amax(-1, keepdim=True)
+    if z_max is not None:
+        z_max.copy_(m.squeeze(-1))
     y = torch.add(m.mul_(-a), logits, alpha=a, out=logits)  # a z - a max z, in place
     e = torch.exp(y, out=out)
     p = torch.mul(e, e, out=scratch)
     z_sum = p.sum(-1).to(torch.float64)
     ey = p.mul_(y).sum(-1).to(torch.float64)
     e.mul_(z_sum.rsqrt().to(e.dtype).unsqueeze(-1))
-    return z_sum.log() - 2.0 * ey / z_sum
+    lz = z_sum.log()
+    if log_z is not None:
+        log_z.copy_(lz)
+    return lz - 2.0 * ey / z_sum
 
 
 def check_entropy_finite(entropy: torch.Tensor, what: str = "a layer") -> None:
@@ -159,10 +166,13 @@ def check_entropy_finite(entropy: torch.Tensor, what: str = "a layer") -> None:
 
 
 class TransportAccumulator:
-    """Per-layer, per-group sums and counts of Fisher–Rao steps and lens entropies (streamed, float64).
+    """Per-layer, per-group sums and counts of Fisher–Rao steps and lens entropies (streamed, float64), and of the
+    lens's KL divergence from the final layer and top-1 agreement with it (`update_final`; scores.companions).
 
     Row l of the transport sums holds the step l -> l+1 (l = 0..L-1); entropy is kept for every layer 0..L.
     """
+
+    ARRAYS = ("step_sum", "step_count", "ent_sum", "ent_count", "kl_sum", "agree_sum", "final_count")
 
     def __init__(self, n_layers: int, n_groups: int):
         if n_layers < 2 or n_groups < 1:
@@ -172,6 +182,9 @@ class TransportAccumulator:
         self.step_count = np.zeros((n_layers, n_groups), dtype=np.int64)
         self.ent_sum = np.zeros((n_layers, n_groups))
         self.ent_count = np.zeros((n_layers, n_groups), dtype=np.int64)
+        self.kl_sum = np.zeros((n_layers, n_groups))
+        self.agree_sum = np.zeros((n_layers, n_groups))
+        self.final_count = np.zeros((n_layers, n_groups), dtype=np.int64)  # stays 0 when the lens metrics are off
 
     @staticmethod
     def _add(sums, counts, layer, values, groups) -> None:
@@ -205,6 +218,16 @@ class TransportAccumulator:
             np.add.at(sums[:n_rows], (slice(None), g), v)
             np.add.at(counts[:n_rows], (slice(None), g), 1)
 
+    def update_final(self, kl, agree, groups) -> None:
+        """One batch's KL(p_L || p_l) and top-1 agreement (1/0) per layer and position, both [L + 1, N]."""
+        g = torch.as_tensor(groups).cpu().numpy().astype(np.int64).reshape(-1)
+        for sums, values, what in ((self.kl_sum, kl, "kl"), (self.agree_sum, agree, "agree")):
+            v = torch.as_tensor(values).to(torch.float64).cpu().numpy()
+            if v.shape != (self.n_layers, g.size):
+                raise InputError(f"{what} must have shape [{self.n_layers}, {g.size}], got {v.shape}.")
+            np.add.at(sums, (slice(None), g), v)
+        np.add.at(self.final_count, (slice(None), g), 1)
+
     @staticmethod
     def _means(sums, counts, layer, leave_out=None):
         s, c = sums[layer].sum(), counts[layer].sum()
@@ -218,11 +241,17 @@ class TransportAccumulator:
     def entropy(self, layer: int, leave_out: int | None = None) -> float | None:
         return self._means(self.ent_sum, self.ent_count, layer, leave_out)
 
+    def kl_to_final(self, layer: int, leave_out: int | None = None) -> float | None:
+        return self._means(self.kl_sum, self.final_count, layer, leave_out)
+
+    def top1_agreement(self, layer: int, leave_out: int | None = None) -> float | None:
+        return self._means(self.agree_sum, self.final_count, layer, leave_out)
+
     def state_dict(self) -> dict[str, np.ndarray]:
-        return {k: getattr(self, k).copy() for k in ("step_sum", "step_count", "ent_sum", "ent_count")}
+        return {k: getattr(self, k).copy() for k in self.ARRAYS}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        for k in ("step_sum", "step_count", "ent_sum", "ent_count"):
+        for k in self.ARRAYS:
             new = np.asarray(state[k])
             if new.shape != getattr(self, k).shape:
                 raise InputError(f"Saved accumulator '{k}' has shape {new.shape}, expected {getattr(self, k).shape}.")

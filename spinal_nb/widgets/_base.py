@@ -15,7 +15,7 @@ from ._payload import compare_payload, frame_payload, lens_detail, lens_payload,
 from .html import widget_page, write_html
 
 STATIC = pathlib.Path(__file__).resolve().parent.parent / "static"
-MODES = ("path", "contraction", "transport", "entropy")
+MODES = ("path", "contraction", "transport", "entropy", "effective_rank", "kl_to_final", "top1_agreement")
 PREFETCH = 1  # detail of the selected layer ± this many is sent, so that a ←/→ step draws before the kernel replies
 
 
@@ -34,7 +34,8 @@ class TraceWidget(anywidget.AnyWidget):
 
     Synced selection traits (read and set them from Python; the browser follows, and user input updates them):
     `layer` (int), `checkpoint` (name), `reference` (name the Δ columns and the summary compare against),
-    `mode` ("path", "contraction", "transport" or "entropy"), `terminal_depth` (the terminal window is depth ≥ this, default 0.7).
+    `mode` ("path", "contraction", "transport", "entropy", or a companion metric: "effective_rank",
+    "kl_to_final", "top1_agreement"), `terminal_depth` (the terminal window is depth ≥ this, default 0.7).
     """
 
     _css = STATIC / "spinal.css"

@@ -33,6 +33,8 @@ SCORE_COLUMNS = [
     ("entropy", "f32"), ("entropy_lo", "f32"), ("entropy_hi", "f32"),
 ]
 SCORES = ("contraction", "transport", "entropy")
+# sent only when the frame has them (older traces and lens_metrics=False leave them null: no bytes for nothing)
+COMPANIONS = ("effective_rank", "kl_to_final", "top1_agreement")
 DELTA_COLUMNS = ["d_contraction", "d_contraction_lo", "d_contraction_hi",
                  "d_transport", "d_transport_lo", "d_transport_hi"]
 
@@ -136,6 +138,10 @@ def frame_payload(frame, spectrum_points: int = 48) -> tuple[dict[str, Any], lis
     for name in SCORES:
         cols[name] = ("f32", _floats(df, name))
         intervals(cols, name, _floats(df, name), _floats(df, name + "_lo"), _floats(df, name + "_hi"))
+    companions = [c for c in COMPANIONS if np.isfinite(_floats(df, c)).any()]
+    for name in companions:
+        cols[name] = ("f32", _floats(df, name))
+        intervals(cols, name, _floats(df, name), _floats(df, name + "_lo"), _floats(df, name + "_hi"))
 
     # per row: the log-spaced spectrum points and the tail-fit line (intercept, k_lo, k_hi), sent with the spectra
     spectra = df.get_column("spectrum").to_list()
@@ -162,6 +168,7 @@ def frame_payload(frame, spectrum_points: int = 48) -> tuple[dict[str, Any], lis
         "confidence": float(params.confidence),
         "has_spectra": any(p is not None for p in points),
         "has_lens": frame.lens is not None and frame.lens.height > 0,
+        "companions": companions,
         # N (scored positions), d and N/d per checkpoint, and the caution shown below N_PER_D_CAUTION
         "samples": {c: frame.sample_size(c) for c in names},
         "n_per_d_note": N_PER_D_NOTE,

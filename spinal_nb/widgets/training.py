@@ -27,9 +27,10 @@ from ..monitor.live import TraceWatcher
 from ..monitor.storage import read_training_trace
 from ..scores import jackknife_interval
 from ._base import STATIC, TraceWidget, as_traceframe
-from ._payload import DELTA_COLUMNS, compare_payload, frame_payload, lens_detail, pack, unpack
+from ._payload import compare_payload, frame_payload, intervals, lens_detail, pack, unpack
 
-HEATS = ("contraction", "transport", "entropy")
+HEATS = ("contraction", "transport", "entropy", "effective_rank", "kl_to_final", "top1_agreement")
+PAIRED_HERE = HEATS[2:]  # Δ computed here (α and 𝓛 come from compare_payload)
 
 
 def _steps_by_checkpoint(frame) -> dict[str, int]:
@@ -66,37 +67,37 @@ def _alerts_of(frame) -> dict[str, list]:
     return {"steps": steps, "messages": [found[s] for s in steps]}
 
 
-def entropy_deltas(frame, reference: str) -> dict[str, np.ndarray]:
-    """d_entropy (+ _lo, _hi) of every row against the reference checkpoint at the same layer.
+def score_deltas(frame, reference: str, score: str) -> dict[str, np.ndarray]:
+    """d_<score> (+ _lo, _hi) of every row against the reference checkpoint at the same layer (entropy, companions).
 
     Paired delete-a-group jackknife on the replicate differences (as `TraceFrame.compare` does for α and 𝓛) when
     both checkpoints pair (spinal_nb.frame.paired: same prompts, same number of groups); the value alone otherwise.
     """
     df = frame.data
     n = df.height
-    out = {k: np.full(n, np.nan) for k in ("d_entropy", "d_entropy_lo", "d_entropy_hi")}
+    out = {f"d_{score}{k}": np.full(n, np.nan) for k in ("", "_lo", "_hi")}
     conf = (frame.params.confidence if frame.params is not None else 0.95)
     ref = df.filter(df.get_column("checkpoint") == reference)
     ref_at = {int(layer): (v, jk) for layer, v, jk in zip(ref.get_column("layer").to_list(),
-                                                          ref.get_column("entropy").to_list(),
-                                                          ref.get_column("entropy_jk").to_list(), strict=True)}
+                                                          ref.get_column(score).to_list(),
+                                                          ref.get_column(f"{score}_jk").to_list(), strict=True)}
     info = frame.meta.get("checkpoints", {})
     ref_info = info.get(reference, {})
 
     def params_of(name: str) -> dict[str, Any] | None:
         return info.get(name, {}).get("params", frame.meta.get("params"))
     for i, (c, layer, v, jk) in enumerate(zip(df.get_column("checkpoint").to_list(), df.get_column("layer").to_list(),
-                                              df.get_column("entropy").to_list(),
-                                              df.get_column("entropy_jk").to_list(), strict=True)):
+                                              df.get_column(score).to_list(),
+                                              df.get_column(f"{score}_jk").to_list(), strict=True)):
         if c == reference or layer not in ref_at or v is None or ref_at[layer][0] is None:
             continue
         rv, rjk = ref_at[layer]
         d = float(v) - float(rv)
-        out["d_entropy"][i] = d
+        out[f"d_{score}"][i] = d
         if paired(ref_info, info.get(c, {}), params_of(reference), params_of(c)) and jk and rjk and len(jk) == len(rjk) and None not in jk and None not in rjk:
             lo, hi = jackknife_interval(d, [a - b for a, b in zip(jk, rjk, strict=True)], conf)
             if lo is not None:
-                out["d_entropy_lo"][i], out["d_entropy_hi"][i] = lo, hi
+                out[f"d_{score}_lo"][i], out[f"d_{score}_hi"][i] = lo, hi
     return out
 
 
@@ -190,15 +191,21 @@ class TrainingView(TraceWidget):
             return
         p = compare_payload(self._frame, self.reference, self.terminal_depth)
         cols = unpack(p["_deltas_header"], p["_deltas"])
-        cols.update(entropy_deltas(self._frame, self.reference))
+        for score in PAIRED_HERE:
+            cols.update(score_deltas(self._frame, self.reference, score))
         # the reference against itself: 0 where it has a value (the heatmap shows "no change", not "missing")
         df = self._frame.data
         is_ref = (df.get_column("checkpoint") == self.reference).to_numpy()
         for score in HEATS:
             has = is_ref & np.isfinite(df.get_column(score).cast(float).fill_null(float("nan")).to_numpy())
             cols["d_" + score] = np.where(has, 0.0, cols["d_" + score])
-        header, blob = pack({c: ("f32", cols[c]) for c in [*DELTA_COLUMNS, "d_entropy", "d_entropy_lo",
-                                                           "d_entropy_hi"]}, self._frame.data.height)
+        packed: dict[str, tuple[str, Any]] = {}
+        for score in HEATS:  # Δ and its interval (a half-width when symmetric); no bytes for null companions
+            d = "d_" + score
+            if score in ("contraction", "transport", "entropy") or np.isfinite(cols[d]).any():
+                packed[d] = ("f32", cols[d])
+                intervals(packed, d, cols[d], cols[d + "_lo"], cols[d + "_hi"])
+        header, blob = pack(packed, self._frame.data.height)
         with self.hold_sync():
             self._deltas_header = header
             self._deltas = blob

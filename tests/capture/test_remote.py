@@ -6,7 +6,7 @@ from spinal_nb.capture import trace
 from spinal_nb.errors import RemoteError
 
 SCORES = ("contraction", "contraction_lo", "contraction_hi", "transport", "transport_lo", "transport_hi", "entropy",
-          "entropy_lo", "entropy_hi")
+          "entropy_lo", "entropy_hi", "effective_rank", "kl_to_final", "top1_agreement", "top1_agreement_lo")
 
 
 def _assert_close(f1, f2, tol=1e-6):

@@ -50,7 +50,7 @@ def test_the_wire_rebuilds_the_states_and_the_float64_lens_bit_for_bit(family, d
     arch, batch = resolve_architecture(raw), _batch(tok)
     sim = nnsight.TransformersModel(raw, tokenizer=tok)
     with torch.no_grad():
-        rows, steps, ents = capture_remote(sim, arch, batch, forward_kwargs(raw), SpinalParams(), "local")
+        rows, steps, ents, _ = capture_remote(sim, arch, batch, forward_kwargs(raw), SpinalParams(), "local")
         local = capture_local(nnsight.NNsight(raw), arch, batch, forward_kwargs(raw), torch.device("cpu"))
         old_steps, old_ents = _old_lens(raw, arch, local)
     assert len(rows) == len(local) == raw.config.num_hidden_layers + 1
@@ -69,7 +69,7 @@ def test_the_wire_is_one_record_per_kind_and_smaller_than_one_tensor_per_layer()
     b.unpack_wire = lambda wire: seen.setdefault("wire", wire) and unpack(wire)
     try:
         with torch.no_grad():
-            rows, steps, ents = capture_remote(nnsight.TransformersModel(raw, tokenizer=tok), arch, batch,
+            rows, steps, ents, _ = capture_remote(nnsight.TransformersModel(raw, tokenizer=tok), arch, batch,
                                                forward_kwargs(raw), SpinalParams(), "local")
     finally:
         b.unpack_wire = unpack

@@ -40,7 +40,7 @@ def test_saved_state_is_the_hybrid_layout_and_resumes_exactly(tmp_path, monkeypa
     monkeypatch.setattr(spill_mod, "SPILL_MIN_BYTES", 0 if spill else 1 << 62)
     model, tok, prompts = interrupted_after_12_of_30(tmp_path, monkeypatch)
     progress = json.loads((tmp_path / "progress.json").read_text())
-    assert progress["format"] == resume.RESUME_FORMAT == 3 and progress["prompts_done"] == 12
+    assert progress["format"] == resume.RESUME_FORMAT == 4 and progress["prompts_done"] == 12
     with np.load(tmp_path / progress["state_file"], allow_pickle=False) as z:
         is_gram, rows, grams, count, spilled, sha = (z[f"gram.{k}"] for k in (
             "is_gram", "rows", "gram", "count", "spilled", "spill_sha256"))

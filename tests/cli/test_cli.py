@@ -73,10 +73,10 @@ def test_every_spec_parameter_reaches_the_trace(tiny_models, prompts_file, tmp_p
     code, stdout, _ = run(["trace", tiny_models["base"], "--prompts", prompts_file, "--out", out, "--no-progress",
                            "--skip-first", 2, "--no-center", "--row-normalize", "--tail-window", 0.2, 0.8, "--floor",
                            1e-6, "--min-points", 5, "--temperature", 2.0, "--top-k", 7, "--position-stride", 2,
-                           "--n-groups", 3, "--confidence", 0.9], capsys)
+                           "--n-groups", 3, "--confidence", 0.9, "--no-lens-metrics"], capsys)
     assert code == 0, stdout
     want = SpinalParams(skip_first=2, center=False, row_normalize=True, tail_window=(0.2, 0.8), floor=1e-6, min_points=5,
-                        temperature=2.0, top_k=7, position_stride=2, n_groups=3, confidence=0.9)
+                        temperature=2.0, top_k=7, position_stride=2, n_groups=3, confidence=0.9, lens_metrics=False)
     frame = TraceFrame.read_parquet(out)
     assert frame.params == want
     assert frame.checkpoints == ["base"]  # default name: the folder's

@@ -164,4 +164,4 @@ def test_an_old_file_combines_and_compares_with_a_new_trace(tmp_path, frames):
 
 def test_old_parameter_names_map_in_from_dict_too():
     assert SpinalParams.from_dict({"window": [0.3, 0.7]}).tail_window == (0.3, 0.7)
-    assert SpinalParams.upgrade({"skip_first": 2}) == {"skip_first": 2}
+    assert SpinalParams.upgrade({"skip_first": 2}) == {"skip_first": 2, "lens_metrics": True}  # + added since

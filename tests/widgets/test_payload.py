@@ -4,7 +4,7 @@ import json
 import numpy as np
 import polars as pl
 import pytest
-from support import XSS
+from support import XSS, make_frame
 
 from spinal_nb.params import SpinalParams
 from spinal_nb.widgets import Dashboard, show
@@ -139,17 +139,32 @@ def test_payload_of_a_training_run_stays_small(frame_steps):
     """20 checkpoints × 64 layers: scores ≈ 80 kB binary, per-layer detail a few kB; per-row JSON is far larger."""
     view = show(frame_steps)
     sizes = view.payload_bytes
-    # u8 checkpoint and layer; f32 depth, R², and value + half-width of each of the 3 scores (symmetric intervals)
-    assert sizes["_data"] == 2 * (20 * 65 + 4) + 8 * (20 * 65 * 4)  # u8 columns padded to 8 bytes
-    assert sizes["_data"] < 50_000
+    # u8 checkpoint and layer; f32 depth, R², and value + half-width of each of the 3 scores and of the 3 companion
+    # metrics (symmetric intervals)
+    companions = 3 * 2 * (20 * 65 * 4)  # what the companion metrics add: 31,200 bytes, nothing else
+    assert sizes["_data"] == 2 * (20 * 65 + 4) + 8 * (20 * 65 * 4) + companions  # u8 columns padded to 8 bytes
+    assert sizes["_data"] < 50_000 + companions
     # the selected layer ± 1 (prefetch): 3 layers × 20 checkpoints × ≤ 48 points × (u16 k + f32 σ), plus, per
     # spectrum, its row (u16), point count (u8) and fit line (3 × f32), plus alignment
     assert sizes["_spectra"] <= 3 * 20 * 48 * 6 + 3 * 20 * 15 + 7 * 8
     total = sum(sizes.values())
     # one compare summary per candidate (verdict, design, localization interval, onset): under 2 kB each
     assert sizes["_summaries"] < 19 * 2_000
-    assert total < 100_000  # the first message of the widget
-    per_row_json = len(frame_steps.data.drop("spectrum", "contraction_jk", "transport_jk", "entropy_jk")
+    assert total < 100_000 + companions  # the first message of the widget
+    per_row_json = len(frame_steps.data.drop("spectrum", "contraction_jk", "transport_jk", "entropy_jk",
+                                             "effective_rank_jk", "kl_to_final_jk", "top1_agreement_jk")
                        .write_json().encode())
     assert per_row_json > 3 * sizes["_data"]
     print(f"\npayload bytes, 20 checkpoints x 64 layers: {sizes}; total {total}; per-row JSON of scores {per_row_json}")
+
+
+def test_a_frame_without_the_companions_sends_no_bytes_for_them():
+
+    with_them, without = show(make_frame(2, 12)), show(make_frame(2, 12, companions=False))
+    assert with_them._header["companions"] == ["effective_rank", "kl_to_final", "top1_agreement"]
+    assert without._header["companions"] == []
+    assert with_them.payload_bytes["_data"] - without.payload_bytes["_data"] == 3 * 2 * 26 * 4
+    cols = unpack(with_them._header, with_them._data)
+    f = make_frame(2, 12).data
+    np.testing.assert_allclose(cols["kl_to_final"], f["kl_to_final"].to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(cols["effective_rank_hi"], f["effective_rank_hi"].to_numpy(), rtol=1e-5)

@@ -98,8 +98,9 @@ def test_payload_is_columnar_and_holds_the_scores(run):
     assert view._header["steps"] == [50 * i for i in range(14)]
     sizes = view.payload_bytes
     assert sizes["_spectra"] == 0 and sizes["_lens"] == 0  # not drawn by this view, so not sent
-    # 14 evaluations × 25 layers: binary columns, about 50 bytes a row of scores, headers small
-    assert sizes["_data"] < 14 * 25 * 64 and sizes["_deltas"] < 14 * 25 * 40
+    # 14 evaluations × 25 layers: binary columns, about 50 bytes a row of scores (+ 24 for the 3 companion
+    # metrics: value + half-width, f32), Δ + half-width of 6 scores (48 bytes a row), headers small
+    assert sizes["_data"] < 14 * 25 * (64 + 24) and sizes["_deltas"] <= 14 * 25 * 48 + 12 * 8
     assert sum(sizes.values()) < 60_000, sizes
 
 

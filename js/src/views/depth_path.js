@@ -9,6 +9,9 @@ export const LABELS = {
   contraction: "contraction α (spectral tail exponent)",
   transport: "transport 𝓛 (Fisher–Rao step)",
   entropy: "lens entropy (nats)",
+  effective_rank: "effective rank (exp entropy of the eigenvalues)",
+  kl_to_final: "KL(p_L ‖ p_ℓ) of the lens (nats)",
+  top1_agreement: "top-1 agreement with the final layer",
   depth: "depth (layer ℓ / L)",
 };
 
@@ -17,7 +20,12 @@ const MODES = [
   ["contraction", "α vs depth"],
   ["transport", "𝓛 vs depth"],
   ["entropy", "entropy vs depth"],
+  // the companion metrics: a button only when the trace has them (header.companions)
+  ["effective_rank", "eff. rank"],
+  ["kl_to_final", "KL→L"],
+  ["top1_agreement", "top-1=L"],
 ];
+const COMPANIONS = new Set(["effective_rank", "kl_to_final", "top1_agreement"]);
 
 function encoding(mode) {
   if (mode === "path") return { x: "contraction", y: "transport", xw: true, yw: true };
@@ -54,8 +62,13 @@ export function mountDepthPath(parent, store, { height = 380 } = {}) {
   let scales = null;
 
   function draw() {
-    const mode = store.get("mode") || "path";
-    buttons.forEach((b) => b.classList.toggle("spn-on", b.dataset.mode === mode));
+    const have = new Set(store.header.companions || []);
+    let mode = store.get("mode") || "path";
+    if (COMPANIONS.has(mode) && !have.has(mode)) mode = "path"; // a trace without that metric
+    buttons.forEach((b) => {
+      b.classList.toggle("spn-on", b.dataset.mode === mode);
+      b.hidden = COMPANIONS.has(b.dataset.mode) && !have.has(b.dataset.mode);
+    });
     const t = store.table;
     const names = store.names;
     const { colors } = store.colors;

@@ -10,7 +10,12 @@ export const HEAT = {
   contraction: { short: "α", label: "contraction α" },
   transport: { short: "𝓛", label: "transport 𝓛" },
   entropy: { short: "H", label: "lens entropy" },
+  // companions (shown when the trace has them: header.companions)
+  effective_rank: { short: "r", label: "effective rank", button: "eff. rank" },
+  kl_to_final: { short: "KL", label: "KL to the final layer", button: "KL→L" },
+  top1_agreement: { short: "top-1", label: "top-1 agreement", button: "top-1=L" },
 };
+const BASE = new Set(["contraction", "transport", "entropy"]);
 
 // The training order shared by the training views: columns = checkpoints with a step, sorted by step.
 export function trainingOrder(store) {
@@ -26,8 +31,8 @@ export function alertSteps(store) {
 
 export function mountHeatmap(parent, store, { height = 380 } = {}) {
   const panel = h("section", { class: "spn-panel spn-heat" });
-  const scoreButtons = Object.entries(HEAT).map(([key, { short, label }]) =>
-    h("button", { class: "spn-seg", type: "button", "data-heat": key, text: `${short} ${label.split(" ")[0]}`,
+  const scoreButtons = Object.entries(HEAT).map(([key, { short, label, button }]) =>
+    h("button", { class: "spn-seg", type: "button", "data-heat": key, text: button || `${short} ${label.split(" ")[0]}`,
       title: label,
       // the depth path follows when it shows a score against depth (not the α × 𝓛 path)
       onclick: () => store.set(store.get("mode") === "path" ? { heat: key } : { heat: key, mode: key }) }));
@@ -54,14 +59,18 @@ export function mountHeatmap(parent, store, { height = 380 } = {}) {
   let dragging = false;
 
   function current() {
-    const heat = store.get("heat") || "contraction";
+    let heat = store.get("heat") || "contraction";
+    if (!BASE.has(heat) && !(store.header.companions || []).includes(heat)) heat = "contraction"; // not in this trace
     const delta = !!store.get("delta");
     return { heat, delta, column: delta ? "d_" + heat : heat };
   }
 
   function draw() {
     const { heat, delta, column } = current();
-    scoreButtons.forEach((b) => b.classList.toggle("spn-on", b.dataset.heat === heat));
+    scoreButtons.forEach((b) => {
+      b.classList.toggle("spn-on", b.dataset.heat === heat);
+      b.hidden = !BASE.has(b.dataset.heat) && !(store.header.companions || []).includes(b.dataset.heat);
+    });
     deltaButtons.forEach((b) => b.classList.toggle("spn-on", b.dataset.delta === String(delta)));
     const { order, steps } = trainingOrder(store);
     const L = store.maxLayer;

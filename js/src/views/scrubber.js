@@ -26,6 +26,7 @@ export function mountScrubber(parent, store) {
     h("span", { class: "spn-hint", text: "← → keys" }),
   ]);
   const tableBox = h("div", { class: "spn-table-wrap" });
+  const companions = () => (store.header.companions || []).filter((k) => COMPANION_HEAD[k] && store.table[k]);
   const specBox = h("div", { class: "spn-spectrum", "data-draws": 0 });
   const lensBox = h("div", { class: "spn-lens", "data-draws": 0 });
   panel.append(head, h("div", { class: "spn-scrub-body" }, [tableBox, lensBox, specBox]));
@@ -117,6 +118,8 @@ export function mountScrubber(parent, store) {
       h("thead", {}, [h("tr", {}, [
         h("th", { text: "checkpoint" }), h("th", { text: "α contraction" }), h("th", { text: "fit R²" }),
         h("th", { text: "𝓛 transport" }), h("th", { text: "entropy" }),
+        ...companions().map((k) => h("th", { text: COMPANION_HEAD[k][0], title: COMPANION_HEAD[k][1],
+          "data-column": k })),
         h("th", { text: "Δα vs ref" }), h("th", { text: "Δ𝓛 vs ref" }),
       ])]),
       h("tbody", {}, tableRows.map((row) => row.tr)),
@@ -133,7 +136,7 @@ export function mountScrubber(parent, store) {
         if (!row.missing) {
           if (row.cells) row.cells.forEach((td) => td.remove());
           row.cells = null;
-          row.missing = h("td", { class: "spn-muted", colspan: 6 });
+          row.missing = h("td", { class: "spn-muted", colspan: 6 + companions().length });
           row.tr.append(row.missing);
         }
         setText(row.missing, `no layer ${layer} (L = ${store.header.n_layers[store.names[row.c]]})`);
@@ -142,10 +145,16 @@ export function mountScrubber(parent, store) {
       if (!row.cells) {
         if (row.missing) row.missing.remove();
         row.missing = null;
-        row.cells = [numCell(), numCell(), numCell(), numCell(), deltaCell(row), deltaCell(row)];
-        row.tr.append(...row.cells);
+        row.cells = [numCell(), numCell(), numCell(), numCell(), deltaCell(row), deltaCell(row),
+          ...companions().map(numCell)];
+        // the companions sit between entropy and the deltas
+        row.tr.append(...row.cells.slice(0, 4), ...row.cells.slice(6), ...row.cells.slice(4, 6));
       }
-      const [a, r2, tr, ent, da, dt] = row.cells;
+      const [a, r2, tr, ent, da, dt, ...comp] = row.cells;
+      companions().forEach((k, i) => {
+        setNum(comp[i], fmt(t[k][r], COMPANION_HEAD[k][2]), "");
+        comp[i].title = `${COMPANION_HEAD[k][1]}: ${fmt(t[k][r], 4)} ${fmtInterval(t[k + "_lo"][r], t[k + "_hi"][r])}`;
+      });
       setNum(a, fmt(t.contraction[r], 3), fmtInterval(t.contraction_lo[r], t.contraction_hi[r]));
       setNum(r2, fmt(t.contraction_r2[r], 3), "");
       setNum(tr, fmt(t.transport[r], 3), fmtInterval(t.transport_lo[r], t.transport_hi[r]));
@@ -496,6 +505,14 @@ function readPalette(el) {
 }
 
 // A text change only when the text differs (an unchanged text node is not laid out or painted again).
+// the companion metrics in the table: header, its tooltip, digits (the interval is in the cell's tooltip: the table
+// must fit its box at 800 px)
+const COMPANION_HEAD = {
+  effective_rank: ["eff. rank", "effective rank of the centered Gram (exp of the entropy of its eigenvalues)", 3],
+  kl_to_final: ["KL→L", "KL(p_L ‖ p_ℓ) of the lens from the final layer (nats)", 2],
+  top1_agreement: ["top-1=L", "share of positions whose lens top-1 token is the final layer's", 2],
+};
+
 function setText(el, text) {
   if (el.textContent !== text) el.textContent = text;
 }
