@@ -218,7 +218,7 @@ def test_demo_dispatches_to_spinal_nb_demo(monkeypatch, tmp_path, capsys):
     import spinal_nb.demo as demo
     monkeypatch.setattr(demo, "run_demo", lambda **kw: calls.append(kw) or 0)
     assert run(["demo", "--out", tmp_path, "--notebook"], capsys)[0] == 0
-    assert calls == [dict(out=tmp_path, notebook=True, smollm2=None, threads=1, n_prompts=100)]
+    assert calls == [dict(out=tmp_path, notebook=True, smollm2=None, threads=1, n_prompts=100, seeds=3, smollm2_seeds=2)]
     calls.clear()
     assert run(["demo", "--out", tmp_path, "--smollm2", "--threads", "2", "--prompts", "40"], capsys)[0] == 0
     assert calls == [dict(out=tmp_path, notebook=False, smollm2=True, threads=2, n_prompts=40)]
