@@ -220,8 +220,9 @@ def test_demo_dispatches_to_spinal_nb_demo(monkeypatch, tmp_path, capsys):
     assert run(["demo", "--out", tmp_path, "--notebook"], capsys)[0] == 0
     assert calls == [dict(out=tmp_path, notebook=True, smollm2=None, threads=1, n_prompts=100, seeds=3, smollm2_seeds=2)]
     calls.clear()
-    assert run(["demo", "--out", tmp_path, "--smollm2", "--threads", "2", "--prompts", "40"], capsys)[0] == 0
-    assert calls == [dict(out=tmp_path, notebook=False, smollm2=True, threads=2, n_prompts=40)]
+    assert run(["demo", "--out", tmp_path, "--smollm2", "--threads", "2", "--prompts", "40", "--seeds", "4",
+                "--smollm2-seeds", "3"], capsys)[0] == 0
+    assert calls == [dict(out=tmp_path, notebook=False, smollm2=True, threads=2, n_prompts=40, seeds=4, smollm2_seeds=3)]
     calls.clear()
     assert run(["demo", "--no-smollm2"], capsys)[0] == 0
     assert calls[0]["smollm2"] is False and calls[0]["out"] == Path(".")
