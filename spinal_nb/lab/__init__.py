@@ -22,6 +22,7 @@ from .recipes import (
                       DEMO_SEEDS,
                       RECIPES,
                       SMOLLM2_DPO,
+                      SMOLLM2_QUICK,
                       DPORecipe,
                       LabRecipe,
                       PairsRecipe,
@@ -40,5 +41,5 @@ from .smollm2 import (
 
 __all__ = ["build_lab_base", "build_lab_pair", "build_lab_seeds", "seed_dirs", "start_seed_builds", "seed_variant",
            "DEMO_SEEDS", "build_smollm2_pair", "build_smollm2_seeds", "lab_dirs", "LabPair", "load_checkpoint", "read_lab_json",
-           "load_smollm2", "load_smollm2_gguf", "locate_smollm2_gguf", "smollm2_plain_dir", "RECIPES", "SMOLLM2_DPO",
+           "load_smollm2", "load_smollm2_gguf", "locate_smollm2_gguf", "smollm2_plain_dir", "RECIPES", "SMOLLM2_DPO", "SMOLLM2_QUICK",
            "LabRecipe", "PretrainRecipe", "PairsRecipe", "DPORecipe", "SmolLM2Recipe"]

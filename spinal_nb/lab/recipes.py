@@ -106,3 +106,7 @@ RECIPES: dict[str, LabRecipe] = {
     ),
 }
 SMOLLM2_DPO = SmolLM2Recipe()
+# A smoke-test size of the same continuation (what the tests run notebook 03 with, QUICK = True): 6 steps, a larger
+# lr so the preference still moves, evidence on 16 held-out pairs. Not an audit: too short to say what DPO does.
+SMOLLM2_QUICK = SmolLM2Recipe(pairs=PairsRecipe(n_train=64, n_eval=16, n_neutral=4),
+                              dpo=DPORecipe(steps=6, batch_size=8, lr=2e-5, beta=0.1, warmup=0), name="smollm2-quick")
