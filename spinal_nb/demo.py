@@ -325,9 +325,9 @@ def run_demo(out: Path | str = Path("."), notebook: bool = False, *, budget: str
             # the base first (shipped with the package: no pre-training), so a first depth path comes before DPO
             with st.stage("lab_base", f"lab base {budget!r} (shipped with the package, or built once; then cached)"):
                 lab_base = build_lab_base(budget, cache_dir=cache_dir, progress=progress, corpus=path)
-            # odd seeds build in a background process (one thread, the core this single-threaded demo leaves idle)
-            # from now on; even seeds ≥ 2 build here after the first report
-            background = [k for k in range(1, seeds) if k % 2 == 1]
+            # seeds ≥ 1 build from now on in background processes at a lower priority (spinal_nb/lab/seeds.py): seed 0,
+            # the first comparison, keeps its core; the others take the rest, then every core once seed 0 is done
+            background = list(range(1, seeds))
             if background:
                 seed_ex, seed_futures = start_seed_builds(budget, background, cache_dir, corpus=path)
             kw = dict(cache=cache, progress=progress, batch_size=batch_size, lens_prompts=lens_prompts)
@@ -350,9 +350,6 @@ def run_demo(out: Path | str = Path("."), notebook: bool = False, *, budget: str
                 with st.stage("lab_seeds", f"DPO seeds 1–{seeds - 1} of the lab pair, traced; the report with the "
                                            "seed spread"):
                     variants = {k: seed_variant(RECIPES[budget], k) for k in range(1, seeds)}
-                    for k, v in variants.items():  # this process's seeds first, while the background builds its own
-                        if k not in seed_futures:
-                            build_lab_pair(v, cache_dir=cache_dir, progress=progress, corpus=path)
                     for f in seed_futures.values():
                         if f is not None:
                             f.result()  # the background's error, if any, raises here

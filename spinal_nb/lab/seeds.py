@@ -1,8 +1,11 @@
 """Training-seed replicates of the offline pairs: the same recipe with other DPO seeds, built side by side.
 
-One background process (spawned, one torch thread) builds the odd seeds while the calling process builds the even
-ones on one thread, so on 2 cores S seeds cost about the time of S/2. Each seed is a normal cached checkpoint folder
-(written atomically), keyed by its recipe, so seed 0 is exactly ``build_lab_pair``'s / ``build_smollm2_pair``'s.
+Seeds 1, 2, … build in background processes (spawned, one torch thread each, at a lower CPU priority: ``nice``
++10) while the calling process builds seed 0 on one thread, so seed 0 — the first comparison — keeps a core to itself
+and the other seeds take the remaining cores, then all of them once seed 0 is done. On 2 cores the demo's three seeds
+take about 1.5 single-seed builds (measured in BENCHMARKS.md, "The demo on a fresh machine"). Each seed is a normal
+cached checkpoint folder (written atomically), keyed by its recipe, so seed 0 is exactly ``build_lab_pair``'s /
+``build_smollm2_pair``'s.
 """
 from __future__ import annotations
 
@@ -31,8 +34,18 @@ def seed_dirs(budget: str | LabRecipe = "demo", seeds: int = 3, cache_dir: str |
     return [lab_dirs(seed_variant(r, s), cache_dir)[1] for s in range(seeds)]
 
 
+def _background_priority() -> None:
+    """Worker initializer: below the caller's priority, so the caller's own build (seed 0, the first comparison) is
+    not slowed by the workers sharing its cores; where there is no ``os.nice`` (Windows) the workers run as they are."""
+    if hasattr(os, "nice"):
+        try:
+            os.nice(10)
+        except OSError:
+            pass
+
+
 def _seed_job(builder: str, recipe: Any, cache_dir: str | None, corpus: str | None) -> str:
-    """One DPO seed in a worker process, on one torch thread (the parent keeps the other core)."""
+    """One DPO seed in a worker process, on one torch thread."""
     torch.set_num_threads(1)
     if builder == "smollm2":
         return str(build_smollm2_pair(cache_dir=cache_dir, progress=False, recipe=recipe, corpus=corpus).dpo_dir)
@@ -41,12 +54,14 @@ def _seed_job(builder: str, recipe: Any, cache_dir: str | None, corpus: str | No
 
 def background_builds(todo: dict[int, tuple[str, Any]], which: list[int], cache_dir: str | os.PathLike | None,
                       corpus: str | os.PathLike | None):
-    """Build the seeds in ``todo`` (seed → (builder "lab" or "smollm2", recipe)), one after another, in ONE
-    background process on one thread (the core a single-threaded caller leaves idle). Returns ``(executor or None,
-    {seed: future of its folder, or None when it needed no build})`` for every seed in ``which``. Each seed is written
-    atomically, so an interrupted build leaves no half folder; ``executor.shutdown(cancel_futures=True)`` stops what
-    has not started."""
-    ex = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) if todo else None
+    """Build the seeds in ``todo`` (seed → (builder "lab" or "smollm2", recipe)) in background processes, one per
+    seed up to the number of cores, each on one thread at a lower priority (:func:`_background_priority`). Returns
+    ``(executor or None, {seed: future of its folder, or None when it needed no build})`` for every seed in ``which``.
+    Each seed is written atomically, so an interrupted build leaves no half folder;
+    ``executor.shutdown(cancel_futures=True)`` stops what has not started."""
+    workers = max(1, min(len(todo), os.cpu_count() or 1))
+    ex = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_background_priority) if todo else None
     cd, cp = (None if x is None else str(x) for x in (cache_dir, corpus))
     return ex, {s: ex.submit(_seed_job, *todo[s], cd, cp) if s in todo else None for s in which}
 
@@ -64,15 +79,15 @@ def build_lab_seeds(budget: str | LabRecipe = "demo", seeds: int = 3, cache_dir:
                     progress: bool = True, corpus: str | os.PathLike | None = None) -> list[LabPair]:
     """The lab pair with ``seeds`` DPO training seeds: one LabPair per seed (same base; seed 0 is ``build_lab_pair``).
 
-    Odd seeds build in a background process on one thread while the even ones build here (one thread), so on 2 cores
-    the three seeds of the demo recipe take about the time of two (each ~100 s on one idle core). Cached like the
-    pair; a rerun returns at once.
+    Seeds 1, 2, … build in background processes at a lower priority while seed 0 builds here (one thread each), so
+    on 2 cores the three seeds of the demo recipe take about 1.5 times one seed (~120 s on one idle core). Cached like
+    the pair; a rerun returns at once.
     """
     r = recipe_of(budget)
     dirs = seed_dirs(r, seeds, cache_dir)
     build_lab_base(r, cache_dir, progress, corpus)
-    # odd seeds in one background process, even ones here, each on one thread: ~half the wall time on 2 cores
-    background = [s for s in range(1, seeds, 2) if not dirs[s].is_dir()]
+    # seeds ≥ 1 in background processes (lower priority), seed 0 here, each on one thread
+    background = [s for s in range(1, seeds) if not dirs[s].is_dir()]
     ex, futures, threads = None, {}, torch.get_num_threads()
     try:
         if background:
@@ -80,7 +95,7 @@ def build_lab_seeds(budget: str | LabRecipe = "demo", seeds: int = 3, cache_dir:
                 print(f"spinal: DPO seeds {background} of the lab recipe {r.name!r} in a background process",
                       file=sys.stderr, flush=True)
             ex, futures = start_seed_builds(r, background, cache_dir, corpus)
-            torch.set_num_threads(1)  # the other core is the background process's
+            torch.set_num_threads(1)  # the other cores are the background processes'
         pairs = {s: build_lab_pair(seed_variant(r, s), cache_dir, progress, corpus)
                  for s in range(seeds) if s not in futures}
         for f in futures.values():
@@ -98,20 +113,20 @@ def build_smollm2_seeds(seeds: int = 2, cache_dir: str | os.PathLike | None = No
                         corpus: str | os.PathLike | None = None, recipe: SmolLM2Recipe = SMOLLM2_DPO
                         ) -> list[LabPair]:
     """The SmolLM2 pair with ``seeds`` DPO training seeds (seed 0 is :func:`build_smollm2_pair`'s): one LabPair
-    per seed, same base. Odd seeds build in a background process while this one builds the even ones, each on one
-    thread, so two seeds cost about the time of one on 2 cores (~10-12 min the first time with ``SMOLLM2_DPO``;
+    per seed, same base. Seeds ≥ 1 build in background processes (lower priority) while this one builds seed 0, each
+    on one thread, so two seeds cost about the time of one on 2 cores (~10-12 min the first time with ``SMOLLM2_DPO``;
     ~1 min with ``SMOLLM2_QUICK``; ~0.5 GB more per seed)."""
     if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
         raise ValueError(f"seeds is the number of DPO training seeds (≥ 1), got {seeds!r}")
     smollm2_plain_dir(cache_dir, progress)  # converted once, before two processes need it
     variants = {k: seed_variant(recipe, k) for k in range(seeds)}
     todo = {k: ("smollm2", v) for k, v in variants.items()
-            if k % 2 == 1 and not smollm2_dpo_dir(v, cache_dir).is_dir()}
+            if k >= 1 and not smollm2_dpo_dir(v, cache_dir).is_dir()}
     threads = torch.get_num_threads()
     ex, futures = background_builds(todo, sorted(todo), cache_dir, corpus)
     try:
         if ex is not None:
-            torch.set_num_threads(1)  # the other core is the background process's
+            torch.set_num_threads(1)  # the other cores are the background processes'
         pairs = {k: build_smollm2_pair(cache_dir, progress, v, corpus) for k, v in variants.items() if k not in todo}
         for f in futures.values():
             f.result()  # a failed seed raises its error here

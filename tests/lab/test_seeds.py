@@ -82,3 +82,34 @@ def test_cached_seeds_return_without_a_process(seeds, brown_tgz, monkeypatch):
     monkeypatch.setattr(build_mod, "dpo_train", boom)
     again = build_lab_seeds("tiny", seeds=3, cache_dir=cache, progress=False, corpus=brown_tgz)
     assert [p.dpo_dir for p in again] == [p.dpo_dir for p in pairs]
+
+
+def test_background_seeds_run_below_the_callers_priority(monkeypatch):
+    """Seeds ≥ 1 build in workers at a lower priority, one per seed up to the cores, so seed 0 (the first comparison,
+    built by the caller) keeps its core."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    from spinal_nb.lab import seeds as seeds_mod
+
+    if not hasattr(os, "nice"):
+        pytest.skip("no os.nice on this platform")
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=seeds_mod._background_priority) as ex:
+        assert ex.submit(os.nice, 0).result() == min(19, os.nice(0) + 10)
+    made = []
+
+    class Recorder:
+        def __init__(self, **kw):
+            made.append(kw)
+
+        def submit(self, *a):
+            return None
+
+    monkeypatch.setattr(seeds_mod, "ProcessPoolExecutor", Recorder)
+    monkeypatch.setattr(seeds_mod.os, "cpu_count", lambda: 2)
+    todo = {s: ("lab", seed_variant(TINY, s)) for s in (1, 2, 3)}
+    seeds_mod.background_builds(todo, [1, 2, 3], None, None)
+    assert made[0]["initializer"] is seeds_mod._background_priority and made[0]["max_workers"] == 2
+    assert seeds_mod.background_builds({}, [1], None, None)[0] is None  # nothing to build: no process
