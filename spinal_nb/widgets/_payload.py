@@ -339,16 +339,22 @@ def spectra_payload(points: list, layers: np.ndarray, layer: int | None, around:
     rows = [i for i, p in enumerate(points) if p is not None and keep[i]]
     empty = np.zeros(0, dtype=np.int64)
     fits = np.asarray([points[i][2] for i in rows], dtype=np.float64).reshape(len(rows), 3)
-    patterns: dict[tuple[int, ...], int] = {}
+    patterns: dict[bytes, int] = {}  # ranks (int64 bytes) -> pattern index, in order of first use
+    first: list[np.ndarray] = []
+    use = []
     for i in rows:
-        patterns.setdefault(tuple(int(k) for k in points[i][0]), len(patterns))
-    starts = np.cumsum([0] + [len(p) for p in patterns])[:-1]
+        key = points[i][0].tobytes()
+        if key not in patterns:
+            patterns[key] = len(first)
+            first.append(points[i][0])
+        use.append(patterns[key])
+    starts = np.cumsum([0] + [len(p) for p in first])[:-1]
     header, blob = pack({"row": uint(rows), "count": uint([points[i][0].size for i in rows]),
                          "fit_intercept": ("f32", fits[:, 0]), "fit_k_lo": ("f32", fits[:, 1]),
                          "fit_k_hi": ("f32", fits[:, 2]),
-                         "pattern": uint([patterns[tuple(int(k) for k in points[i][0])] for i in rows]),
+                         "pattern": uint(use),
                          "k_start": uint(starts if rows else empty),
-                         "k": uint(np.concatenate([np.asarray(p) for p in patterns]) if rows else empty),
+                         "k": uint(np.concatenate(first) if rows else empty),
                          "sigma": quantized("lq16", np.concatenate([points[i][1] for i in rows]) if rows else empty)},
                         len(rows))
     header.update({"layer": layer, "span": span})
