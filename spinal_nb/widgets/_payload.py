@@ -14,8 +14,9 @@ Display-only columns travel as 16-bit codes, decoded once on arrival (to float32
   for contraction_r2 (printed to 3 digits) — an R² range of 1 keeps 7.6e-6.
 - `lq16` (logarithmic, non-negative; parameters a, b): u16 q → 0 for q = 0 (exactly 0), NaN for 65535, else
   exp(a + (q − 1)·b), with a = ln(min positive), b = ln(max/min)/65533: the relative error is at most
-  expm1(b/2) (plus float32 rounding) — 1.8e-4 for six decades (ln 10⁶/65533/2 = 1.05e-4 in log). Used for every
-  interval half-width (the value itself stays float32) and for the spectrum points σ_k (drawn on a log axis only).
+  expm1(b/2) (plus float32 rounding) — 1.05e-4 for six decades. Used for every symmetric interval's half-width
+  (the value itself stays float32) and for the spectrum points σ_k (drawn on a log axis only), with their ranks k
+  sent once per distinct pattern (spectra_payload).
   A half-width keeps whether its interval excludes 0: where the nearest code would change that (the verdict the
   tables and heatmaps mark), the next code towards the frame's verdict is taken, so its error is at most
   expm1(3b/2).
