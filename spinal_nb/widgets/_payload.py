@@ -80,6 +80,8 @@ def encode(code: str, values: Any) -> Coded:
     if code == "q16":
         lo, hi = (float(v[ok].min()), float(v[ok].max())) if ok.any() else (0.0, 0.0)
         step = (hi - lo) / (Q_NAN - 1) if hi > lo else 0.0
+        if not np.isfinite(step):
+            raise ValueError("q16 columns need a finite range (max − min)")
         q[ok] = np.clip(np.rint((v[ok] - lo) / step), 0, Q_NAN - 1) if step else 0
         return Coded([lo, step], q)
     if code == "lq16":

@@ -21,6 +21,7 @@ from spinal_nb.widgets._payload import (
     intervals,
     log_spaced,
     pack,
+    quantized,
     spectra_points,
     unpack,
 )
@@ -146,6 +147,10 @@ def test_quantized_columns_round_trip_within_the_stated_bound(seed):
         encode("lq16", [1.0, -1.0])
     with pytest.raises(ValueError):
         encode("q16", [1.0, np.inf])
+    with pytest.raises(ValueError):  # a range past float64: no finite step
+        encode("q16", [-1e308, 1e308])
+    header, _ = pack({"x": quantized("lq16", [1.0, -1.0])})  # what cannot be coded travels as float32
+    assert header["columns"]["x"][0] == "f32"
 
 
 def test_the_bound_is_tight_so_the_check_has_teeth():
