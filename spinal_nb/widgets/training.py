@@ -189,7 +189,7 @@ class TrainingView(TraceWidget):
     def _update_compare(self) -> None:
         if not self.reference:
             return
-        p = compare_payload(self._frame, self.reference, self.terminal_depth)
+        p = compare_payload(self._frame, self.reference, self.terminal_depth, hw_code="f32")  # quantized once, below
         cols = unpack(p["_deltas_header"], p["_deltas"])
         for score in PAIRED_HERE:
             cols.update(score_deltas(self._frame, self.reference, score))
@@ -204,7 +204,7 @@ class TrainingView(TraceWidget):
             d = "d_" + score
             if score in ("contraction", "transport", "entropy") or np.isfinite(cols[d]).any():
                 packed[d] = ("f32", cols[d])
-                intervals(packed, d, cols[d], cols[d + "_lo"], cols[d + "_hi"])
+                intervals(packed, d, cols[d], cols[d + "_lo"], cols[d + "_hi"], "lq16")
         header, blob = pack(packed, self._frame.data.height)
         with self.hold_sync():
             self._deltas_header = header

@@ -99,7 +99,7 @@ def test_payload_is_columnar_and_holds_the_scores(run):
     sizes = view.payload_bytes
     assert sizes["_spectra"] == 0 and sizes["_lens"] == 0  # not drawn by this view, so not sent
     # 14 evaluations × 25 layers: binary columns, about 50 bytes a row of scores (+ 24 for the 3 companion
-    # metrics: value + half-width, f32), Δ + half-width of 6 scores (48 bytes a row), headers small
+    # metrics: value + half-width), Δ + half-width of 6 scores (at most 48 bytes a row), headers small
     assert sizes["_data"] < 14 * 25 * (64 + 24) and sizes["_deltas"] <= 14 * 25 * 48 + 12 * 8
     assert sum(sizes.values()) < 60_000, sizes
 
@@ -121,8 +121,12 @@ def test_deltas_against_the_reference_step(run):
     diff = ea["entropy"] - eb["entropy"]
     lo, hi = jackknife_interval(diff, [x - y for x, y in zip(ea["entropy_jk"], eb["entropy_jk"], strict=True)], 0.95)
     i = int(np.flatnonzero(rows)[layer])
-    np.testing.assert_allclose([d["d_entropy"][i], d["d_entropy_lo"][i], d["d_entropy_hi"][i]], [diff, lo, hi],
-                               rtol=1e-5)
+    np.testing.assert_allclose(d["d_entropy"][i], diff, rtol=1e-6)
+    # the ends are the float32 Δ ∓ its half-width sent in 16 bits (lq16, parameters a, b): within 1.5 codes of it
+    code, _, _, _, b = view._deltas_header["columns"]["d_entropy_hw"]
+    assert code == "lq16"
+    np.testing.assert_allclose([d["d_entropy_lo"][i], d["d_entropy_hi"][i]], [lo, hi], rtol=0,
+                               atol=np.expm1(1.5 * b) * (hi - lo) / 2 + 1e-7 * abs(diff))
 
 
 def test_update_in_place_follows_the_newest_step(run, recorded):  # noqa: F811
