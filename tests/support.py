@@ -261,6 +261,17 @@ def make_training_frame(n_steps: int = 12, n_layers: int = 24, every: int = 50, 
     return frame
 
 
+def ar1_noise(rng: np.random.Generator, rows: int, cols: int, rho: float = 0.8) -> np.ndarray:
+    """[rows, cols] unit-variance noise, AR(1) down the rows (neighbouring layers alike, as in real traces): the
+    per-group noise of the tests' noisy nulls."""
+    z = rng.standard_normal((rows, cols))
+    out = np.empty_like(z)
+    out[0] = z[0]
+    for i in range(1, rows):
+        out[i] = rho * out[i - 1] + np.sqrt(1 - rho ** 2) * z[i]
+    return out
+
+
 def make_lens(names: list[str], n_layers: int, rng: np.random.Generator, top_k: int = 5) -> pl.DataFrame:
     prompts = [("The capital of France is", ["The", " capital", " of", " France", " is"]),
                (f"a token {XSS} inside", ["a", " token", " " + XSS, " inside"])]

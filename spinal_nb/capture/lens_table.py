@@ -63,6 +63,8 @@ def lens_topk(nn_model: Any, arch: Architecture, batch: Batch, fwd: dict[str, An
             x = h[real.to(h.device)]
             if tuned is not None:
                 x = tuned.translate(i, x)
+            # the lens chain written out as in capture.batch.capture_remote, whose body must stay self-contained
+            # (it runs on NDIF, where there is no spinal-nb to call); tests/capture check both against one reference
             if norm is not None:
                 x = norm(x)
             if proj is not None:

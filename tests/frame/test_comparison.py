@@ -26,14 +26,8 @@ N_NULL = 150  # seeds per null design
 BOUND = (1 - CONF) + 3 * math.sqrt(CONF * (1 - CONF) / N_NULL)  # nominal + 3 binomial sd
 
 
-def _ar1(rng, n_layers: int, g: int, rho: float = 0.8) -> np.ndarray:
-    """[n_layers, g] unit-variance noise, AR(1) across layers (neighbouring layers alike, as in real traces)."""
-    z = rng.standard_normal((n_layers, g))
-    out = np.empty_like(z)
-    out[0] = z[0]
-    for i in range(1, n_layers):
-        out[i] = rho * out[i - 1] + math.sqrt(1 - rho ** 2) * z[i]
-    return out
+def _ar1(rng, n_layers: int, g: int) -> np.ndarray:
+    return support.ar1_noise(rng, n_layers, g)
 
 
 def _frame(name: str, groups_a: np.ndarray, groups_t: np.ndarray, prompts: str, *, n_tokens: int = 2000,

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import polars as pl
 import pytest
+import support
 
 from spinal_nb.errors import InputError
 from spinal_nb.frame import TraceFrame
@@ -158,13 +159,8 @@ NOISE = {"contraction": 0.24, "transport": 0.12}
 NOMINAL_RUN = 0.01  # the alert's target: ≤ 1 % of null runs alarm
 
 
-def _ar1(rng, rows: int, rho: float = 0.8) -> np.ndarray:
-    z = rng.standard_normal((rows, G))
-    out = np.empty_like(z)
-    out[0] = z[0]
-    for i in range(1, rows):
-        out[i] = rho * out[i - 1] + math.sqrt(1 - rho ** 2) * z[i]
-    return out
+def _ar1(rng, rows: int) -> np.ndarray:
+    return support.ar1_noise(rng, rows, G)
 
 
 def _evaluation(name: str, step: int, groups: dict[str, np.ndarray]) -> TraceFrame:
