@@ -254,17 +254,25 @@ def _n_policy(da: dict[str, Any], db: dict[str, Any], same_depth: bool) -> vd.NC
     return vd.comparable_n(na, nb, int(d_a), int(d_b), prompts_a=da["prompts"], prompts_b=db["prompts"])
 
 
-def _score_summary(a: _Side, b: _Side, score: str, paired_: bool, conf: float, inside: np.ndarray,
-                   layers: np.ndarray, terminal_depth: float, readable: bool) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Per-layer columns and summary entries of one score's delta. `readable` False (contraction between traces of
-    different designs): estimates only, no interval, band, onset or localization."""
-    est = b.value[score] - a.value[score]
-    sets = inf.difference_replicates(a.value[score], a.reps[score], b.value[score], b.reps[score], paired_)
+def _delta_core(a: _Side, b: _Side, name: str, paired_: bool, conf: float, inside: np.ndarray,
+                terminal_depth: float):
+    """(Δ per layer, its replicate sets, simultaneous band, pointwise lo and hi, window mean) of one score or
+    companion metric: what Δα, Δ𝓛 and the companions share."""
+    est = b.value[name] - a.value[name]
+    sets = inf.difference_replicates(a.value[name], a.reps[name], b.value[name], b.reps[name], paired_)
     band = inf.simultaneous_band(est, sets, conf, n_sim=BAND_SIMULATIONS)
     with np.errstate(invalid="ignore"):
         lo, hi = est - band.pointwise_crit * band.se, est + band.pointwise_crit * band.se
     window = (inf.window_mean(est, sets, a.depth, terminal_depth, conf) if inside.any()
               else inf.Interval(None, None, None))
+    return est, sets, band, lo, hi, window
+
+
+def _score_summary(a: _Side, b: _Side, score: str, paired_: bool, conf: float, inside: np.ndarray,
+                   layers: np.ndarray, terminal_depth: float, readable: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Per-layer columns and summary entries of one score's delta. `readable` False (contraction between traces of
+    different designs): estimates only, no interval, band, onset or localization."""
+    est, sets, band, lo, hi, window = _delta_core(a, b, score, paired_, conf, inside, terminal_depth)
     if window.estimate is None:  # no replicates to read: the plain mean of the finite deltas, without interval
         v = est[inside & np.isfinite(est)]
         window = inf.Interval(float(v.mean()) if v.size else None, None, None)
@@ -301,12 +309,7 @@ def _companion_delta(a: _Side, b: _Side, name: str, paired_: bool, conf: float, 
     if not np.isfinite(est).any():
         return ({f"d_{name}{k}": nan for k in ("", "_lo", "_hi", "_band_lo", "_band_hi")},
                 {"window": {"mean": None, "lo": None, "hi": None}})
-    sets = inf.difference_replicates(a.value[name], a.reps[name], b.value[name], b.reps[name], paired_)
-    band = inf.simultaneous_band(est, sets, conf, n_sim=BAND_SIMULATIONS)
-    with np.errstate(invalid="ignore"):
-        lo, hi = est - band.pointwise_crit * band.se, est + band.pointwise_crit * band.se
-    window = (inf.window_mean(est, sets, a.depth, terminal_depth, conf) if inside.any()
-              else inf.Interval(None, None, None))
+    est, _, band, lo, hi, window = _delta_core(a, b, name, paired_, conf, inside, terminal_depth)
     cols = {f"d_{name}": est, f"d_{name}_lo": lo, f"d_{name}_hi": hi,
             f"d_{name}_band_lo": band.lo, f"d_{name}_band_hi": band.hi}
     return cols, {"window": _ci(window)}
