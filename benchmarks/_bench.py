@@ -9,6 +9,7 @@ The floor is the forward pass plus one unembedding matmul per layer on the same 
 """
 from __future__ import annotations
 
+import json
 import os
 import platform
 import resource
@@ -181,3 +182,14 @@ def timed(fn, *a, **kw) -> tuple[float, Any]:
     t = time.perf_counter()
     out = fn(*a, **kw)
     return time.perf_counter() - t, out
+
+
+def start_real(name: str, n_prompts: int) -> tuple[torch.nn.Module, Any, list[str]]:
+    """The common start of a real-model timing: one torch thread, the model and its held-out prompts, one warm-up
+    trace (first-call costs out of the measurement), and the machine's state printed as the first JSON line."""
+    pin_threads(1)
+    model, tok = load_model(name)
+    prompts = real_prompts(n_prompts)
+    spinal(model, tok, prompts[:2])
+    print(json.dumps({"start": machine(), "model": name, "prompts": n_prompts}), flush=True)
+    return model, tok, prompts

@@ -12,7 +12,7 @@ import argparse
 import json
 
 import numpy as np
-from _bench import frame_scores, load_model, machine, pin_threads, real_prompts, spinal, timed
+from _bench import frame_scores, machine, spinal, start_real, timed
 
 SETTINGS = {"exact": {}, "top_k=1000": {"top_k": 1000}, "top_k=100": {"top_k": 100},
             "stride=2": {"position_stride": 2}, "stride=4": {"position_stride": 4}}
@@ -38,11 +38,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--settings", nargs="+", default=list(SETTINGS))
     args = ap.parse_args()
-    pin_threads(1)
-    model, tok = load_model(args.model)
-    prompts = real_prompts(args.prompts)
-    spinal(model, tok, prompts[:2])
-    print(json.dumps({"start": machine(), "model": args.model, "prompts": args.prompts}), flush=True)
+    model, tok, prompts = start_real(args.model, args.prompts)
     times: dict[str, list[float]] = {s: [] for s in args.settings}
     frames = {}
     for r in range(args.repeats):

@@ -20,7 +20,7 @@ import statistics
 import time
 
 import torch
-from _bench import load_model, machine, pin_threads, real_prompts, spinal
+from _bench import machine, spinal, start_real
 
 
 def timed(fn, *a, **kw) -> tuple[float, float]:
@@ -53,13 +53,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=4, help="rounds of the whole trace (each: off and on)")
     ap.add_argument("--lens-repeats", type=int, default=10, help="rounds of the lens alone")
     args = ap.parse_args()
-    pin_threads(1)
     from spinal_nb.capture.lens import LensEngine
 
-    model, tok = load_model(args.model)
-    prompts = real_prompts(args.prompts)
-    spinal(model, tok, prompts[:2])
-    print(json.dumps({"start": machine(), "model": args.model, "prompts": args.prompts}), flush=True)
+    model, tok, prompts = start_real(args.model, args.prompts)
     arch, rows = captured_rows(model, tok, prompts[:8])
     engine = LensEngine(model, arch)
     keys = [f"{what} {clock}" for what in ("trace off", "trace on", "lens reduce", "lens reduce_all")
