@@ -114,44 +114,17 @@ export function mountScrubber(parent, store) {
           h("span", { class: "spn-name-text", text: name }), sampleLine(samples[name])]),
       ]),
     }));
-    const heads = [
+    table = h("table", { class: "spn-table" }, [
+      h("thead", {}, [h("tr", {}, [
         h("th", { text: "checkpoint" }), h("th", { text: "α contraction" }), h("th", { text: "fit R²" }),
         h("th", { text: "𝓛 transport" }), h("th", { text: "entropy" }),
         ...companions().map((k) => h("th", { text: COMPANION_HEAD[k][0], title: COMPANION_HEAD[k][1],
           "data-column": k })),
         h("th", { text: "Δα vs ref" }), h("th", { text: "Δ𝓛 vs ref" }),
-    ];
-    cols = heads.map(() => h("col"));
-    table = h("table", { class: "spn-table" }, [
-      h("colgroup", {}, cols),
-      h("thead", {}, [h("tr", {}, heads)]),
+      ])]),
       h("tbody", {}, tableRows.map((row) => row.tr)),
     ]);
     clear(tableBox).append(table);
-    fixedFor = -1;
-    requestAnimationFrame(fixColumns);
-  }
-
-  // The table is laid out once by the browser's automatic table layout (columns sized to their content and the box),
-  // then its column widths are kept (table-layout: fixed): a step changes every value cell, and the automatic layout
-  // would measure every cell of the table again to size the columns (most of a step's layout). Measured again when
-  // the rows are rebuilt or the box's width changes, never on a step (reading the layout there forces a layout).
-  let cols = [];
-  let fixedFor = -1; // the box width the columns were measured at
-  function fixColumns() {
-    const w = tableBox.clientWidth;
-    if (!table || !table.isConnected || w === 0 || w === fixedFor) return;
-    fixedFor = w;
-    table.classList.remove("spn-fixed");
-    tableBox.classList.remove("spn-contained");
-    tableBox.style.height = "";
-    cols.forEach((col) => { col.style.width = ""; });
-    const widths = [...table.tHead.rows[0].cells].map((th) => th.getBoundingClientRect().width);
-    const height = tableBox.getBoundingClientRect().height;
-    widths.forEach((cw, i) => { cols[i].style.width = `${cw}px`; });
-    table.classList.add("spn-fixed");
-    tableBox.style.height = `${height}px`;
-    tableBox.classList.add("spn-contained");
   }
 
   function fillTable(layer) {
@@ -512,7 +485,6 @@ export function mountScrubber(parent, store) {
     store.on("checkpoint reference terminal_depth _data _header _deltas _summaries", () => schedule("all")),
     store.on("_spectra _spectra_header", () => schedule("spectrum")),
     store.on("_lens _lens_header", () => schedule("lens")),
-    onResize(tableBox, () => fixColumns()),
     onResize(specBox, (w) => {
       specWidth = Math.max(260, Math.min(w, 560));
       drawSpectrum(store.get("layer"), store.checkpointIndex());
