@@ -272,7 +272,7 @@ def run_demo(out: Path | str = Path("."), notebook: bool = False, *, budget: str
     fastest on a busy 2-core machine; None = leave torch's setting). ``quiet``: do not print the summary.
     ``seeds`` / ``smollm2_seeds``: DPO training seeds of the lab / SmolLM2 pair (≥ 2 gives the seed spread the verdict
     is judged against; 1 = the pair alone). The lab pair's seed 0 comes first (first comparison); the other seeds build
-    in a background process on the core the single-threaded demo leaves idle, and the report is rewritten with them.
+    meanwhile in background processes at a lower priority, and the report is rewritten with them.
     """
     out = Path(out)
     if notebook:

@@ -3,7 +3,7 @@
 Seeds 1, 2, … build in background processes (spawned, one torch thread each, at a lower CPU priority: ``nice``
 +10) while the calling process builds seed 0 on one thread, so seed 0 — the first comparison — keeps a core to itself
 and the other seeds take the remaining cores, then all of them once seed 0 is done. On 2 cores the demo's three seeds
-take about 1.5 single-seed builds (measured in BENCHMARKS.md, "The demo on a fresh machine"). Each seed is a normal
+take about 1.6 single-seed builds (measured in BENCHMARKS.md, "The demo on a fresh machine"). Each seed is a normal
 cached checkpoint folder (written atomically), keyed by its recipe, so seed 0 is exactly ``build_lab_pair``'s /
 ``build_smollm2_pair``'s.
 """
@@ -53,13 +53,14 @@ def _seed_job(builder: str, recipe: Any, cache_dir: str | None, corpus: str | No
 
 
 def background_builds(todo: dict[int, tuple[str, Any]], which: list[int], cache_dir: str | os.PathLike | None,
-                      corpus: str | os.PathLike | None):
+                      corpus: str | os.PathLike | None, max_workers: int | None = None):
     """Build the seeds in ``todo`` (seed → (builder "lab" or "smollm2", recipe)) in background processes, one per
-    seed up to the number of cores, each on one thread at a lower priority (:func:`_background_priority`). Returns
+    seed up to the number of cores (and ``max_workers``), each on one thread at a lower priority
+    (:func:`_background_priority`). Returns
     ``(executor or None, {seed: future of its folder, or None when it needed no build})`` for every seed in ``which``.
     Each seed is written atomically, so an interrupted build leaves no half folder;
     ``executor.shutdown(cancel_futures=True)`` stops what has not started."""
-    workers = max(1, min(len(todo), os.cpu_count() or 1))
+    workers = max(1, min(len(todo), os.cpu_count() or 1, max_workers or len(todo) or 1))
     ex = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_background_priority) if todo else None
     cd, cp = (None if x is None else str(x) for x in (cache_dir, corpus))
@@ -80,7 +81,7 @@ def build_lab_seeds(budget: str | LabRecipe = "demo", seeds: int = 3, cache_dir:
     """The lab pair with ``seeds`` DPO training seeds: one LabPair per seed (same base; seed 0 is ``build_lab_pair``).
 
     Seeds 1, 2, … build in background processes at a lower priority while seed 0 builds here (one thread each), so
-    on 2 cores the three seeds of the demo recipe take about 1.5 times one seed (~120 s on one idle core). Cached like
+    on 2 cores the three seeds of the demo recipe take about 1.6 times one seed (~120 s on one idle core). Cached like
     the pair; a rerun returns at once.
     """
     r = recipe_of(budget)
@@ -92,7 +93,7 @@ def build_lab_seeds(budget: str | LabRecipe = "demo", seeds: int = 3, cache_dir:
     try:
         if background:
             if progress:
-                print(f"spinal: DPO seeds {background} of the lab recipe {r.name!r} in a background process",
+                print(f"spinal: DPO seeds {background} of the lab recipe {r.name!r} in background processes",
                       file=sys.stderr, flush=True)
             ex, futures = start_seed_builds(r, background, cache_dir, corpus)
             torch.set_num_threads(1)  # the other cores are the background processes'
@@ -115,7 +116,8 @@ def build_smollm2_seeds(seeds: int = 2, cache_dir: str | os.PathLike | None = No
     """The SmolLM2 pair with ``seeds`` DPO training seeds (seed 0 is :func:`build_smollm2_pair`'s): one LabPair
     per seed, same base. Seeds ≥ 1 build in background processes (lower priority) while this one builds seed 0, each
     on one thread, so two seeds cost about the time of one on 2 cores (~10-12 min the first time with ``SMOLLM2_DPO``;
-    ~1 min with ``SMOLLM2_QUICK``; ~0.5 GB more per seed)."""
+    ~2-3 min with ``SMOLLM2_QUICK``; ~0.5 GB more per seed on disk, ~3 GB of memory per
+    building process, so at most two build in the background besides seed 0)."""
     if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
         raise ValueError(f"seeds is the number of DPO training seeds (≥ 1), got {seeds!r}")
     smollm2_plain_dir(cache_dir, progress)  # converted once, before two processes need it
@@ -123,7 +125,8 @@ def build_smollm2_seeds(seeds: int = 2, cache_dir: str | os.PathLike | None = No
     todo = {k: ("smollm2", v) for k, v in variants.items()
             if k >= 1 and not smollm2_dpo_dir(v, cache_dir).is_dir()}
     threads = torch.get_num_threads()
-    ex, futures = background_builds(todo, sorted(todo), cache_dir, corpus)
+    # a SmolLM2 DPO holds ~3 GB (policy, reference, gradients, Adam): two at a time whatever the cores
+    ex, futures = background_builds(todo, sorted(todo), cache_dir, corpus, max_workers=2)
     try:
         if ex is not None:
             torch.set_num_threads(1)  # the other cores are the background processes'

@@ -112,4 +112,8 @@ def test_background_seeds_run_below_the_callers_priority(monkeypatch):
     todo = {s: ("lab", seed_variant(TINY, s)) for s in (1, 2, 3)}
     seeds_mod.background_builds(todo, [1, 2, 3], None, None)
     assert made[0]["initializer"] is seeds_mod._background_priority and made[0]["max_workers"] == 2
+    monkeypatch.setattr(seeds_mod.os, "cpu_count", lambda: 64)
+    seeds_mod.background_builds(todo, [1, 2, 3], None, None)
+    seeds_mod.background_builds(todo, [1, 2, 3], None, None, max_workers=2)  # what SmolLM2's seeds ask for
+    assert [m["max_workers"] for m in made[1:]] == [3, 2]
     assert seeds_mod.background_builds({}, [1], None, None)[0] is None  # nothing to build: no process
