@@ -95,6 +95,7 @@ from .lab import (
     seed_variant,
     start_seed_builds,
 )
+from .lab.seeds import wait_for_seeds
 from .lab.smollm2 import check_gguf_deps, locate_smollm2_gguf, smollm2_dpo_dir
 from .lens_recipes import smollm2_tuned_lens
 from .params import SpinalParams
@@ -350,9 +351,7 @@ def run_demo(out: Path | str = Path("."), notebook: bool = False, *, budget: str
                 with st.stage("lab_seeds", f"DPO seeds 1–{seeds - 1} of the lab pair, traced; the report with the "
                                            "seed spread"):
                     variants = {k: seed_variant(RECIPES[budget], k) for k in range(1, seeds)}
-                    for f in seed_futures.values():
-                        if f is not None:
-                            f.result()  # the background's error, if any, raises here
+                    wait_for_seeds(seed_futures)  # the background's error, if any, raises here
                     for v, name in zip(variants.values(), lab_spec.seeds, strict=True):
                         frames.append(_trace_checkpoint(lab_dirs(v, cache_dir)[1], name, prompts, **kw))
                     pairs = [lab_spec]

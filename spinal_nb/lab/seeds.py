@@ -13,12 +13,13 @@ import multiprocessing
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, SpinalError
 from .build import build_lab_base, build_lab_pair, lab_dirs, recipe_of
 from .checkpoint import LabPair
 from .recipes import SMOLLM2_DPO, LabRecipe, SmolLM2Recipe, seed_variant
@@ -67,6 +68,21 @@ def background_builds(todo: dict[int, tuple[str, Any]], which: list[int], cache_
     return ex, {s: ex.submit(_seed_job, *todo[s], cd, cp) if s in todo else None for s in which}
 
 
+def wait_for_seeds(futures: dict[int, Any]) -> None:
+    """Wait for the background seeds; a failed seed raises its own error here. A worker that died (killed for
+    memory, or a script run from standard input, which spawned processes cannot import) is said in one line."""
+    for seed, f in futures.items():
+        if f is None:
+            continue
+        try:
+            f.result()
+        except BrokenProcessPool as e:
+            raise SpinalError(
+                f"The background process building DPO seed {seed} stopped without a result (killed, e.g. for "
+                "memory, or the calling script came from standard input, which spawned processes cannot import). "
+                "Run from a file, or build fewer seeds at once.") from e
+
+
 def start_seed_builds(budget: str | LabRecipe, which: list[int], cache_dir: str | os.PathLike | None = None,
                       corpus: str | os.PathLike | None = None):
     """Seeds ``which`` of a lab recipe in the background (:func:`background_builds`); cached ones are not rebuilt."""
@@ -99,9 +115,7 @@ def build_lab_seeds(budget: str | LabRecipe = "demo", seeds: int = 3, cache_dir:
             torch.set_num_threads(1)  # the other cores are the background processes'
         pairs = {s: build_lab_pair(seed_variant(r, s), cache_dir, progress, corpus)
                  for s in range(seeds) if s not in futures}
-        for f in futures.values():
-            if f is not None:
-                f.result()  # a failed seed raises its error here
+        wait_for_seeds(futures)
         pairs.update({s: build_lab_pair(seed_variant(r, s), cache_dir, False, corpus) for s in futures})
         return [pairs[s] for s in range(seeds)]
     finally:
@@ -131,8 +145,7 @@ def build_smollm2_seeds(seeds: int = 2, cache_dir: str | os.PathLike | None = No
         if ex is not None:
             torch.set_num_threads(1)  # the other cores are the background processes'
         pairs = {k: build_smollm2_pair(cache_dir, progress, v, corpus) for k, v in variants.items() if k not in todo}
-        for f in futures.values():
-            f.result()  # a failed seed raises its error here
+        wait_for_seeds(futures)
         pairs.update({k: build_smollm2_pair(cache_dir, False, variants[k], corpus) for k in todo})
         return [pairs[k] for k in range(seeds)]
     finally:

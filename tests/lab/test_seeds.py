@@ -117,3 +117,22 @@ def test_background_seeds_run_below_the_callers_priority(monkeypatch):
     seeds_mod.background_builds(todo, [1, 2, 3], None, None, max_workers=2)  # what SmolLM2's seeds ask for
     assert [m["max_workers"] for m in made[1:]] == [3, 2]
     assert seeds_mod.background_builds({}, [1], None, None)[0] is None  # nothing to build: no process
+
+
+def test_a_dead_seed_worker_is_one_clear_error_and_a_failed_seed_its_own():
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    from spinal_nb.errors import SpinalError
+    from spinal_nb.lab.seeds import wait_for_seeds
+
+    done, dead, failed = Future(), Future(), Future()
+    done.set_result("folder")
+    dead.set_exception(BrokenProcessPool("A process in the process pool was terminated abruptly"))
+    failed.set_exception(InputError("bad recipe"))
+    wait_for_seeds({1: done, 2: None})  # finished and cached seeds: nothing raised
+    with pytest.raises(SpinalError, match="DPO seed 2 stopped without a result") as e:
+        wait_for_seeds({1: done, 2: dead})
+    assert "\n" not in str(e.value) and "standard input" in str(e.value)
+    with pytest.raises(InputError, match="bad recipe"):
+        wait_for_seeds({1: failed})
