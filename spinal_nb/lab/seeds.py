@@ -57,11 +57,10 @@ def background_builds(todo: dict[int, tuple[str, Any]], which: list[int], cache_
                       corpus: str | os.PathLike | None, max_workers: int | None = None):
     """Build the seeds in ``todo`` (seed → (builder "lab" or "smollm2", recipe)) in background processes, one per
     seed up to the number of cores (and ``max_workers``), each on one thread at a lower priority
-    (:func:`_background_priority`). Returns
-    ``(executor or None, {seed: future of its folder, or None when it needed no build})`` for every seed in ``which``.
-    Each seed is written atomically, so an interrupted build leaves no half folder;
-    ``executor.shutdown(cancel_futures=True)`` stops what has not started."""
-    workers = max(1, min(len(todo), os.cpu_count() or 1, max_workers or len(todo) or 1))
+    (:func:`_background_priority`). Returns ``(executor or None, {seed: future of its folder, or None when it needed
+    no build})`` for every seed in ``which``. Each seed is written atomically, so an interrupted build leaves no half
+    folder; ``executor.shutdown(cancel_futures=True)`` stops what has not started."""
+    workers = min(len(todo), os.cpu_count() or 1, max_workers or len(todo))  # ≥ 1 whenever there is work
     ex = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_background_priority) if todo else None
     cd, cp = (None if x is None else str(x) for x in (cache_dir, corpus))
