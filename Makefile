@@ -38,7 +38,10 @@ $(DEMO_STAMP): pyproject.toml Makefile $(LOCK)
 setup: $(STAMP)
 
 demo: $(DEMO_STAMP)
-	$(BIN)/spinal demo --out spinal-demo
+	# the install skipped byte-compiling (--no-compile): the demo's first imports write the bytecode, as Python does by
+	# default, even where PYTHONDONTWRITEBYTECODE is set (else each process, the seed workers included, parses torch's
+	# sources again: ~9 s of CPU each)
+	PYTHONDONTWRITEBYTECODE= $(BIN)/spinal demo --out spinal-demo
 
 test: setup
 	# headless Chromium for the browser tests (Debian package; playwright cannot download browsers here)
