@@ -11,7 +11,7 @@ import torch
 
 from spinal_nb.errors import InputError
 from spinal_nb.params import SpinalParams
-from spinal_nb.scores import GramAccumulator, TransportAccumulator, eigen, finalize
+from spinal_nb.scores import GramAccumulator, TransportAccumulator, eigen, finalize, fit_tail
 from spinal_nb.scores.eigen import ThreadSolver, TorchSolver
 
 TOL = 1e-12
@@ -127,3 +127,41 @@ def test_bad_workers_are_refused():
     for bad in (0, -1, 1.5, "2"):
         with pytest.raises(InputError, match="workers"):
             ThreadSolver(bad)
+
+
+def test_eigenvalues_below_the_gram_resolution_are_reported_zero():
+    """resolved_sqrt: an eigenvalue at most n·ε·Σ|λ| (what a float64 Gram resolves) is 0, of either sign; every
+    other one is its exact square root (the cut removes rounding, never data)."""
+    n, eps = 50, np.finfo(np.float64).eps
+    ev = np.r_[np.geomspace(4.0, 1e-3, 40), np.zeros(10)]
+    ev[40:] = n * eps * ev[:40].sum() * np.linspace(0.9, -0.9, 10)  # rounding-level values, as a solver returns them
+    tol = n * eps * np.abs(ev).sum()
+    got = eigen.resolved_sqrt(ev)
+    np.testing.assert_array_equal(got[:40], np.sqrt(ev[:40]))
+    assert (got[40:] == 0.0).all() and ev[40] > 0.8 * tol  # the largest rounding value is near the cut, still 0
+    above = ev.copy()
+    above[40] = 1.01 * tol * (1 + 1e-3)
+    assert eigen.resolved_sqrt(above)[40] == np.sqrt(above[40])
+    batch = eigen.resolved_sqrt(np.stack([ev, above]))  # the batched (torch solver) path cuts row by row
+    np.testing.assert_array_equal(batch[0], got)
+    assert batch[1][40] > 0
+
+
+@pytest.mark.parametrize("n_rows", [90, 300])  # kernel route (N < d) and Gram route
+def test_repeated_rows_leave_exact_zeros_and_the_alpha_of_an_svd(n_rows):
+    """Rows repeated exactly (a prompt prefix shared by several prompts): the spectrum beyond the distinct rows' rank
+    is 0, not rounding, and α equals that of a float64 SVD of the centered rows."""
+    d, rng = 128, np.random.default_rng(n_rows)
+    distinct = rng.standard_normal((n_rows // 3, d)) * np.arange(1, d + 1) ** -0.3 + 20.0
+    x = np.repeat(distinct, 3, axis=0).astype(np.float32)[rng.permutation(n_rows)]
+    acc = GramAccumulator(n_layers=1, d=d, n_groups=5)
+    for part in np.array_split(np.arange(n_rows), 4):
+        acc.update(0, torch.from_numpy(x[part]), torch.from_numpy(part % 5))
+    got = acc.spectrum(0)
+    h = x.astype(np.float64)
+    ref = np.linalg.svd(h - h.mean(0), compute_uv=False)[:got.size]
+    true_rank = min(n_rows // 3 - 1, d)
+    assert (got[true_rank:] == 0.0).all()
+    np.testing.assert_allclose(got[:true_rank], ref[:true_rank], rtol=1e-8)
+    a, b = fit_tail(got).alpha, fit_tail(ref).alpha
+    assert a is not None and abs(a - b) <= 1e-9 * abs(b)
