@@ -24,7 +24,7 @@ ROWS = """() => { const wrap = document.querySelector('.spn-table-wrap');
   return [...wrap.querySelectorAll('tbody tr')].map((tr) => { const r = tr.getBoundingClientRect();
     const value = (name) => { const td = tr.children[col(name)]; return td ? td.firstChild.nodeValue : null; };
     return { c: +tr.dataset.checkpoint, name: tr.querySelector('.spn-name-text').textContent, layer: tr.dataset.layer ?? null, stale: tr.hasAttribute('data-stale'),
-             on: tr.classList.contains('spn-on'), ref: tr.classList.contains('spn-ref'), inView: r.bottom > head.bottom + 1 && r.top < box.bottom - 1,
+             on: tr.classList.contains('spn-on'), inView: r.bottom > head.bottom + 1 && r.top < box.bottom - 1,
              hidden: getComputedStyle(tr.children[col('α contraction')]).visibility === 'hidden',
              alpha: value('α contraction'), transport: value('𝓛 transport') }; }); }"""
 
@@ -92,7 +92,7 @@ def test_a_step_fills_the_rows_in_view_and_marks_the_others_stale(scrub20):
     assert check_values(frame, rows, start - 1) >= 5
     stale = [r for r in rows if r["stale"]]
     # out of view: the previous layer's text, marked and hidden, never taken for the new layer's
-    assert stale and all(not r["inView"] and not r["on"] and not r["ref"] and r["layer"] == str(start) and r["hidden"]
+    assert stale and all(not r["inView"] and not r["on"] and r["layer"] == str(start) and r["hidden"]
                          for r in stale), stale
     assert page.evaluate("() => document.querySelector('.spn-table tr.spn-on').dataset.layer") == one
 

@@ -129,11 +129,12 @@ export function mountScrubber(parent, store) {
     watchRows();
   }
 
-  // A step fills only the rows in the table box's view (about 8 of 20 at 340 px), plus the selected and the reference
-  // row: every changed cell is text to lay out again (≈ 0.35 ms a row a step). The others keep the text of the layer
+  // A step fills only the rows in the table box's view (about 8 of 20 at 340 px) and the selected row (read as the
+  // selection's values): every changed cell is text to lay out again (≈ 0.35 ms a row a step). The others keep the text of the layer
   // they were last filled for (tr[data-layer]), marked stale (tr[data-stale], their values hidden by the CSS), and
   // are filled when they come into view: on the box's scroll event, which runs before the scrolled frame is painted,
-  // and from the observer (after a resize that shows more rows; its reports come after a frame, hence the margin).
+  // and from the observer (after a resize that shows more rows; its reports come in a task after the frame is painted,
+  // hence a margin of about a row, which also covers most of a scroll the compositor paints before this thread runs).
   let inView = null; // the rows in view (or within the margin); null until the observer's first report: fill all
   let observer = null;
   let tableLayer = null; // the layer the table is for
@@ -153,7 +154,7 @@ export function mountScrubber(parent, store) {
           if (row.layer !== tableLayer && tableLayer !== null) fillRow(row, tableLayer);
         } else inView.delete(row);
       }
-    }, { root: tableBox, rootMargin: "160px 0px" });
+    }, { root: tableBox, rootMargin: "48px 0px" });
     for (const row of tableRows) {
       rowOf.set(row.tr, row);
       observer.observe(row.tr);
@@ -170,7 +171,7 @@ export function mountScrubber(parent, store) {
     tableLayer = layer;
     const sel = store.checkpointIndex();
     for (const row of tableRows) {
-      if (!inView || inView.has(row) || row.c === sel || row.isRef) fillRow(row, layer);
+      if (!inView || inView.has(row) || row.c === sel) fillRow(row, layer);
       else if ((row.layer !== layer) !== row.tr.hasAttribute("data-stale")) row.tr.toggleAttribute("data-stale");
     }
     table.dataset.layer = layer;
