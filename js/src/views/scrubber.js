@@ -95,7 +95,8 @@ export function mountScrubber(parent, store) {
 
   // --- table ------------------------------------------------------------------------------------------------------
   let table = null;
-  // per checkpoint: {c, isRef, onDepth, tr, cells (the six value cells) or null, missing (td) or null}
+  // per checkpoint: {c, isRef, onDepth, tr, cells (the six value cells) or null, missing (td) or null, layer (the
+  // layer its cells show)}
   let tableRows = [];
 
   function buildTable() {
@@ -105,7 +106,7 @@ export function mountScrubber(parent, store) {
     const summaries = store.get("_summaries") || {};
     const samples = store.header.samples || {};
     tableRows = store.names.map((name, c) => ({
-      c, isRef: c === ref, cells: null, missing: null,
+      c, isRef: c === ref, cells: null, missing: null, layer: null,
       // another depth than the reference: compared on depth in the Compare panel, never index by index here
       onDepth: c !== ref && !!summaries[name] && summaries[name].aligned === "depth",
       tr: h("tr", { class: (c === sel ? "spn-on " : "") + (c === ref ? "spn-ref" : ""), "data-checkpoint": c,
@@ -125,54 +126,104 @@ export function mountScrubber(parent, store) {
       h("tbody", {}, tableRows.map((row) => row.tr)),
     ]);
     clear(tableBox).append(table);
+    watchRows();
   }
 
-  function fillTable(layer) {
-    const t = store.table;
-    const d = store.deltas;
+  // A step fills only the rows in the table box's view (about 8 of 20 at 340 px) and the selected row (read as the
+  // selection's values): every changed cell is text to lay out again (≈ 0.35 ms a row a step). The others keep the text of the layer
+  // they were last filled for (tr[data-layer]), marked stale (tr[data-stale], their values hidden by the CSS), and
+  // are filled when they come into view: on the box's scroll event, which runs before the scrolled frame is painted,
+  // and from the observer (after a resize that shows more rows; its reports come in a task after the frame is painted,
+  // hence a margin of about a row, which also covers most of a scroll the compositor paints before this thread runs).
+  let inView = null; // the rows in view (or within the margin); null until the observer's first report: fill all
+  let observer = null;
+  let tableLayer = null; // the layer the table is for
+  const rowOf = new WeakMap(); // tr → its entry in tableRows
+
+  function watchRows() {
+    if (observer) observer.disconnect();
+    inView = null;
+    if (typeof IntersectionObserver !== "function") return;
+    observer = new IntersectionObserver((entries) => {
+      if (!inView) inView = new Set();
+      for (const e of entries) {
+        const row = rowOf.get(e.target);
+        if (!row) continue;
+        if (e.isIntersecting) {
+          inView.add(row);
+          if (row.layer !== tableLayer && tableLayer !== null) fillRow(row, tableLayer);
+        } else inView.delete(row);
+      }
+    }, { root: tableBox, rootMargin: "48px 0px" });
     for (const row of tableRows) {
-      const r = store.row(row.c, layer);
-      if (r < 0) {
-        if (!row.missing) {
-          if (row.cells) row.cells.forEach((td) => td.remove());
-          row.cells = null;
-          row.missing = h("td", { class: "spn-muted", colspan: 6 + companions().length });
-          row.tr.append(row.missing);
-        }
-        setText(row.missing, `no layer ${layer} (L = ${store.header.n_layers[store.names[row.c]]})`);
-        continue;
-      }
-      if (!row.cells) {
-        if (row.missing) row.missing.remove();
-        row.missing = null;
-        row.cells = [numCell(), numCell(), numCell(), numCell(), deltaCell(row), deltaCell(row),
-          ...companions().map(numCell)];
-        // the companions sit between entropy and the deltas
-        row.tr.append(...row.cells.slice(0, 4), ...row.cells.slice(6), ...row.cells.slice(4, 6));
-      }
-      const [a, r2, tr, ent, da, dt, ...comp] = row.cells;
-      companions().forEach((k, i) => {
-        setNum(comp[i], fmt(t[k][r], COMPANION_HEAD[k][2]), "");
-        comp[i].title = `${COMPANION_HEAD[k][1]}: ${fmt(t[k][r], 4)} ${fmtInterval(t[k + "_lo"][r], t[k + "_hi"][r])}`;
-      });
-      setNum(a, fmt(t.contraction[r], 3), fmtInterval(t.contraction_lo[r], t.contraction_hi[r]));
-      setNum(r2, fmt(t.contraction_r2[r], 3), "");
-      setNum(tr, fmt(t.transport[r], 3), fmtInterval(t.transport_lo[r], t.transport_hi[r]));
-      setNum(ent, fmt(t.entropy[r], 3), "");
-      if (!row.isRef && !row.onDepth) {
-        setDelta(da, d, r, "d_contraction");
-        setDelta(dt, d, r, "d_transport");
-      }
+      rowOf.set(row.tr, row);
+      observer.observe(row.tr);
+    }
+  }
+
+  tableBox.addEventListener("scroll", () => {
+    // a scroll may bring stale rows into view: fill them all now, before the frame (once after a step; then none is)
+    if (tableLayer === null) return;
+    for (const row of tableRows) if (row.layer !== tableLayer) fillRow(row, tableLayer);
+  }, { passive: true });
+
+  function fillTable(layer) {
+    tableLayer = layer;
+    const sel = store.checkpointIndex();
+    for (const row of tableRows) {
+      if (!inView || inView.has(row) || row.c === sel) fillRow(row, layer);
+      else if ((row.layer !== layer) !== row.tr.hasAttribute("data-stale")) row.tr.toggleAttribute("data-stale");
     }
     table.dataset.layer = layer;
     // keep the selected row in view when the selection moves (or once the widget is on the page); not on every layer
     // step, where the table keeps its scroll position: reading the layout here forces a synchronous layout of the
     // whole page (10–25 ms a step in JupyterLab)
-    const sel = store.checkpointIndex();
     if (sel !== scrolledFor && tableBox.isConnected && tableBox.clientHeight > 0) {
       scrolledFor = sel;
       const on = tableBox.querySelector("tr.spn-on");
       if (on && on.scrollIntoView && tableBox.scrollHeight > tableBox.clientHeight) on.scrollIntoView({ block: "nearest" });
+    }
+  }
+
+  function fillRow(row, layer) {
+    const t = store.table;
+    const d = store.deltas;
+    row.layer = layer;
+    const at = String(layer);
+    if (row.tr.dataset.layer !== at) row.tr.dataset.layer = at;
+    if (row.tr.hasAttribute("data-stale")) row.tr.removeAttribute("data-stale");
+    const r = store.row(row.c, layer);
+    if (r < 0) {
+      if (!row.missing) {
+        if (row.cells) row.cells.forEach((td) => td.remove());
+        row.cells = null;
+        row.missing = h("td", { class: "spn-muted", colspan: 6 + companions().length });
+        row.tr.append(row.missing);
+      }
+      setText(row.missing, `no layer ${layer} (L = ${store.header.n_layers[store.names[row.c]]})`);
+      return;
+    }
+    if (!row.cells) {
+      if (row.missing) row.missing.remove();
+      row.missing = null;
+      row.cells = [numCell(), numCell(), numCell(), numCell(), deltaCell(row), deltaCell(row),
+        ...companions().map(numCell)];
+      // the companions sit between entropy and the deltas
+      row.tr.append(...row.cells.slice(0, 4), ...row.cells.slice(6), ...row.cells.slice(4, 6));
+    }
+    const [a, r2, tr, ent, da, dt, ...comp] = row.cells;
+    companions().forEach((k, i) => {
+      setNum(comp[i], fmt(t[k][r], COMPANION_HEAD[k][2]), "");
+      const title = `${COMPANION_HEAD[k][1]}: ${fmt(t[k][r], 4)} ${fmtInterval(t[k + "_lo"][r], t[k + "_hi"][r])}`;
+      if (comp[i].title !== title) comp[i].title = title;
+    });
+    setNum(a, fmt(t.contraction[r], 3), fmtInterval(t.contraction_lo[r], t.contraction_hi[r]));
+    setNum(r2, fmt(t.contraction_r2[r], 3), "");
+    setNum(tr, fmt(t.transport[r], 3), fmtInterval(t.transport_lo[r], t.transport_hi[r]));
+    setNum(ent, fmt(t.entropy[r], 3), "");
+    if (!row.isRef && !row.onDepth) {
+      setDelta(da, d, r, "d_contraction");
+      setDelta(dt, d, r, "d_transport");
     }
   }
 
@@ -481,6 +532,7 @@ export function mountScrubber(parent, store) {
   }
 
   const offs = [
+    () => observer && observer.disconnect(),
     store.on("layer", () => schedule("layer")),
     store.on("checkpoint reference terminal_depth _data _header _deltas _summaries", () => schedule("all")),
     store.on("_spectra _spectra_header", () => schedule("spectrum")),
