@@ -566,7 +566,7 @@ const COMPANION_HEAD = {
 };
 
 // The last text written to each element, compared instead of reading textContent back (which builds a string from
-// the DOM on every call: a hundred lens cells a step). Only setText writes the text of these elements.
+// the DOM on every call). Only setText writes the text of these elements.
 const written = new WeakMap();
 function setText(el, text) {
   if (written.get(el) === text && el.firstChild) return;
