@@ -16,8 +16,9 @@ table for 2 prompts. Headless Debian Chromium through Playwright, as tests/ui do
 (b) full round trip, `live`: a real JupyterLab 4 server and kernel; the Dashboard (`show(frame)`) in a notebook cell.
     A key press sets `layer` in the browser, which redraws what it can at once (depth path rings, compare summary,
     table; spectrum and lens too when the last reply's buffers hold the new layer, else they keep the previous
-    layer's drawing, dimmed, until the reply), sends the change to the kernel, whose observer sends the spectra and
-    lens buffers of the new layer and its neighbours back; the browser then redraws those two if still needed.
+    layer's drawing, dimmed, until the reply), sends the change to the kernel once that frame is drawn
+    (js/src/lib/store.js; before 6545d63, from the key's handler), whose observer sends the spectra and lens buffers of
+    the new layer and its neighbours back; the browser then redraws those two if still needed.
     Recorded per step, from the keydown:
       - js, first_paint: as in (a) (the front-end part of a live scrub, before the reply),
       - reply: the reply's redraw is in the DOM (the spectrum and lens of the new layer, nothing pending),

@@ -82,3 +82,46 @@ def test_arrow_keys_on_the_slider_stay_in_the_widget(browser, jupyter_server, ar
         except Exception:
             page.screenshot(path=str(artifacts / f"{app}-keys-failure.png"), full_page=True)
             raise
+
+
+# the kernel's record of every `layer` change it receives
+SEEN = f"""{SETUP.rsplit(chr(10), 1)[0]}
+seen = []
+dash.observe(lambda ch: seen.append(ch["new"]), "layer")
+dash"""
+# two steps in one task (one frame); the scrubber's layer once its redraw (a microtask) has run
+TWO_STEPS = """async () => {
+  const root = document.querySelector('.spinal-nb');
+  const start = +document.querySelector('.spn-scrubber').dataset.layer;
+  for (let i = 0; i < 2; i++) root.dispatchEvent(new KeyboardEvent('keydown', { key: 'ArrowLeft', bubbles: true }));
+  await Promise.resolve();
+  return [start, +document.querySelector('.spn-scrubber').dataset.layer];
+}"""
+
+
+def test_the_changes_of_one_frame_reach_the_kernel_in_one_message(browser, jupyter_server, artifacts):
+    """The widget sends its changes after the frame that shows them, all of that frame's in one message: two steps in
+    one task reach the kernel as one change, to the last layer (sent from the key handler, the kernel saw both)."""
+    cells = [SEEN, 'print("PY", dash.layer, "SEEN", *seen)']
+    with notebook_page(browser, jupyter_server, "keys_one_message.ipynb", cells) as (page, errors):
+        try:
+            run_cell(page, 0)
+            page.wait_for_selector(".spinal-nb.spn-dashboard .spn-series", timeout=60_000)
+            wait_drawn(page)
+            start, shown = page.evaluate(TWO_STEPS)
+            assert shown == start - 2  # drawn at once
+            got = py_state_when(page, 1, r"PY (\d+) SEEN([\d ]*)$", lambda g: (int(g[0]), g[1].split()),
+                                (start - 2,))
+            assert got == (start - 2, [str(start - 2)]), got
+            # a step in a later frame is a message of its own
+            page.locator(".spinal-nb").first.focus()
+            page.keyboard.press("ArrowRight")
+            page.wait_for_function("(l) => document.querySelector('.spn-scrubber').dataset.layer === l",
+                                   arg=str(start - 1))
+            got = py_state_when(page, 1, r"PY (\d+) SEEN([\d ]*)$", lambda g: (int(g[0]), g[1].split()),
+                                (start - 1,))
+            assert got == (start - 1, [str(start - 2), str(start - 1)]), got
+            assert not errors, errors
+        except Exception:
+            page.screenshot(path=str(artifacts / "lab-keys-one-message-failure.png"), full_page=True)
+            raise

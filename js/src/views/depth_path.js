@@ -306,11 +306,18 @@ export function mountDepthPath(parent, store, { height = 380 } = {}) {
   });
 }
 
-// Set attributes that differ (an unchanged attribute costs nothing to skip, and invalidates nothing).
+// Set attributes that differ (an unchanged attribute costs nothing to skip, and invalidates nothing), compared with
+// the strings last written here rather than read back from the DOM (the marks' attributes are written only here).
+const lastAttrs = new WeakMap();
 function attrs(el, values) {
+  let last = lastAttrs.get(el);
+  if (!last) lastAttrs.set(el, (last = {}));
   for (const [k, v] of Object.entries(values)) {
     const str = String(v);
-    if (el.getAttribute(k) !== str) el.setAttribute(k, str);
+    if (last[k] !== str) {
+      el.setAttribute(k, str);
+      last[k] = str;
+    }
   }
 }
 

@@ -565,8 +565,13 @@ const COMPANION_HEAD = {
   top1_agreement: ["top-1=L", "share of positions whose lens top-1 token is the final layer's", 2],
 };
 
+// The last text written to each element, compared instead of reading textContent back (which builds a string from
+// the DOM on every call). Only setText writes the text of these elements.
+const written = new WeakMap();
 function setText(el, text) {
+  if (written.get(el) === text && el.firstChild) return;
   if (el.textContent !== text) el.textContent = text;
+  written.set(el, text);
 }
 
 // A value cell: the value and its interval as two text nodes, kept on the cell with the strings they show, so a
