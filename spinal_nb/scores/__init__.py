@@ -1,6 +1,6 @@
 """Pure SPINAL math on arrays: spectrum tail fit, Fisher–Rao transport, jackknife intervals. No I/O, no modules."""
 from .companions import effective_rank, to_final, to_final_
-from .contraction import STATE_LAYOUT, GramAccumulator, GroupStore, TailFit, fit_tail
+from .contraction import STATE_LAYOUT, GramAccumulator, GroupStore, TailFit, fit_tail, tail_gap
 from .finalize import finalize
 from .intervals import assign_groups, jackknife_interval, jackknife_se
 from .transport import (
@@ -15,7 +15,7 @@ from .transport import (
 )
 
 __all__ = [
-    "STATE_LAYOUT", "GramAccumulator", "GroupStore", "TailFit", "fit_tail", "assign_groups", "jackknife_interval", "jackknife_se", "finalize",
+    "STATE_LAYOUT", "GramAccumulator", "GroupStore", "TailFit", "fit_tail", "tail_gap", "assign_groups", "jackknife_interval", "jackknife_se", "finalize",
     "TransportAccumulator", "fisher_rao", "lens_entropy", "lens_step", "lens_point", "lens_point_", "fisher_rao_sqrt",
     "check_entropy_finite", "effective_rank", "to_final", "to_final_",
 ]

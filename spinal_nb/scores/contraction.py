@@ -456,6 +456,25 @@ class TailFit:
     intercept: float | None = None  # log σ at k = 1 of the fitted line log σ_k = intercept − α log k (for drawing it)
 
 
+def tail_gap(sigma, fit: TailFit, floor: float = 1e-7) -> tuple[float, int]:
+    """(decades, k) of the largest drop between two neighbouring points the tail fit used: σ_k / σ_k' over log 10,
+    k' the next kept rank. A power-law tail drops a tiny step from one rank to the next ((k+1)/k)^α; a drop of
+    several decades means the window reaches past the states' real rank into values at rounding level (rows that
+    repeat up to float32 rounding: prompts sharing a long prefix), where α is not a property of the model."""
+    s = np.asarray(sigma, dtype=np.float64)
+    if fit.alpha is None or s.size == 0:
+        return 0.0, 0
+    k = np.arange(fit.k_lo, fit.k_hi + 1)
+    y = s[fit.k_lo - 1:fit.k_hi]
+    keep = y > floor * s[0]
+    k, y = k[keep], y[keep]
+    if y.size < 2:
+        return 0.0, 0
+    drops = np.log10(y[:-1] / y[1:])
+    i = int(np.argmax(drops))
+    return float(drops[i]), int(k[i])
+
+
 def fit_tail(sigma, tail_window: tuple[float, float] = (0.1, 0.9), floor: float = 1e-7,
              min_points: int = 8) -> TailFit:
     """Power-law exponent of the spectrum tail: alpha = -slope of log sigma_k on log k, weights 1/k.

@@ -1,16 +1,19 @@
 """Turn the streamed accumulators of one checkpoint into per-layer score rows (the TraceFrame columns)."""
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from ..params import SpinalParams
 from .companions import effective_rank
-from .contraction import GramAccumulator, fit_tail
+from .contraction import GramAccumulator, fit_tail, tail_gap
 from .eigen import solver_for
 from .intervals import jackknife_interval
 from .transport import TransportAccumulator
 
 COMPANIONS = ("effective_rank", "kl_to_final", "top1_agreement")
+# a drop this large (decades) between neighbouring fit points is no power-law tail: see contraction.tail_gap
+GAP_DECADES = 3.0
 
 
 def finalize(gram: GramAccumulator, transport: TransportAccumulator, params: SpinalParams,
@@ -39,11 +42,15 @@ def _finalize(gram: GramAccumulator, transport: TransportAccumulator, params: Sp
         "n_tokens", "contraction_jk", "transport_jk", "entropy_jk", "spectrum",
         *(f"{m}{s}" for m in COMPANIONS for s in ("", "_lo", "_hi", "_jk")))}
     fit_kw = dict(tail_window=params.tail_window, floor=params.floor, min_points=params.min_points)
+    gaps: list[tuple[int, float, int]] = []
     for layer in range(n_layers):
         groups = gram.nonempty_groups(layer)
         # one call: the layer's rows are joined and its total Gram formed once for all 1 + G spectra
         sigma, left_out = gram.spectra(layer, groups if len(groups) >= 2 else [], center=params.center, solver=solver)
         fit = fit_tail(sigma, **fit_kw)
+        decades, k = tail_gap(sigma, fit, params.floor)
+        if decades >= GAP_DECADES:
+            gaps.append((layer, decades, k))
         jk_a: list[float | None] = []
         if fit.alpha is not None and len(groups) >= 2:
             jk_a = [fit_tail(sg, **fit_kw).alpha for sg in left_out]
@@ -85,6 +92,15 @@ def _finalize(gram: GramAccumulator, transport: TransportAccumulator, params: Sp
         cols["depth"].append(layer / L if L > 0 else 0.0)
         cols["n_tokens"].append(gram.n_rows(layer))
         cols["spectrum"].append([float(x) for x in sigma] if keep_spectra else [])
+    if gaps:
+        worst = max(gaps, key=lambda g: g[1])
+        warnings.warn(
+            f"At {len(gaps)} layer(s) ({', '.join(str(g[0]) for g in gaps[:8])}{', ...' if len(gaps) > 8 else ''}) "
+            f"the contraction fit's tail window crosses a drop of {worst[1]:.1f} decades between two neighbouring "
+            f"ranks (layer {worst[0]}, after rank {worst[2]}): "
+            "the states repeat up to rounding (prompts sharing a long prefix?) and α there is read partly from "
+            "rounding-level values. Trace more distinct tokens: more or more varied prompts, or only the positions "
+            "after the shared prefix.", UserWarning, stacklevel=3)
     return cols
 
 

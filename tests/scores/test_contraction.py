@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from spinal_nb.errors import InputError, NumericsError
 from spinal_nb.scores import GramAccumulator, fit_tail
@@ -142,3 +143,53 @@ def test_bad_states_raise_clear_errors():
         acc.update(0, np.ones((5, 4), dtype=int), np.zeros(5, int))
     with pytest.raises(NumericsError):
         fit_tail(np.array([1.0, np.inf]))
+
+
+def _gap_case(seed: int, jitter: float):
+    """60 distinct rows, each 3 times (prompts sharing their prefixes), d = 256 > N: with `jitter` the copies differ at
+    float32 rounding level, as states of one prefix do when it is padded differently in two batches."""
+    rng = np.random.default_rng(seed)
+    d = 256
+    distinct = rng.standard_normal((60, d)) * np.arange(1, d + 1) ** -0.3 + 100.0
+    x = np.repeat(distinct, 3, axis=0)
+    x = (x * (1 + jitter * rng.standard_normal(x.shape))).astype(np.float32)
+    acc = GramAccumulator(2, d, 5)  # two layers (finalize's smallest model: one block), the same states
+    for layer in (0, 1):
+        acc.update(layer, torch.from_numpy(x), torch.from_numpy(np.arange(len(x)) % 5))
+    return acc
+
+
+def test_tail_gap_flags_a_window_that_reaches_rounding_level_rows():
+    """Copies that differ at float32 rounding put values 4+ decades under the real tail into the window: the gap is
+    found where the distinct rows' rank ends, and finalize warns (α there is not a property of the states)."""
+    from spinal_nb.params import SpinalParams
+    from spinal_nb.scores import TransportAccumulator, finalize, tail_gap
+    from spinal_nb.scores.finalize import GAP_DECADES
+
+    acc = _gap_case(0, 3e-8)
+    s = acc.spectrum(0)
+    decades, k = tail_gap(s, fit_tail(s))
+    assert decades >= GAP_DECADES and k == 59  # 60 distinct rows, centered: rank 59
+    with pytest.warns(UserWarning, match="crosses a drop of .* decades"):
+        finalize(acc, TransportAccumulator(2, 5), SpinalParams())
+    exact = _gap_case(0, 0.0)  # exact copies: what lies beyond the rank is 0 (not resolved) and dropped, no gap
+    s = exact.spectrum(0)
+    assert tail_gap(s, fit_tail(s))[0] < 1.0
+
+
+def test_tail_gap_never_fires_on_independent_rows():
+    """The null: independent Gaussian rows with power-law or flat spectra, N from d/2 to 8d, 300 seeds — the largest
+    drop between neighbouring fit points stays far under the warning's 3 decades (measured: 0.50)."""
+    from spinal_nb.scores import tail_gap
+    from spinal_nb.scores.finalize import GAP_DECADES
+
+    worst = 0.0
+    for seed in range(300):
+        rng = np.random.default_rng(seed)
+        d = int(rng.choice([32, 64, 128]))
+        n = int(rng.choice([d // 2, d, 2 * d, 8 * d]))
+        a = float(rng.choice([0.0, 0.3, 1.0, 2.0]))
+        x = rng.standard_normal((n, d)) * np.arange(1, d + 1) ** -a + 5.0
+        s = np.linalg.svd(x - x.mean(0), compute_uv=False)[:min(n - 1, d)]
+        worst = max(worst, tail_gap(s, fit_tail(s))[0])
+    assert worst < GAP_DECADES / 3
