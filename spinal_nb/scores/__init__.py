@@ -1,8 +1,9 @@
 """Pure SPINAL math on arrays: spectrum tail fit, Fisher–Rao transport, jackknife intervals. No I/O, no modules."""
 from .companions import effective_rank, to_final, to_final_
-from .contraction import STATE_LAYOUT, GramAccumulator, GroupStore, TailFit, fit_tail, tail_gap
+from .contraction import STATE_LAYOUT, GramAccumulator, GroupStore
 from .finalize import finalize
 from .intervals import assign_groups, jackknife_interval, jackknife_se
+from .tail import TailFit, fit_tail, tail_gap
 from .transport import (
     TransportAccumulator,
     check_entropy_finite,

@@ -6,9 +6,10 @@ from typing import Any
 
 from ..params import SpinalParams
 from .companions import effective_rank
-from .contraction import GramAccumulator, fit_tail, tail_gap
+from .contraction import GramAccumulator
 from .eigen import solver_for
 from .intervals import jackknife_interval
+from .tail import fit_tail, tail_gap
 from .transport import TransportAccumulator
 
 COMPANIONS = ("effective_rank", "kl_to_final", "top1_agreement")
