@@ -13,7 +13,7 @@ from .tail import fit_tail, tail_gap
 from .transport import TransportAccumulator
 
 COMPANIONS = ("effective_rank", "kl_to_final", "top1_agreement")
-# a drop this large (decades) between neighbouring fit points is no power-law tail: see contraction.tail_gap
+# a drop this large (decades) between neighbouring fit points is no power-law tail: see tail.tail_gap
 GAP_DECADES = 3.0
 
 

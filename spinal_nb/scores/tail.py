@@ -22,6 +22,14 @@ class TailFit:
     intercept: float | None = None  # log σ at k = 1 of the fitted line log σ_k = intercept − α log k (for drawing it)
 
 
+def _window_points(s: np.ndarray, k_lo: int, k_hi: int, floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """(ranks k, σ_k) of the window [k_lo, k_hi] that the fit uses: those above floor · σ₁."""
+    k = np.arange(k_lo, k_hi + 1, dtype=np.float64)
+    y = s[k_lo - 1:k_hi]
+    keep = y > floor * s[0]
+    return k[keep], y[keep]
+
+
 def tail_gap(sigma, fit: TailFit, floor: float = 1e-7) -> tuple[float, int]:
     """(decades, k) of the largest drop between two neighbouring points the tail fit used: σ_k / σ_k' over log 10,
     k' the next kept rank. A power-law tail drops a tiny step from one rank to the next ((k+1)/k)^α; a drop of
@@ -30,10 +38,7 @@ def tail_gap(sigma, fit: TailFit, floor: float = 1e-7) -> tuple[float, int]:
     s = np.asarray(sigma, dtype=np.float64)
     if fit.alpha is None or s.size == 0:
         return 0.0, 0
-    k = np.arange(fit.k_lo, fit.k_hi + 1)
-    y = s[fit.k_lo - 1:fit.k_hi]
-    keep = y > floor * s[0]
-    k, y = k[keep], y[keep]
+    k, y = _window_points(s, fit.k_lo, fit.k_hi, floor)
     if y.size < 2:
         return 0.0, 0
     drops = np.log10(y[:-1] / y[1:])
@@ -61,10 +66,7 @@ def fit_tail(sigma, tail_window: tuple[float, float] = (0.1, 0.9), floor: float 
     k_lo, k_hi = max(1, math.ceil(a * r)), min(r, math.floor(b * r))
     if r == 0 or s[0] <= 0:
         return TailFit(None, None, k_lo, k_hi, 0, "empty or all-zero spectrum")
-    k = np.arange(k_lo, k_hi + 1, dtype=np.float64)
-    y = s[k_lo - 1:k_hi]
-    keep = y > floor * s[0]
-    k, y = k[keep], y[keep]
+    k, y = _window_points(s, k_lo, k_hi, floor)
     if k.size < min_points:
         return TailFit(None, None, k_lo, k_hi, int(k.size),
                        f"only {k.size} spectrum points in the tail window (need {min_points}); "
