@@ -11,10 +11,12 @@
 Everything is cached under :func:`spinal_nb.data.user_cache_dir` (``$SPINAL_CACHE`` or ``~/.cache/spinal-nb``),
 keyed by a hash of the recipe; nothing is ever fetched from a model hub.
 
->>> from spinal_nb.lab import build_lab_pair, load_checkpoint      # doctest: +SKIP
->>> pair = build_lab_pair("demo")                                  # a few minutes the first time, then instant
->>> (base, tok), (dpo, _) = pair.load()
->>> pair.evidence["seen_words"]["pref_acc_after"]
+Usage (builds or reads checkpoints: an illustration, not a doctest)::
+
+    from spinal_nb.lab import build_lab_pair, load_checkpoint
+    pair = build_lab_pair("demo")                                  # a few minutes the first time, then instant
+    (base, tok), (dpo, _) = pair.load()
+    pair.evidence["seen_words"]["pref_acc_after"]
 """
 from .build import build_lab_base, build_lab_pair, lab_dirs
 from .checkpoint import LabPair, load_checkpoint, read_lab_json

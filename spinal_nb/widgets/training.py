@@ -1,13 +1,15 @@
 """TrainingView: a training trace (one checkpoint per evaluated step) as a layer × step heatmap, linked to the depth path.
 
-    >>> from spinal_nb.widgets import TrainingView
-    >>> view = TrainingView(read_training_trace("run/spinal-trace"))   # doctest: +SKIP
-    >>> view                                                         # doctest: +SKIP
-    >>> view.step, view.layer = 600, 24        # Python moves the browser; clicks and drags move Python
-    >>> # live, in the notebook that trains:
-    >>> cb = SpinalCallback(probes, every_n_steps=50, on_evaluation=view.update)            # doctest: +SKIP
-    >>> # or, for a run writing to a folder from anywhere (another process, another machine's mount):
-    >>> watcher = view.watch("run/spinal-trace", interval=2.0)    # ... watcher.stop()       # doctest: +SKIP
+Usage (needs a training trace on disk and a notebook: an illustration, not a doctest)::
+
+    from spinal_nb.widgets import TrainingView
+    view = TrainingView(read_training_trace("run/spinal-trace"))
+    view
+    view.step, view.layer = 600, 24        # Python moves the browser; clicks and drags move Python
+    # live, in the notebook that trains:
+    cb = SpinalCallback(probes, every_n_steps=50, on_evaluation=view.update)
+    # or, for a run writing to a folder from anywhere (another process, another machine's mount):
+    watcher = view.watch("run/spinal-trace", interval=2.0)    # ... watcher.stop()
 """
 from __future__ import annotations
 
