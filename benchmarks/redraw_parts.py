@@ -1,0 +1,163 @@
+"""What each part of a Dashboard scrub step costs in the browser: the frame work of a step with one part switched off.
+
+widget_redraw.py times a whole step; this one splits it. It copies js/src, switches parts of the step off in the copy
+(a `window.__spnSkip` flag read by the step's code), bundles it once, and traces scrub steps in one page per part
+(static export and live JupyterLab, the same 20 checkpoints x 64 layers) with each variant in turn, alternating in
+rounds. The measure is widget_redraw's `frame_cpu_ms`: the renderer main thread's CPU time from the task that handles
+the keydown to the end of the first Commit after it (Chrome trace, devtools.timeline). Variants:
+
+    all       everything on (the shipped behaviour, from the patched bundle)
+    none      only the slider, readouts and badge (table, spectrum, lens, depth-path rings, compare rules off)
+    table     only the slider and the table's rows (what the table alone adds to `none`)
+    no-table, no-spectrum, no-lens, no-rings, no-summary: all but that part
+
+The page layout and the trace are widget_redraw's (its PAGE_JS, scrub, settle, live_page). The switch is for
+measuring only: it exists in the temporary copy, never in the shipped bundles.
+
+    OMP_NUM_THREADS=1 python benchmarks/redraw_parts.py --rounds 3 --frame-cache /tmp/frame.parquet
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+from pathlib import Path
+
+import widget_redraw as wr
+from _bench import machine, pin_threads
+
+ROOT = Path(__file__).resolve().parents[1]
+JS = ROOT / "js"
+
+# (file, anchor, replacement): each anchor must be found once, or the step's code has changed and the split is stale
+PATCHES = [
+    ("views/scrubber.js", "    fillTable(layer);\n    drawSpectrum(layer, sel);\n    drawLens(layer);\n  }",
+     "    const skip = window.__spnSkip || {};\n    if (!skip.table) fillTable(layer);\n"
+     "    if (!skip.spectrum) drawSpectrum(layer, sel);\n    if (!skip.lens) drawLens(layer);\n  }"),
+    ("views/scrubber.js", "    setText(readout, `${layer} / ${L}`);",
+     "    if ((window.__spnSkip || {}).head) { panel.dataset.layer = layer; fillTable(layer); return; }\n"
+     "    setText(readout, `${layer} / ${L}`);"),
+    ("views/depth_path.js", "  function restyle() {\n    if (!scales) return;",
+     "  function restyle() {\n    if (!scales) return;\n    if ((window.__spnSkip || {}).rings) return;"),
+    ("views/summary.js", "function moveRules() {",
+     "function moveRules() {\n    if ((window.__spnSkip || {}).summary) return;"),
+]
+VARIANTS = {
+    "all": {},
+    "none": {"table": 1, "spectrum": 1, "lens": 1, "rings": 1, "summary": 1},
+    "table": {"spectrum": 1, "lens": 1, "rings": 1, "summary": 1, "head": 1},
+    "no-table": {"table": 1},
+    "no-spectrum": {"spectrum": 1},
+    "no-lens": {"lens": 1},
+    "no-rings": {"rings": 1},
+    "no-summary": {"summary": 1},
+}
+
+
+def patched_bundle(out: Path) -> Path:
+    """js/src with the switches, bundled (minified, as shipped) into out/esm: dashboard.js and spinal.css."""
+    src = out / "src"
+    shutil.copytree(JS / "src", src)
+    for rel, anchor, repl in PATCHES:
+        path = src / rel
+        text = path.read_text(encoding="utf-8")
+        if text.count(anchor) != 1:
+            raise SystemExit(f"{rel}: the anchor {anchor[:60]!r}… is not there once: update PATCHES")
+        path.write_text(text.replace(anchor, repl), encoding="utf-8")
+    esm = out / "esm"
+    subprocess.run([str(JS / "node_modules/.bin/esbuild"), str(src / "widgets/dashboard.js"), str(src / "spinal.css"),
+                    "--bundle", "--format=esm", f"--outbase={src}", f"--outdir={esm}", "--entry-names=[name]",
+                    "--minify", "--log-level=warning"], check=True)
+    return esm
+
+
+def frame_cpu(browser, page, live: bool, n: int, tmp: Path) -> list[float]:
+    """n traced steps: the frame CPU of each (widget_redraw.trace_steps' measure)."""
+    res = wr.trace_steps(page, browser, tmp, "dashboard", wr.dom_layer(page), 64, ("ArrowLeft", "ArrowRight"), n, live)
+    return res["_frame_cpu"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=12, help="traced steps per variant, part and round")
+    ap.add_argument("--parts", nargs="+", default=["static", "live"], choices=["static", "live"])
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--frame-cache", help="Parquet file for the synthetic frame (as widget_redraw.py)")
+    args = ap.parse_args()
+    pin_threads(1)
+    from playwright.sync_api import sync_playwright
+
+    import spinal_nb
+    from spinal_nb.widgets import show
+
+    print(json.dumps({"start": machine(), "rounds": args.rounds, "steps": args.steps}), flush=True)
+    cache = Path(args.frame_cache) if args.frame_cache else None
+    if cache and cache.exists():
+        frame = spinal_nb.read_parquet(cache)
+    else:
+        frame = wr.build_frame(20, 64, 576)
+        if cache:
+            frame.to_parquet(cache)
+    with tempfile.TemporaryDirectory(prefix="spinal-parts-") as tmp, sync_playwright() as p:
+        tmp = Path(tmp)
+        esm = patched_bundle(tmp)
+        parquet = tmp / "frame.parquet"
+        frame.to_parquet(parquet)
+        browser = p.chromium.launch(executable_path=wr.CHROMIUM, headless=True, args=wr.ARGS)
+        lab = None
+        pages = {}
+        try:
+            if "static" in args.parts:
+                widget = show(frame)
+                wr.use_bundle(widget, "dashboard", str(esm))
+                widget.to_html(tmp / "dashboard.html")
+                page = browser.new_page(viewport=wr.VIEWPORT)
+                page.goto((tmp / "dashboard.html").as_uri())
+                page.wait_for_selector(".spinal-nb .spn-series", timeout=60_000)
+                page.evaluate(wr.PAGE_JS)
+                wr.settle(page)
+                pages["static"] = page
+            if "live" in args.parts:
+                lab = wr.start_lab(tmp / "lab")
+                src = (f"import spinal_nb\nfrom spinal_nb.widgets import show\n"
+                       f"dash = show(spinal_nb.read_parquet({str(parquet)!r}), title='redraw parts')\n"
+                       f"dash._esm = open({str(esm / 'dashboard.js')!r}).read()\n"
+                       f"dash._css = open({str(esm / 'spinal.css')!r}).read()\ndash")
+                pages["live"], _, _ = wr.live_page(browser, lab, "parts.ipynb", src, False)
+            for part, page in pages.items():
+                page.locator(".spinal-nb").first.focus()
+                wr.scrub(page, wr.dom_layer(page), 64, 5, 5, part == "live")  # warm-up
+            res: dict[tuple[str, str], list[float]] = {}
+            for _ in range(args.rounds):
+                for part, page in pages.items():
+                    for v in args.variants:
+                        page.evaluate("(s) => { window.__spnSkip = s; }", VARIANTS[v])
+                        page.locator(".spinal-nb").first.focus()
+                        # untraced steps first: the first step after a switch catches up on what the previous
+                        # variant left undrawn (every table row, the spectrum's axes: up to 300 ms, once)
+                        wr.scrub(page, wr.dom_layer(page), 64, 0, 3, part == "live")
+                        res.setdefault((part, v), []).extend(frame_cpu(browser, page, part == "live", args.steps,
+                                                                        tmp))
+            for (part, v), xs in res.items():
+                print(json.dumps({"part": part, "variant": v, "frame_cpu_ms": wr.stats(xs),
+                                  "load_avg": [round(x, 2) for x in os.getloadavg()]}), flush=True)
+            for part in pages:
+                med = {v: statistics.median(res[(part, v)]) for v in args.variants}
+                if "all" in med:
+                    print(json.dumps({"part": part, "median_ms": {k: round(x, 2) for k, x in med.items()},
+                                      "cost_of_each_part_ms": {v[3:]: round(med["all"] - x, 2) for v, x in med.items()
+                                                               if v.startswith("no-")}}), flush=True)
+        finally:
+            if lab:
+                wr.lab_server.stop_lab(lab.proc, lab.log)
+            browser.close()
+    print(json.dumps({"end": machine()}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
