@@ -145,6 +145,7 @@ def main() -> None:
                                                                         tmp))
             for (part, v), xs in res.items():
                 print(json.dumps({"part": part, "variant": v, "frame_cpu_ms": wr.stats(xs),
+                                  "per_step": [round(x, 1) for x in xs],
                                   "load_avg": [round(x, 2) for x in os.getloadavg()]}), flush=True)
             for part in pages:
                 med = {v: statistics.median(res[(part, v)]) for v in args.variants}
