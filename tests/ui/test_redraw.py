@@ -24,8 +24,8 @@ PANELS = """() => Object.fromEntries(['.spn-spectrum', '.spn-lens'].map((sel) =>
 }))"""
 
 # In-page: resolves once the next frame has been produced (an animation frame, then a message, which runs after that
-# frame's callbacks, resize observers, layout and paint). Any redraw that a batch of changes schedules (a microtask, an
-# animation frame, a resize observer) has happened by then; the tests count them after it.
+# frame's callbacks, resize observers, layout and paint). Any redraw that a batch of changes schedules (an animation
+# frame, a resize observer) has happened by then; the tests count them after it.
 AFTER_FRAME = """new Promise((resolve) => requestAnimationFrame(() => {
   const ch = new MessageChannel();
   ch.port1.onmessage = () => resolve();
@@ -168,3 +168,49 @@ def test_a_step_to_a_prefetched_neighbour_draws_at_once_and_the_reply_redraws_no
     far = page.evaluate(PANELS)
     assert far[".spn-spectrum"]["stale"] and far[".spn-spectrum"]["note"] == "loading layer 26…"
     assert far[".spn-spectrum"]["title"] == "Spectrum at layer 28"
+
+
+# Six keydowns, each in a task of its own (as a held key's repeats arrive), without waiting for frames; in the page, the
+# spectrum's draw count read at every animation frame meanwhile.
+HELD_KEY = """async () => {
+  const root = document.querySelector('.spinal-nb');
+  const spec = document.querySelector('.spn-spectrum');
+  const start = +document.querySelector('.spn-scrubber').dataset.layer;
+  const before = +spec.dataset.draws;
+  const perFrame = [];
+  let last = before;
+  let running = true;
+  const tick = () => {
+    const d = +spec.dataset.draws;
+    perFrame.push(d - last);
+    last = d;
+    if (running) requestAnimationFrame(tick);
+  };
+  requestAnimationFrame(tick);
+  const nextTask = () => new Promise((resolve) => {
+    const ch = new MessageChannel();
+    ch.port1.onmessage = () => resolve();
+    ch.port2.postMessage(0);
+  });
+  for (let i = 0; i < 6; i++) {
+    root.dispatchEvent(new KeyboardEvent('keydown', { key: 'ArrowLeft', bubbles: true }));
+    await nextTask();
+  }
+  await new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(() => resolve())));
+  running = false;
+  return { start, layer: +document.querySelector('.spn-scrubber').dataset.layer,
+           title: spec.querySelector('h4').textContent, perFrame, draws: +spec.dataset.draws - before };
+}"""
+
+
+def test_keys_faster_than_frames_draw_once_a_frame(page20):
+    """A held key's repeats can come faster than a step is drawn: the views redraw once per animation frame
+    (store.inFrame), for the last step before it, never once per key for frames that show only the last."""
+    page = page20
+    got = page.evaluate(HELD_KEY)
+    assert got["layer"] == got["start"] - 6, got
+    assert got["title"] == f"Spectrum at layer {got['start'] - 6}", got
+    assert max(got["perFrame"]) <= 1, got  # redrawing in the key's handler drew several steps in one frame
+    assert 1 <= got["draws"] <= 6, got
+    # and the table shows the last layer's values (each row filled for it)
+    assert page.evaluate("() => document.querySelector('.spn-table').dataset.layer") == str(got["start"] - 6)

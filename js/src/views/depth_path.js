@@ -300,7 +300,8 @@ export function mountDepthPath(parent, store, { height = 380 } = {}) {
   });
 
   return mountPlot(plot, store, {
-    on: [["mode terminal_depth _data _header", draw], ["layer checkpoint", restyle], ["checkpoint reference", drawLegend]],
+    on: [["mode terminal_depth _data _header", draw], ["layer checkpoint", () => store.inFrame(restyle)],
+      ["checkpoint reference", drawLegend]],
     resize: (w) => { width = w; },
     draw,
   });

@@ -274,7 +274,7 @@ export function mountHeatmap(parent, store, { height = 380 } = {}) {
   svg.addEventListener("pointerleave", () => { tip.style.display = "none"; });
 
   return mountPlot(plot, store, {
-    on: [["heat delta terminal_depth reference _data _header _deltas _alerts", draw], ["layer checkpoint", restyle]],
+    on: [["heat delta terminal_depth reference _data _header _deltas _alerts", draw], ["layer checkpoint", () => store.inFrame(restyle)]],
     resize: (w) => { width = w; },
     draw,
   });

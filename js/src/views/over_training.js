@@ -87,7 +87,8 @@ export function mountTrainingScrubber(parent, store) {
     }
   }
 
-  const offs = [store.on("layer checkpoint reference terminal_depth heat _data _header _deltas _alerts", update)];
+  const offs = [store.on("layer checkpoint reference terminal_depth heat _data _header _deltas _alerts",
+    () => store.inFrame(update))];
   update();
   return () => offs.forEach((off) => off());
 }

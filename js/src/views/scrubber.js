@@ -36,15 +36,15 @@ export function mountScrubber(parent, store) {
   const lensState = { prompt: null, group: 0, position: null }; // group: the tokenization the position is in
   let specWidth = 360;
   let scrolledFor = -1; // the checkpoint whose table row was last scrolled into view
-  // One redraw per batch of trait changes, of the parts they touch: a live scrub changes `layer` (a step: values in
-  // place), then the kernel's reply sets _spectra, _lens and their headers in one go (the spectrum and the lens only).
+  // One redraw per frame, of the parts the frame's trait changes touch (store.inFrame): a live scrub changes `layer` (a
+  // step: values in place), then the kernel's reply sets _spectra, _lens and their headers in one go (the spectrum and the lens only).
   // A reply whose buffers hold a layer already drawn from the previous buffers (prefetched neighbours) redraws
   // nothing: the drawing would be the same, and rebuilding it under the pointer would drop hover and focus.
   const dirty = new Set();
   const shown = { spectrum: null, lens: null }; // what each box shows, drawn from real data (not pending)
   function schedule(part) {
     if (!dirty.size) {
-      queueMicrotask(() => {
+      store.inFrame(() => {
         const parts = new Set(dirty);
         dirty.clear();
         const layer = store.get("layer");

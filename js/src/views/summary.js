@@ -164,7 +164,7 @@ export function mountSummary(parent, store) {
 
   const offs = [
     store.on("checkpoint reference terminal_depth _summaries _deltas _header _data", update),
-    store.on("layer", moveRules),
+    store.on("layer", () => store.inFrame(moveRules)),
     onResize(panel, (w) => {
       width = Math.max(240, w - 28);
       update();
