@@ -8,8 +8,9 @@ table for 2 prompts. Headless Debian Chromium through Playwright, as tests/ui do
     lens of every layer are embedded, so a scrub needs no kernel). One step = one real ArrowLeft/ArrowRight key
     press on the focused widget (Playwright keyboard, so Chromium's input path; ArrowDown/ArrowUp in the
     TrainingView); the page records
-      - js:          from the keydown reaching the page to the end of the widget's own keydown handler (all the
-                     synchronous redraw work of every linked view: change events, DOM/SVG building),
+      - js:          from the keydown reaching the page to the end of the widget's own keydown handler (the model's
+                     change events; until the views redrew once per frame (store.inFrame), also all their redraw
+                     work, which now runs in the frame's animation callbacks, inside first_paint),
       - first_paint: from the keydown to the end of the first frame after it (requestAnimationFrame, then a
                      MessageChannel message, which runs once that frame's style, layout and paint are done).
     For the Dashboard and for the TrainingView (the same frame with a training step per checkpoint).
