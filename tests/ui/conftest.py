@@ -226,6 +226,20 @@ def wait_drawn(page, timeout: float = 60_000) -> None:
     page.wait_for_function(DRAWN, timeout=timeout)
 
 
+# In-page: resolves once the next frame has been produced (an animation frame, then a message, which runs after that
+# frame's callbacks, resize observers, layout and paint). The views redraw in animation frames (store.inFrame), so any
+# redraw that earlier changes scheduled has happened by then: read the page after it, not right after a change.
+AFTER_FRAME = """new Promise((resolve) => requestAnimationFrame(() => {
+  const ch = new MessageChannel();
+  ch.port1.onmessage = () => resolve();
+  ch.port2.postMessage(0);
+}))"""
+
+
+def after_frame(page) -> None:
+    page.evaluate(f"async () => {{ await {AFTER_FRAME}; }}")
+
+
 # the tooltip of the plot under `sel` is shown (true) or hidden (false)
 TIP_SHOWN = """([sel, shown]) => { const t = document.querySelector(sel + ' .spn-tooltip');
   return !!t && (t.style.display === 'block') === shown; }"""

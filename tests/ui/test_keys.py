@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import ROOT, Markdown, notebook_page, wait_drawn
+from .conftest import ROOT, Markdown, after_frame, notebook_page, wait_drawn
 from .lab_server import run_cell
 from .test_dashboard import py_state_when
 
@@ -43,6 +43,7 @@ CHANGED = f"""(before) => {{ const now = ({STATE})();
 
 
 def press(page, key: str) -> dict:
+    after_frame(page)  # a redraw an earlier event scheduled has happened: `before` is not that redraw's old state
     before = page.evaluate(STATE)
     page.keyboard.press(key)
     page.wait_for_function(CHANGED, arg=before, timeout=30_000)
@@ -59,6 +60,7 @@ def test_arrow_keys_on_the_slider_stay_in_the_widget(browser, jupyter_server, ar
             slider = page.locator(".spn-slider")
             slider.click()  # a click on the track: the slider takes the focus (and the layer under the pointer)
             page.wait_for_function("() => document.activeElement === document.querySelector('.spn-slider')")
+            after_frame(page)  # the click's layer is drawn
             start = page.evaluate(STATE)
             layer = int(start["layer"])
             assert start["active"] == 1 and start["dashboard"]

@@ -12,6 +12,8 @@ import pytest
 
 from tests.widgets.conftest import make_frame
 
+from .conftest import AFTER_FRAME
+
 pytestmark = pytest.mark.ui
 
 PANELS = """() => Object.fromEntries(['.spn-spectrum', '.spn-lens'].map((sel) => {
@@ -23,14 +25,13 @@ PANELS = """() => Object.fromEntries(['.spn-spectrum', '.spn-lens'].map((sel) =>
                  svg: !!box.querySelector('svg'), cols: box.querySelectorAll('.spn-lens-col').length }];
 }))"""
 
-# In-page: resolves once the next frame has been produced (an animation frame, then a message, which runs after that
-# frame's callbacks, resize observers, layout and paint). Any redraw that a batch of changes schedules (an animation
-# frame, a resize observer) has happened by then; the tests count them after it.
-AFTER_FRAME = """new Promise((resolve) => requestAnimationFrame(() => {
-  const ch = new MessageChannel();
-  ch.port1.onmessage = () => resolve();
-  ch.port2.postMessage(0);
-}))"""
+
+def set_then_read(page, body: str) -> dict:
+    """Run `body` (statements on `m`, the page's model) in the page, then read the panels once the next frame is
+    drawn: every view redraws in an animation frame (store.inFrame), so a read right after a change could see either
+    drawing, depending on whether the browser produced a frame in between."""
+    return page.evaluate(f"async () => {{ const m = window.spinalModel; {body}\n await {AFTER_FRAME}; return ({PANELS})(); }}")
+
 
 TABLE_TEXT = "() => document.querySelector('.spn-table tbody').textContent"
 # how many times each box has drawn new content (the scrubber counts its draws; a step redraws in place, so
@@ -65,11 +66,10 @@ def test_a_pending_layer_keeps_the_previous_drawing_until_the_reply(page20, arti
     assert before[".spn-spectrum"]["title"] == "Spectrum at layer 29" and before[".spn-lens"]["cols"] >= 1
     table = page.evaluate(TABLE_TEXT)
     # the live widget: the browser sets `layer`, the detail buffers still hold layer 29's rows
-    page.evaluate("""() => { const m = window.spinalModel;
+    pending = set_then_read(page, """
         m.set('_spectra_header', { ...m.get('_spectra_header'), layer: 29 });
         m.set('_lens_header', { ...m.get('_lens_header'), layer: 29 });
-        m.set('layer', 28); }""")
-    pending = page.evaluate(PANELS)
+        m.set('layer', 28);""")
     page.locator(".spn-scrubber").screenshot(path=str(artifacts / "redraw-pending.png"))
     for sel in (".spn-spectrum", ".spn-lens"):
         assert pending[sel]["stale"], sel
@@ -82,10 +82,9 @@ def test_a_pending_layer_keeps_the_previous_drawing_until_the_reply(page20, arti
     table = page.evaluate(TABLE_TEXT)
 
     # the kernel's reply: detail of layer 28; only the spectrum and the lens are redrawn
-    page.evaluate("""() => { const m = window.spinalModel;
+    after = set_then_read(page, """
         m.set('_spectra_header', { ...m.get('_spectra_header'), layer: 28 });
-        m.set('_lens_header', { ...m.get('_lens_header'), layer: 28 }); }""")
-    after = page.evaluate(PANELS)
+        m.set('_lens_header', { ...m.get('_lens_header'), layer: 28 });""")
     for sel in (".spn-spectrum", ".spn-lens"):
         assert not after[sel]["stale"] and after[sel]["note"] is None, sel
     assert after[".spn-spectrum"]["title"] == "Spectrum at layer 28" and after[".spn-spectrum"]["svg"]
@@ -134,11 +133,10 @@ def test_the_selected_row_stays_in_view_while_scrubbing(page20):
 def test_a_step_to_a_prefetched_neighbour_draws_at_once_and_the_reply_redraws_nothing(page20):
     page = page20
     # the live widget's buffers hold layer 29 and its neighbours (span [28, 30]); the browser steps to 28
-    page.evaluate("""() => { const m = window.spinalModel;
+    now = set_then_read(page, """
         m.set('_spectra_header', { ...m.get('_spectra_header'), layer: 29, span: [28, 30] });
         m.set('_lens_header', { ...m.get('_lens_header'), layer: 29, span: [28, 30] });
-        m.set('layer', 28); }""")
-    now = page.evaluate(PANELS)
+        m.set('layer', 28);""")
     for sel in (".spn-spectrum", ".spn-lens"):
         assert not now[sel]["stale"] and now[sel]["note"] is None, sel  # drawn, not waiting for the kernel
     assert now[".spn-spectrum"]["title"] == "Spectrum at layer 28" and now[".spn-spectrum"]["svg"]
@@ -164,8 +162,7 @@ def test_a_step_to_a_prefetched_neighbour_draws_at_once_and_the_reply_redraws_no
     assert swaps == 0
     assert page.evaluate("() => document.querySelector('.spn-scrubber').dataset.detail") == "28"
     # two steps away is outside the span: the previous drawing stays, dimmed, until the reply
-    page.evaluate("() => window.spinalModel.set('layer', 26)")
-    far = page.evaluate(PANELS)
+    far = set_then_read(page, "m.set('layer', 26);")
     assert far[".spn-spectrum"]["stale"] and far[".spn-spectrum"]["note"] == "loading layer 26…"
     assert far[".spn-spectrum"]["title"] == "Spectrum at layer 28"
 
