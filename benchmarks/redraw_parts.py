@@ -92,17 +92,10 @@ def main() -> None:
     pin_threads(1)
     from playwright.sync_api import sync_playwright
 
-    import spinal_nb
     from spinal_nb.widgets import show
 
     print(json.dumps({"start": machine(), "rounds": args.rounds, "steps": args.steps}), flush=True)
-    cache = Path(args.frame_cache) if args.frame_cache else None
-    if cache and cache.exists():
-        frame = spinal_nb.read_parquet(cache)
-    else:
-        frame = wr.build_frame(20, 64, 576)
-        if cache:
-            frame.to_parquet(cache)
+    frame = wr.load_frame(Path(args.frame_cache) if args.frame_cache else None)
     with tempfile.TemporaryDirectory(prefix="spinal-parts-") as tmp, sync_playwright() as p:
         tmp = Path(tmp)
         esm = patched_bundle(tmp)

@@ -66,11 +66,7 @@ def burst(page, browser, tmp: Path, live: bool, steps: int, interval: float, sen
     page.wait_for_function(SETTLED, arg=[plan[-1][1], live], timeout=120_000)
     settle = (time.perf_counter() - t_last) * 1000 + interval * 1000  # from the last press (its wait included)
     browser.stop_tracing()
-    events = json.loads(path.read_text())
-    events = events["traceEvents"] if isinstance(events, dict) else events
-    main = {(e["pid"], e["tid"]) for e in events
-            if e.get("ph") == "M" and e.get("name") == "thread_name" and e["args"].get("name") == "CrRendererMain"}
-    on_main = [e for e in events if e.get("ph") == "X" and (e["pid"], e["tid"]) in main]
+    _, on_main = wr.read_trace(path)
     keys = sorted(e["ts"] for e in on_main if e["name"] == "EventDispatch"
                   and (e.get("args", {}).get("data") or {}).get("type") == "keydown")
     if len(keys) < steps:
@@ -130,19 +126,11 @@ def main() -> None:
     pin_threads(1)
     from playwright.sync_api import sync_playwright
 
-    import spinal_nb
-
     current = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                              text=True, check=False).stdout.strip()
     print(json.dumps({"start": machine(), "steps": args.steps, "interval_ms": args.interval_ms,
                       "rounds": args.rounds, "current": current, "baseline": args.baseline}), flush=True)
-    cache = Path(args.frame_cache) if args.frame_cache else None
-    if cache and cache.exists():
-        frame = spinal_nb.read_parquet(cache)
-    else:
-        frame = wr.build_frame(20, 64, 576)
-        if cache:
-            frame.to_parquet(cache)
+    frame = wr.load_frame(Path(args.frame_cache) if args.frame_cache else None)
     interval = args.interval_ms / 1000
     with tempfile.TemporaryDirectory(prefix="spinal-held-") as tmp, sync_playwright() as p:
         tmp = Path(tmp)

@@ -177,6 +177,28 @@ window.__rbArm = (k, live) => {
 """
 
 
+def load_frame(cache: Path | None, checkpoints: int = 20, layers: int = 64, d: int = 576) -> TraceFrame:
+    """The benchmark frame: read from `cache` when it exists (`--frame-cache`), else built (and written there)."""
+    if cache and cache.exists():
+        import spinal_nb
+
+        return spinal_nb.read_parquet(cache)
+    frame = build_frame(checkpoints, layers, d)
+    if cache:
+        frame.to_parquet(cache)
+    return frame
+
+
+def read_trace(path: Path) -> tuple[list[dict], list[dict]]:
+    """A Chrome trace file's events, and those of them that are complete ("X") events of the renderer's main thread
+    (CrRendererMain)."""
+    events = json.loads(path.read_text())
+    events = events["traceEvents"] if isinstance(events, dict) else events
+    main = {(e["pid"], e["tid"]) for e in events
+            if e.get("ph") == "M" and e.get("name") == "thread_name" and e["args"].get("name") == "CrRendererMain"}
+    return events, [e for e in events if e.get("ph") == "X" and (e["pid"], e["tid"]) in main]
+
+
 def build_frame(checkpoints: int, layers: int, d: int) -> TraceFrame:
     """As benchmarks/widget_payload.py: one synthetic trace, renamed per checkpoint; lens rows for 2 prompts."""
     base = synthetic_trace("ckpt00", n_layers=layers, d=d, vocab=64, n_prompts=30, tokens_per_prompt=24)
@@ -365,11 +387,7 @@ def trace_steps(page, browser, tmp: Path, view: str, start: int, max_layer: int,
     browser.start_tracing(page=page, path=str(path), screenshots=False)
     rows = scrub(page, start, max_layer, 0, n, live, keys)
     browser.stop_tracing()
-    events = json.loads(path.read_text())
-    events = events["traceEvents"] if isinstance(events, dict) else events
-    main = {(e["pid"], e["tid"]) for e in events
-            if e.get("ph") == "M" and e.get("name") == "thread_name" and e["args"].get("name") == "CrRendererMain"}
-    on_main = [e for e in events if e.get("ph") == "X" and (e["pid"], e["tid"]) in main]
+    events, on_main = read_trace(path)
     tasks = sorted((e for e in on_main if e["name"] == "RunTask"), key=lambda e: e["ts"])
     commits = sorted(e["ts"] + e.get("dur", 0) for e in on_main if e["name"] == "Commit")
     windows = []
@@ -631,15 +649,7 @@ def main() -> None:
                       + (f", bundles from {args.esm_dir}" if args.esm_dir else ""),
                       "baseline": args.baseline}), flush=True)
     t = time.perf_counter()
-    cache = Path(args.frame_cache) if args.frame_cache else None
-    if cache and cache.exists():
-        import spinal_nb
-
-        frame = spinal_nb.read_parquet(cache)
-    else:
-        frame = build_frame(args.checkpoints, args.layers, args.d)
-        if cache:
-            frame.to_parquet(cache)
+    frame = load_frame(Path(args.frame_cache) if args.frame_cache else None, args.checkpoints, args.layers, args.d)
     tframe = with_steps(frame)
     print(json.dumps({"rows": frame.data.height, "frame_build_s": round(time.perf_counter() - t, 1)}), flush=True)
     results: list[dict] = []
