@@ -26,11 +26,27 @@ export function createStore(model) {
   // requestAnimationFrame runs once its style, layout and paint are done), all the changes of that frame in one message.
   // Sent from the key's handler, the message's encoding and the websocket send ran inside the step's frame (≈ 1.3 ms
   // of a live step's handler in JupyterLab, in a profile); the kernel's reply comes tens of ms later in any case.
+  // Until that send, an update from the kernel can come in between and put an older value back: ipywidgets applies the
+  // echo of our previous message unless the trait waits in its own send buffer, which a change enters only when saved
+  // (a held key in JupyterLab lost a step now and then: benchmarks/widget_held_key.py). So until the send the value set
+  // here wins, as ipywidgets' buffer makes it win after.
   let saving = 0; // the backstop timer of a scheduled send, or 0
+  const unsaved = new Map(); // trait -> the value set here and not yet sent
+  const guarded = new Set();
+  function guard(name) {
+    if (guarded.has(name)) return;
+    guarded.add(name);
+    const keep = () => {
+      if (unsaved.has(name) && model.get(name) !== unsaved.get(name)) model.set(name, unsaved.get(name));
+    };
+    model.on("change:" + name, keep);
+    offs.push({ key: null, off: () => model.off("change:" + name, keep) });
+  }
   function flush() {
     if (!saving) return;
     clearTimeout(saving);
     saving = 0;
+    unsaved.clear();
     model.save_changes();
   }
   function saveAfterFrame() {
@@ -65,7 +81,11 @@ export function createStore(model) {
       if (!frameReq) frameReq = requestAnimationFrame(runFrame);
     },
     set(values) {
-      for (const [k, v] of Object.entries(values)) model.set(k, v);
+      for (const [k, v] of Object.entries(values)) {
+        guard(k);
+        unsaved.set(k, v);
+        model.set(k, v);
+      }
       saveAfterFrame();
     },
     // subscribe to trait changes ("layer checkpoint"); returns an unsubscribe function
