@@ -55,6 +55,9 @@ def burst(page, browser, tmp: Path, live: bool, steps: int, interval: float, sen
     path = tmp / f"held-{label}-{'live' if live else 'static'}-{time.monotonic_ns()}.json"
     sent_before = len(sent)
     browser.start_tracing(page=page, path=str(path), screenshots=False)
+    # the renderer takes a while to start tracing (≈ 1.2 s in the JupyterLab page): keys pressed meanwhile waited
+    # behind it, then came at once (live "keys_per_s" over 60, one key-to-frame of 1.2 s); press once it draws again
+    page.evaluate("() => window.__rbAfterPaint()")
     t0 = time.perf_counter()
     held = None
     for i, (key, _) in enumerate(plan):
