@@ -76,3 +76,18 @@ test("changes of one frame go in one message, after the frame", async () => {
   assert.deepEqual(sent, [{ layer: 7, checkpoint: "b" }]);
   store.dispose();
 });
+
+test("a view whose redraw throws leaves the other views of that frame drawn, and the error is reported", async () => {
+  const frame = frames();
+  const { model } = fakeModel({ layer: 10, _header: { max_layer: 30 } });
+  const store = createStore(model);
+  const drawn = [];
+  const reported = [];
+  globalThis.reportError = (err) => reported.push(err.message); // the browser's: an uncaught error, not thrown here
+  store.inFrame(() => { throw new Error("broken view"); });
+  store.inFrame(() => drawn.push("other view"));
+  await frame();
+  assert.deepEqual(drawn, ["other view"]);
+  assert.deepEqual(reported, ["broken view"]);
+  store.dispose();
+});

@@ -69,7 +69,15 @@ export function createStore(model) {
     frameReq = 0;
     const fns = [...queued];
     queued.clear();
-    for (const fn of fns) fn();
+    for (const fn of fns) {
+      try {
+        fn();
+      } catch (err) {
+        // reported as uncaught (the page's error event), but one view's error leaves the others drawn
+        if (typeof reportError === "function") reportError(err);
+        else setTimeout(() => { throw err; });
+      }
+    }
   }
 
   const store = {
