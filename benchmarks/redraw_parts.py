@@ -10,6 +10,8 @@ the keydown to the end of the first Commit after it (Chrome trace, devtools.time
     none      only the slider, readouts and badge (table, spectrum, lens, depth-path rings, compare rules off)
     table     only the slider and the table's rows (what the table alone adds to `none`)
     no-table, no-spectrum, no-lens, no-rings, no-summary: all but that part
+    all-flat, none-flat: all / none with spinal.css's paint layers switched off (the drawing's own compositor layer,
+              the boxes' isolation), to measure what they save
 
 The page layout and the trace are widget_redraw's (its PAGE_JS, scrub, settle, live_page). The switch is for
 measuring only: it exists in the temporary copy, never in the shipped bundles.
@@ -56,6 +58,14 @@ VARIANTS = {
     "no-rings": {"rings": 1},
     "no-summary": {"summary": 1},
 }
+# the same steps with the paint layers of spinal.css switched off (injected CSS): what they save
+FLAT_CSS = (".spinal-nb .spn-plot > .spn-svg { will-change: auto !important }\n"
+            ".spinal-nb .spn-scrub-head, .spinal-nb .spn-table-wrap, .spinal-nb .spn-lens, .spinal-nb .spn-spectrum, "
+            ".spinal-nb .spn-summary { isolation: auto !important }")
+FLAT = {f"{v}-flat": v for v in ("all", "none")}
+SET_CSS = """(css) => { let el = document.getElementById('spn-parts-css');
+  if (!el) { el = document.createElement('style'); el.id = 'spn-parts-css'; document.head.append(el); }
+  el.textContent = css; }"""
 
 
 def patched_bundle(out: Path) -> Path:
@@ -75,10 +85,10 @@ def patched_bundle(out: Path) -> Path:
     return esm
 
 
-def frame_cpu(browser, page, live: bool, n: int, tmp: Path) -> list[float]:
-    """n traced steps: the frame CPU of each (widget_redraw.trace_steps' measure)."""
+def frame_cpu(browser, page, live: bool, n: int, tmp: Path) -> tuple[list[float], dict[str, float]]:
+    """n traced steps: the frame CPU of each (widget_redraw.trace_steps' measure), and its split by kind of work."""
     res = wr.trace_steps(page, browser, tmp, "dashboard", wr.dom_layer(page), 64, ("ArrowLeft", "ArrowRight"), n, live)
-    return res["_frame_cpu"]
+    return res["_frame_cpu"], res["frame_cpu_by_kind_ms_per_step"]
 
 
 def main() -> None:
@@ -86,7 +96,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=12, help="traced steps per variant, part and round")
     ap.add_argument("--parts", nargs="+", default=["static", "live"], choices=["static", "live"])
-    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=[*VARIANTS, *FLAT],
+                    help="all-flat / none-flat: all / none with the paint layers off")
     ap.add_argument("--frame-cache", help="Parquet file for the synthetic frame (as widget_redraw.py)")
     args = ap.parse_args()
     pin_threads(1)
@@ -126,18 +137,24 @@ def main() -> None:
                 page.locator(".spinal-nb").first.focus()
                 wr.scrub(page, wr.dom_layer(page), 64, 5, 5, part == "live")  # warm-up
             res: dict[tuple[str, str], list[float]] = {}
+            kinds: dict[tuple[str, str], list[dict[str, float]]] = {}
             for _ in range(args.rounds):
                 for part, page in pages.items():
                     for v in args.variants:
-                        page.evaluate("(s) => { window.__spnSkip = s; }", VARIANTS[v])
+                        page.evaluate(SET_CSS, FLAT_CSS if v in FLAT else "")
+                        page.evaluate("(s) => { window.__spnSkip = s; }", VARIANTS[FLAT.get(v, v)])
                         page.locator(".spinal-nb").first.focus()
                         # untraced steps first: the first step after a switch catches up on what the previous
                         # variant left undrawn (every table row, the spectrum's axes: up to 300 ms, once)
                         wr.scrub(page, wr.dom_layer(page), 64, 0, 3, part == "live")
-                        res.setdefault((part, v), []).extend(frame_cpu(browser, page, part == "live", args.steps,
-                                                                        tmp))
+                        xs, by_kind = frame_cpu(browser, page, part == "live", args.steps, tmp)
+                        res.setdefault((part, v), []).extend(xs)
+                        kinds.setdefault((part, v), []).append(by_kind)
             for (part, v), xs in res.items():
+                ks = kinds[(part, v)]
+                mean_kind = {k: round(sum(d.get(k, 0) for d in ks) / len(ks), 2) for k in ks[0]}
                 print(json.dumps({"part": part, "variant": v, "frame_cpu_ms": wr.stats(xs),
+                                  "by_kind_ms_per_step": mean_kind,
                                   "per_step": [round(x, 1) for x in xs],
                                   "load_avg": [round(x, 2) for x in os.getloadavg()]}), flush=True)
             for part in pages:
