@@ -12,6 +12,7 @@ the keydown to the end of the first Commit after it (Chrome trace, devtools.time
     no-table, no-spectrum, no-lens, no-rings, no-summary: all but that part
     all-flat, none-flat: all / none with spinal.css's paint layers switched off (the drawing's own compositor layer,
               the boxes' isolation), to measure what they save
+    all-nointervals, all-nocompanions: all with the table's interval texts, or its three lens-metric columns, hidden
 
 The page layout and the trace are widget_redraw's (its PAGE_JS, scrub, settle, live_page). The switch is for
 measuring only: it exists in the temporary copy, never in the shipped bundles.
@@ -62,7 +63,12 @@ VARIANTS = {
 FLAT_CSS = (".spinal-nb .spn-plot > .spn-svg { will-change: auto !important }\n"
             ".spinal-nb .spn-scrub-head, .spinal-nb .spn-table-wrap, .spinal-nb .spn-lens, .spinal-nb .spn-spectrum, "
             ".spinal-nb .spn-summary { isolation: auto !important }")
-FLAT = {f"{v}-flat": v for v in ("all", "none")}
+# the table without its interval texts, or without the three lens-metric columns (hidden by injected CSS): what a
+# table that changed fewer texts per step would save (a measurement, not a design)
+NO_INTERVALS_CSS = ".spinal-nb .spn-table td.spn-num small { display: none !important }"
+NO_COMPANIONS_CSS = ", ".join(f".spinal-nb .spn-table tr > :nth-child({i})" for i in (6, 7, 8)) + " { display: none }"
+CSS_VARIANTS = {"all-flat": ("all", FLAT_CSS), "none-flat": ("none", FLAT_CSS),
+                "all-nointervals": ("all", NO_INTERVALS_CSS), "all-nocompanions": ("all", NO_COMPANIONS_CSS)}
 SET_CSS = """(css) => { let el = document.getElementById('spn-parts-css');
   if (!el) { el = document.createElement('style'); el.id = 'spn-parts-css'; document.head.append(el); }
   el.textContent = css; }"""
@@ -96,8 +102,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=12, help="traced steps per variant, part and round")
     ap.add_argument("--parts", nargs="+", default=["static", "live"], choices=["static", "live"])
-    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=[*VARIANTS, *FLAT],
-                    help="all-flat / none-flat: all / none with the paint layers off")
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=[*VARIANTS, *CSS_VARIANTS],
+                    help="all-flat / none-flat: all / none with the paint layers off; all-nointervals / "
+                         "all-nocompanions: all with the table's interval texts / lens-metric columns hidden")
     ap.add_argument("--frame-cache", help="Parquet file for the synthetic frame (as widget_redraw.py)")
     args = ap.parse_args()
     pin_threads(1)
@@ -141,8 +148,9 @@ def main() -> None:
             for _ in range(args.rounds):
                 for part, page in pages.items():
                     for v in args.variants:
-                        page.evaluate(SET_CSS, FLAT_CSS if v in FLAT else "")
-                        page.evaluate("(s) => { window.__spnSkip = s; }", VARIANTS[FLAT.get(v, v)])
+                        base, css = CSS_VARIANTS.get(v, (v, ""))
+                        page.evaluate(SET_CSS, css)
+                        page.evaluate("(s) => { window.__spnSkip = s; }", VARIANTS[base])
                         page.locator(".spinal-nb").first.focus()
                         # untraced steps first: the first step after a switch catches up on what the previous
                         # variant left undrawn (every table row, the spectrum's axes: up to 300 ms, once)
