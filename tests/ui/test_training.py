@@ -96,7 +96,11 @@ def _training_steps(page, errors, artifacts):
     page.locator(".spn-train-title").click()
     page.keyboard.press("ArrowRight")
     page.keyboard.press("ArrowUp")
-    page.wait_for_function("() => document.querySelector('.spn-heat').dataset.step === '250'", timeout=30_000)
+    # the two keys' changes may be drawn in two frames (the views redraw once per animation frame): wait for both,
+    # not for the step alone (CI once read step 250 at layer 18, the frame before the ↑ was drawn)
+    page.wait_for_function("""() => { const p = document.querySelector('.spn-heat');
+                                      return p.dataset.step === '250' && p.dataset.layer === '19'; }""",
+                           timeout=30_000)
     assert heat_state(page) == ["250", "19"]
 
     # Δ𝓛 against the first step; the depth path switches to 𝓛 vs depth with it
