@@ -13,6 +13,7 @@ the keydown to the end of the first Commit after it (Chrome trace, devtools.time
     all-flat, none-flat: all / none with spinal.css's paint layers switched off (the drawing's own compositor layer,
               the boxes' isolation), to measure what they save
     all-nointervals, all-nocompanions: all with the table's interval texts, or its three lens-metric columns, hidden
+    sheets-stack, sheets-stack-layers, sheets-thead: all with the table's sheets shown another way (see STACK_CSS)
 
 The page layout and the trace are widget_redraw's (its PAGE_JS, scrub, settle, live_page). The switch is for
 measuring only: it exists in the temporary copy, never in the shipped bundles.
@@ -67,8 +68,21 @@ FLAT_CSS = (".spinal-nb .spn-plot > .spn-svg { will-change: auto !important }\n"
 # table that changed fewer texts per step would save (a measurement, not a design)
 NO_INTERVALS_CSS = ".spinal-nb .spn-table td.spn-num small { display: none !important }"
 NO_COMPANIONS_CSS = ", ".join(f".spinal-nb .spn-table tr > :nth-child({i})" for i in (6, 7, 8)) + " { display: none }"
+# the table's sheets (scrubber.js) shown by stacking order and opacity instead of a transform each: as a paint layer
+# each (stack), or a compositor layer each (stack-layers); and the shipped sheets with one sticky header row per sheet
+# instead of a sticky header cell per column (thead)
+STACK_CSS = (".spinal-nb .spn-sheet { transform: none !important; will-change: auto; position: relative; z-index: 0; "
+             "opacity: 0 }\n.spinal-nb .spn-sheet.spn-table { z-index: 1; opacity: 1 }")
+STACK_LAYERS_CSS = STACK_CSS + "\n.spinal-nb .spn-sheet { will-change: opacity !important }"
+THEAD_CSS = (".spinal-nb .spn-sheet th { position: static !important }\n"
+             ".spinal-nb .spn-sheet thead { position: sticky; top: 0; z-index: 1 }")
+UP_CSS = (".spinal-nb .spn-sheet { transform: translateY(-150%) !important }\n"
+          ".spinal-nb .spn-sheet.spn-table { transform: none !important }")
 CSS_VARIANTS = {"all-flat": ("all", FLAT_CSS), "none-flat": ("none", FLAT_CSS),
-                "all-nointervals": ("all", NO_INTERVALS_CSS), "all-nocompanions": ("all", NO_COMPANIONS_CSS)}
+                "all-nointervals": ("all", NO_INTERVALS_CSS), "all-nocompanions": ("all", NO_COMPANIONS_CSS),
+                "sheets-stack": ("all", STACK_CSS), "sheets-stack-layers": ("all", STACK_LAYERS_CSS),
+                "sheets-thead": ("all", THEAD_CSS), "sheets-up": ("all", UP_CSS),
+                "sheets-stack-layers-thead": ("all", STACK_LAYERS_CSS + "\n" + THEAD_CSS)}
 SET_CSS = """(css) => { let el = document.getElementById('spn-parts-css');
   if (!el) { el = document.createElement('style'); el.id = 'spn-parts-css'; document.head.append(el); }
   el.textContent = css; }"""

@@ -235,12 +235,22 @@ def dom_layer(page) -> int:
     return int(page.evaluate("() => document.querySelector('.spinal-nb .spn-scrubber, .spinal-nb .spn-heat').dataset.layer"))
 
 
+# seconds from one key press to the next at least (--pace-ms); 0: the next as soon as the last step is done
+PACE_S = 0.0
+
+
 def scrub(page, start: int, max_layer: int, warmup: int, steps: int, live: bool,
           keys: tuple[str, str] = ("ArrowLeft", "ArrowRight")) -> list[dict]:
-    """warmup + steps key presses (keys = (one layer down, one layer up)); the measured steps' records."""
+    """warmup + steps key presses (keys = (one layer down, one layer up)); the measured steps' records. Each press
+    waits for the last step to be drawn (and, live, answered), and with `PACE_S` > 0 also until that long after the
+    last press (a key pressed no faster than a held key repeats)."""
     out = []
+    last = None
     for i, (key, layer) in enumerate(keys_and_layers(start, max_layer, warmup + steps)):
         page.evaluate("([k, live]) => window.__rbArm(k, live)", [layer, live])
+        if PACE_S and last is not None:
+            time.sleep(max(0.0, last + PACE_S - time.monotonic()))
+        last = time.monotonic()
         page.keyboard.press(keys[0] if key == "ArrowLeft" else keys[1])
         r = page.evaluate("() => window.__rbResult")
         if r["layer"] != layer:
@@ -623,6 +633,9 @@ def main() -> None:
     ap.add_argument("--trace", action="store_true", help="also record Chrome traces: the frame work per step "
                                                          "(--frame-steps steps per part, view and bundle)")
     ap.add_argument("--frame-steps", type=int, default=20)
+    ap.add_argument("--pace-ms", type=float, default=0, help="press the keys no faster than this (33: a held key's "
+                    "30 Hz repeat), which leaves the page the idle time a user's key presses leave it; default 0: "
+                    "each key as soon as the last step is drawn (and, live, answered)")
     ap.add_argument("--profile", action="store_true", help="also record a CPU profile of 10 steps per view and part")
     ap.add_argument("--esm-dir", help="a folder with dashboard.js and training.js (and spinal.css, if there) to use "
                                       "instead of the shipped bundles (e.g. an unminified build, for readable "
@@ -636,6 +649,8 @@ def main() -> None:
     args = ap.parse_args()
     if not args.baseline:
         args.rounds = 1
+    global PACE_S
+    PACE_S = args.pace_ms / 1000
     pin_threads(1)
     from playwright.sync_api import sync_playwright
 
@@ -647,7 +662,7 @@ def main() -> None:
                       "steps": args.steps, "warmup": args.warmup, "rounds": args.rounds, "chromium": CHROMIUM,
                       "current": current + (" + uncommitted changes" if dirty else "")
                       + (f", bundles from {args.esm_dir}" if args.esm_dir else ""),
-                      "baseline": args.baseline}), flush=True)
+                      "baseline": args.baseline, "pace_ms": args.pace_ms}), flush=True)
     t = time.perf_counter()
     frame = load_frame(Path(args.frame_cache) if args.frame_cache else None, args.checkpoints, args.layers, args.d)
     tframe = with_steps(frame)

@@ -46,7 +46,7 @@ def test_a_trace_without_lens_says_how_to_get_it(browser, artifacts):
 
 # the layer table's box and the table itself: the table must fit its box (no horizontal scroll, last column shown)
 TABLE_FITS = """() => { const wrap = document.querySelector('.spn-table-wrap');
-  const table = wrap.querySelector('table'), last = wrap.querySelector('thead th:last-child');
+  const table = wrap.querySelector('.spn-table'), last = table.querySelector('thead th:last-child');
   const w = wrap.getBoundingClientRect(), l = last.getBoundingClientRect();
   return { box: Math.round(w.width), table: Math.round(table.getBoundingClientRect().width),
            scroll: wrap.scrollWidth - wrap.clientWidth, lastRight: Math.round(l.right - w.right),

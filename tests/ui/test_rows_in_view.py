@@ -18,10 +18,10 @@ NAMES = [f"ckpt{i:02d}" for i in range(20)]
 
 # per body row: checkpoint, the layer it shows, stale or not, in the box's view or not, and its α and 𝓛 cells' values
 ROWS = """() => { const wrap = document.querySelector('.spn-table-wrap');
-  const box = wrap.getBoundingClientRect(), head = wrap.querySelector('thead th').getBoundingClientRect();
-  const ths = [...wrap.querySelectorAll('thead th')].map((th) => th.textContent);
+  const box = wrap.getBoundingClientRect(), head = wrap.querySelector('.spn-table thead th').getBoundingClientRect();
+  const ths = [...wrap.querySelectorAll('.spn-table thead th')].map((th) => th.textContent);
   const col = (name) => ths.indexOf(name);
-  return [...wrap.querySelectorAll('tbody tr')].map((tr) => { const r = tr.getBoundingClientRect();
+  return [...wrap.querySelectorAll('.spn-table tbody tr')].map((tr) => { const r = tr.getBoundingClientRect();
     const value = (name) => { const td = tr.children[col(name)]; return td ? td.firstChild.nodeValue : null; };
     return { c: +tr.dataset.checkpoint, name: tr.querySelector('.spn-name-text').textContent, layer: tr.dataset.layer ?? null, stale: tr.hasAttribute('data-stale'),
              on: tr.classList.contains('spn-on'), inView: r.bottom > head.bottom + 1 && r.top < box.bottom - 1,
@@ -35,7 +35,7 @@ BEFORE_PAINT = """(top) => new Promise((resolve) => { const wrap = document.quer
   requestAnimationFrame(() => resolve((ROWS)())); })"""
 
 FILLED = """(layer) => { const rows = (ROWS)();
-  return rows.every((r) => !r.inView || (r.layer === layer && !r.stale)) && rows.some((r) => r.stale); }"""
+  return rows.every((r) => !r.inView || (r.layer === layer && !r.stale)); }"""
 
 
 @pytest.fixture
@@ -90,10 +90,11 @@ def test_a_step_fills_the_rows_in_view_and_marks_the_others_stale(scrub20):
     page.wait_for_function(f"() => ({FILLED.replace('ROWS', rows_js)})('{one}')")
     rows = page.evaluate(rows_js)
     assert check_values(frame, rows, start - 1) >= 5
-    stale = [r for r in rows if r["stale"]]
-    # out of view: the previous layer's text, marked and hidden, never taken for the new layer's
-    assert stale and all(not r["inView"] and not r["on"] and r["layer"] == str(start) and r["hidden"]
-                         for r in stale), stale
+    # every row shows this layer, or is out of view and stale: another layer's text, marked and hidden, never taken for
+    # the new layer's (which rows are stale depends on whether the step found a sheet filled ahead for its layer)
+    assert all((r["layer"] == one and not r["stale"] and not r["hidden"])
+               or (r["stale"] and r["hidden"] and not r["inView"] and not r["on"] and r["layer"] != one)
+               for r in rows), rows
     assert page.evaluate("() => document.querySelector('.spn-table tr.spn-on').dataset.layer") == one
 
     # scrolled to the bottom: the rows that come into view are filled before that frame is painted
@@ -128,3 +129,40 @@ def test_a_small_table_fills_every_row(browser, artifacts):
             assert check_values(frame, rows, int(layer)) == 3
     finally:
         page.close()
+
+
+# the sheet filled ahead for `layer` (not the one shown), or null
+AHEAD = """(layer) => !!document.querySelector(`.spn-table-wrap table.spn-sheet:not(.spn-table)[data-layer="${layer}"]`)"""
+
+# text changes in the shown table's cells between a key press and the frame that shows it
+WATCH = """() => { window.__texts = 0; const box = document.querySelector('.spn-table-wrap');
+  new MutationObserver((ms) => { for (const m of ms) if (m.type === 'characterData' || m.type === 'childList')
+    if (m.target.closest ? m.target.closest('table.spn-table') : m.target.parentElement?.closest('table.spn-table')) window.__texts++; })
+    .observe(box, { subtree: true, characterData: true, childList: true }); }"""
+
+
+def test_a_step_to_a_layer_filled_ahead_changes_no_text(scrub20):
+    """After a step, idle time fills a sheet for the next layer in the direction of travel; the step to it brings that
+    sheet on top with its values (no text changed in the frame), and the values are the frame's."""
+    page, frame = scrub20
+    page.locator(".spinal-nb").first.focus()
+    start = int(page.locator(".spn-scrubber").get_attribute("data-layer"))
+    page.keyboard.press("ArrowLeft")  # travel downwards: the sheet made ready first is for start - 2
+    page.wait_for_function(f"() => document.querySelector('.spn-scrubber').dataset.layer === '{start - 1}'")
+    page.wait_for_function(AHEAD, arg=str(start - 2))
+    page.evaluate(WATCH)
+    page.keyboard.press("ArrowLeft")
+    page.wait_for_function(f"() => document.querySelector('.spn-table').dataset.layer === '{start - 2}'")
+    # MutationObserver reports come as a microtask after the changes: by now every change of this step is counted
+    texts = page.evaluate("() => new Promise((r) => requestAnimationFrame(() => r(window.__texts)))")
+    assert texts == 0
+    rows = page.evaluate(ROWS)
+    assert check_values(frame, rows, start - 2) >= 5
+    # exactly one sheet is shown and exposed to screen readers
+    assert page.evaluate("""() => [...document.querySelectorAll('.spn-table-wrap table')].map((t) =>
+      [t.classList.contains('spn-table'), t.getAttribute('aria-hidden')])""").count([True, None]) == 1
+    # and a jump to a layer no sheet holds fills the shown sheet in place, with that layer's values
+    page.keyboard.press("Home")
+    page.wait_for_function("() => document.querySelector('.spn-table').dataset.layer === '0'")
+    page.wait_for_function(f"() => ({FILLED.replace('ROWS', ROWS)})('0')")
+    assert check_values(frame, page.evaluate(ROWS), 0) >= 5

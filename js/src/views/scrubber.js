@@ -94,19 +94,43 @@ export function mountScrubber(parent, store) {
   }
 
   // --- table ------------------------------------------------------------------------------------------------------
-  let table = null;
+  // The table is drawn on sheets: tables of the same rows stacked in one grid cell of the box, the one shown on top
+  // (class spn-table) and the others under it, transparent and hidden from screen readers. Right after a step's
+  // frame, a task fills a free sheet with the next layer in the direction of travel and lays it out (the previous
+  // layer's sheet follows in idle time); the step to that layer then only brings that sheet on top — no text to lay
+  // out in its frame (the ≈ 60 texts of ≈ 8 rows a step changed took ≈ 3–4 ms of its layout; BENCHMARKS.md
+  // "Sheets"). A step to a layer no sheet holds (a jump, or a key faster than the frames) fills the shown sheet in
+  // place, as before.
+  const SHEETS = 3;
+  let sheets = []; // {table, rows, layer (the layer its rows were filled for, null while empty)}
+  let front = 0; // the sheet shown
+  let table = null; // sheets[front].table
   // per checkpoint: {c, isRef, onDepth, tr, cells (the six value cells) or null, missing (td) or null, layer (the
-  // layer its cells show)}
-  let tableRows = [];
+  // layer its cells show), sheet}
+  let tableRows = []; // sheets[front].rows
+  let travel = 1; // the direction of the last step (+1 up, -1 down): the sheet made ready first is the next layer that way
+  let idleReq = 0; // a preparation is queued (-1: a task, else the idle callback's id)
 
   function buildTable() {
+    cancelPrepare();
+    sheets = [buildSheet()];
+    front = 0;
+    ({ table, rows: tableRows } = sheets[0]);
+    table.classList.add("spn-table");
+    clear(tableBox).append(table);
+    watchRows();
+  }
+
+  // a sheet's rows for the current checkpoints, selection and reference (a change of these rebuilds every sheet)
+  function buildSheet() {
     const sel = store.checkpointIndex();
     const ref = store.referenceIndex();
     const { colors } = store.colors;
     const summaries = store.get("_summaries") || {};
     const samples = store.header.samples || {};
-    tableRows = store.names.map((name, c) => ({
-      c, isRef: c === ref, cells: null, missing: null, layer: null,
+    const sheet = { table: null, rows: null, layer: null };
+    sheet.rows = store.names.map((name, c) => ({
+      c, isRef: c === ref, cells: null, missing: null, layer: null, sheet,
       // another depth than the reference: compared on depth in the Compare panel, never index by index here
       onDepth: c !== ref && !!summaries[name] && summaries[name].aligned === "depth",
       tr: h("tr", { class: (c === sel ? "spn-on " : "") + (c === ref ? "spn-ref" : ""), "data-checkpoint": c,
@@ -115,7 +139,7 @@ export function mountScrubber(parent, store) {
           h("span", { class: "spn-name-text", text: name }), sampleLine(samples[name])]),
       ]),
     }));
-    table = h("table", { class: "spn-table" }, [
+    sheet.table = h("table", { class: "spn-sheet" }, [
       h("thead", {}, [h("tr", {}, [
         h("th", { text: "checkpoint" }), h("th", { text: "α contraction" }), h("th", { text: "fit R²" }),
         h("th", { text: "𝓛 transport" }), h("th", { text: "entropy" }),
@@ -123,10 +147,21 @@ export function mountScrubber(parent, store) {
           "data-column": k })),
         h("th", { text: "Δα vs ref" }), h("th", { text: "Δ𝓛 vs ref" }),
       ])]),
-      h("tbody", {}, tableRows.map((row) => row.tr)),
+      h("tbody", {}, sheet.rows.map((row) => row.tr)),
     ]);
-    clear(tableBox).append(table);
-    watchRows();
+    return sheet;
+  }
+
+  // the sheet `i` on top: the marker class moves (it sets the stacking order and opacity of the two tables, and no
+  // CSS rule reaches into a sheet through it, so no cell is restyled)
+  function showSheet(i) {
+    const old = sheets[front].table;
+    old.classList.remove("spn-table");
+    old.setAttribute("aria-hidden", "true");
+    front = i;
+    ({ table, rows: tableRows } = sheets[i]);
+    table.classList.add("spn-table");
+    table.removeAttribute("aria-hidden");
   }
 
   // A step fills only the rows in the table box's view (about 8 of 20 at 340 px) and the selected row (read as the
@@ -135,10 +170,11 @@ export function mountScrubber(parent, store) {
   // are filled when they come into view: on the box's scroll event, which runs before the scrolled frame is painted,
   // and from the observer (after a resize that shows more rows; its reports come in a task after the frame is painted,
   // hence a margin of about a row, which also covers most of a scroll the compositor paints before this thread runs).
-  let inView = null; // the rows in view (or within the margin); null until the observer's first report: fill all
+  // The sheets are stacked in one place: the rows of the shown sheet stand for all (by checkpoint index).
+  let inView = null; // the checkpoints whose rows are in view (or within the margin); null until the observer's first report: fill all
   let observer = null;
   let tableLayer = null; // the layer the table is for
-  const rowOf = new WeakMap(); // tr → its entry in tableRows
+  const rowOf = new WeakMap(); // tr → its entry in its sheet's rows
 
   function watchRows() {
     if (observer) observer.disconnect();
@@ -148,16 +184,20 @@ export function mountScrubber(parent, store) {
       if (!inView) inView = new Set();
       for (const e of entries) {
         const row = rowOf.get(e.target);
-        if (!row) continue;
+        if (!row || row.sheet !== sheets[front]) continue;
         if (e.isIntersecting) {
-          inView.add(row);
+          inView.add(row.c);
           if (row.layer !== tableLayer && tableLayer !== null) fillRow(row, tableLayer);
-        } else inView.delete(row);
+        } else inView.delete(row.c);
       }
     }, { root: tableBox, rootMargin: "48px 0px" });
-    for (const row of tableRows) {
+    observeRows(sheets[front]);
+  }
+
+  function observeRows(sheet) {
+    for (const row of sheet.rows) {
       rowOf.set(row.tr, row);
-      observer.observe(row.tr);
+      if (observer) observer.observe(row.tr);
     }
   }
 
@@ -168,21 +208,88 @@ export function mountScrubber(parent, store) {
   }, { passive: true });
 
   function fillTable(layer) {
+    if (tableLayer !== null && layer !== tableLayer) travel = layer > tableLayer ? 1 : -1;
+    const ready = sheets.findIndex((sh, i) => i !== front && sh.layer === layer);
+    if (ready >= 0) showSheet(ready);
     tableLayer = layer;
-    const sel = store.checkpointIndex();
-    for (const row of tableRows) {
-      if (!inView || inView.has(row) || row.c === sel) fillRow(row, layer);
-      else if ((row.layer !== layer) !== row.tr.hasAttribute("data-stale")) row.tr.toggleAttribute("data-stale");
-    }
-    table.dataset.layer = layer;
+    fillSheet(sheets[front], layer);
     // keep the selected row in view when the selection moves (or once the widget is on the page); not on every layer
     // step, where the table keeps its scroll position: reading the layout here forces a synchronous layout of the
     // whole page (10–25 ms a step in JupyterLab)
+    const sel = store.checkpointIndex();
     if (sel !== scrolledFor && tableBox.isConnected && tableBox.clientHeight > 0) {
       scrolledFor = sel;
-      const on = tableBox.querySelector("tr.spn-on");
+      const on = table.querySelector("tr.spn-on");
       if (on && on.scrollIntoView && tableBox.scrollHeight > tableBox.clientHeight) on.scrollIntoView({ block: "nearest" });
     }
+    prepareSoon();
+  }
+
+  // the rows in view and the selected row filled for `layer`, the others marked stale (a new sheet's rows are all
+  // filled once, so that its rows have their cells and heights when it is shown and scrolled)
+  function fillSheet(sheet, layer) {
+    sheet.layer = layer;
+    const sel = store.checkpointIndex();
+    for (const row of sheet.rows) {
+      if (!inView || inView.has(row.c) || row.c === sel || row.layer === null) {
+        if (row.layer !== layer) fillRow(row, layer);
+      } else if ((row.layer !== layer) !== row.tr.hasAttribute("data-stale")) row.tr.toggleAttribute("data-stale");
+    }
+    sheet.table.dataset.layer = layer;
+  }
+
+  // After a step's frame, in a task of its own (right after the frame is painted): the sheet for the next layer in
+  // the direction of travel made ready; the other neighbour's later, in idle time. Each is the text layout of ≈ 8
+  // rows, a few ms: never two in one task, and never while a step waits for its frame (a key pressed since).
+  // requestIdleCallback alone came too late: a held key's steps left it no idle period, and it ran on its 250 ms
+  // timeout, if at all.
+  const idle = typeof requestIdleCallback === "function"
+    ? (fn) => requestIdleCallback(fn, { timeout: 250 }) : (fn) => setTimeout(fn, 30);
+  let prepGen = 0; // bumped by a rebuild: a callback of an earlier build does nothing
+  const unidle = typeof cancelIdleCallback === "function" ? cancelIdleCallback : clearTimeout;
+  function prepareSoon(lazy = false) {
+    if (!tableBox.isConnected || idleReq === -1 || (idleReq && lazy)) return;
+    if (idleReq) unidle(idleReq); // a step since: its next layer first
+    const gen = prepGen;
+    const run = () => {
+      idleReq = 0;
+      if (gen === prepGen) prepare();
+    };
+    if (lazy) idleReq = idle(run);
+    else {
+      const ch = new MessageChannel();
+      ch.port1.onmessage = run;
+      ch.port2.postMessage(0);
+      idleReq = -1;
+    }
+  }
+  function cancelPrepare() {
+    if (idleReq > 0) unidle(idleReq);
+    prepGen++;
+    idleReq = 0;
+  }
+  function prepare() {
+    if (tableLayer === null || !table || !table.isConnected) return;
+    if (dirty.size) { // a redraw is queued (a step asks again after its frame; a reply's redraw does not)
+      prepareSoon(true);
+      return;
+    }
+    const want = [tableLayer + travel, tableLayer - travel].filter((l) => l >= 0 && l <= store.maxLayer);
+    const todo = want.find((l) => !sheets.some((sh) => sh.layer === l));
+    if (todo === undefined) return;
+    let i = sheets.findIndex((sh, k) => k !== front && !want.includes(sh.layer));
+    if (i < 0) {
+      if (sheets.length >= SHEETS) return;
+      const sheet = buildSheet();
+      sheet.table.setAttribute("aria-hidden", "true");
+      tableBox.append(sheet.table);
+      observeRows(sheet);
+      sheets.push(sheet);
+      i = sheets.length - 1;
+    }
+    fillSheet(sheets[i], todo);
+    void sheets[i].table.offsetHeight; // laid out now, between frames, not in the frame of the step that shows it
+    prepareSoon(true);
   }
 
   function fillRow(row, layer) {
