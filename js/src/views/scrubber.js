@@ -95,13 +95,13 @@ export function mountScrubber(parent, store) {
 
   // --- table ------------------------------------------------------------------------------------------------------
   // The table is drawn on sheets: tables of the same rows stacked in one grid cell of the box, the one shown on top
-  // (class spn-table) and the others under it, transparent and hidden from screen readers. Right after a step's
-  // frame, a task fills a free sheet with the next layer in the direction of travel and lays it out (the previous
-  // layer's sheet follows in idle time); the step to that layer then only brings that sheet on top — no text to lay
-  // out in its frame (the ≈ 60 texts of ≈ 8 rows a step changed took ≈ 3–4 ms of its layout; BENCHMARKS.md
-  // "Sheets"). A step to a layer no sheet holds (a jump, or a key faster than the frames) fills the shown sheet in
-  // place, as before.
-  const SHEETS = 3;
+  // (class spn-table) and another under it, transparent and hidden from screen readers. Right after a step's
+  // frame, a task fills the other sheet with the next layer in the direction of travel and lays it out; the step to
+  // that layer then only brings that sheet on top — no text to lay out in its frame (the ≈ 60 texts of ≈ 8 rows a
+  // step changed took ≈ 3–4 ms of its layout; BENCHMARKS.md "Sheets"). A step to a layer no sheet holds (a jump, a
+  // turn, or a key faster than the frames) fills the shown sheet in place, as before. (A third sheet, kept for the
+  // previous layer, measured no better: every sheet is a compositor layer the page's layerization walks.)
+  const SHEETS = 2;
   let sheets = []; // {table, rows, layer (the layer its rows were filled for, null while empty)}
   let front = 0; // the sheet shown
   let table = null; // sheets[front].table
@@ -277,7 +277,10 @@ export function mountScrubber(parent, store) {
     const want = [tableLayer + travel, tableLayer - travel].filter((l) => l >= 0 && l <= store.maxLayer);
     const todo = want.find((l) => !sheets.some((sh) => sh.layer === l));
     if (todo === undefined) return;
+    // a sheet to fill: one no neighbour needs, else the one that holds a neighbour less likely next than `todo`
+    const keep = want.slice(0, want.indexOf(todo));
     let i = sheets.findIndex((sh, k) => k !== front && !want.includes(sh.layer));
+    if (i < 0 && sheets.length >= SHEETS) i = sheets.findIndex((sh, k) => k !== front && !keep.includes(sh.layer));
     if (i < 0) {
       if (sheets.length >= SHEETS) return;
       const sheet = buildSheet();
