@@ -41,7 +41,10 @@ commit, whatever else runs on the machine; a step fits in one 60 Hz frame when i
 time (`frame_wall_ms`) and the CPU time per kind of work. Tracing slows the page: compare traced numbers with each
 other, not with the untraced ones.
 
-Each part does `--warmup` steps first (not recorded), then `--steps` steps (direction reverses at the ends).
+Each part does `--warmup` steps first (not recorded), then `--steps` steps (direction reverses at the ends). A key
+is pressed as soon as the last step is drawn (and, live, answered): faster than a held key repeats, so work the
+widget leaves for after a frame (the table's next sheet) has the least time. `--pace-ms 33` presses no faster
+than a held key's 30 Hz.
 
     OMP_NUM_THREADS=1 python benchmarks/widget_redraw.py --checkpoints 20 --layers 64 --steps 40 --trace
 
