@@ -14,6 +14,7 @@ the keydown to the end of the first Commit after it (Chrome trace, devtools.time
               the boxes' isolation), to measure what they save
     all-nointervals, all-nocompanions: all with the table's interval texts, or its three lens-metric columns, hidden
     sheets-stack, sheets-stack-layers, sheets-thead: all with the table's sheets shown another way (see STACK_CSS)
+    sheets-opacity: all with the sheets swapped by opacity alone (their stacking order fixed)
 
 The page layout and the trace are widget_redraw's (its PAGE_JS, scrub, settle, live_page). The switch is for
 measuring only: it exists in the temporary copy, never in the shipped bundles.
@@ -78,11 +79,15 @@ THEAD_CSS = (".spinal-nb .spn-sheet th { position: static !important }\n"
              ".spinal-nb .spn-sheet thead { position: sticky; top: 0; z-index: 1 }")
 UP_CSS = (".spinal-nb .spn-sheet { transform: translateY(-150%) !important }\n"
           ".spinal-nb .spn-sheet.spn-table { transform: none !important }")
+# the sheets swapped by opacity alone, their stacking order fixed (the later on top, transparent when hidden; hit testing
+# would then need the shown one raised under a pointer): does keeping the stacking order save the page's re-layerization?
+OPACITY_CSS = ".spinal-nb .spn-sheet, .spinal-nb .spn-sheet.spn-table { z-index: 0 !important }"
 CSS_VARIANTS = {"all-flat": ("all", FLAT_CSS), "none-flat": ("none", FLAT_CSS),
                 "all-nointervals": ("all", NO_INTERVALS_CSS), "all-nocompanions": ("all", NO_COMPANIONS_CSS),
                 "sheets-stack": ("all", STACK_CSS), "sheets-stack-layers": ("all", STACK_LAYERS_CSS),
                 "sheets-thead": ("all", THEAD_CSS), "sheets-up": ("all", UP_CSS),
-                "sheets-stack-layers-thead": ("all", STACK_LAYERS_CSS + "\n" + THEAD_CSS)}
+                "sheets-stack-layers-thead": ("all", STACK_LAYERS_CSS + "\n" + THEAD_CSS),
+                "sheets-opacity": ("all", OPACITY_CSS)}
 SET_CSS = """(css) => { let el = document.getElementById('spn-parts-css');
   if (!el) { el = document.createElement('style'); el.id = 'spn-parts-css'; document.head.append(el); }
   el.textContent = css; }"""

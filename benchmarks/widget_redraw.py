@@ -38,7 +38,8 @@ widget's height change between the first frame and the end of the step (a layout
 part: `frame_cpu_ms` is the renderer main thread's CPU time (the trace's thread durations) from the task that
 handles the keydown to the end of the first Commit after it: our handlers, style, layout, paint, layerize and
 commit, whatever else runs on the machine; a step fits in one 60 Hz frame when it is under 16.7 ms. Also its wall
-time (`frame_wall_ms`) and the CPU time per kind of work. Tracing slows the page: compare traced numbers with each
+time (`frame_wall_ms`), the CPU time per kind of work, and per script run in that window (`frame_scripts_ms_per_step`:
+the widget's functions, JupyterLab's, and this benchmark's own listeners, which run inside the window too). Tracing slows the page: compare traced numbers with each
 other, not with the untraced ones.
 
 Each part does `--warmup` steps first (not recorded), then `--steps` steps (direction reverses at the ends). A key
@@ -424,9 +425,22 @@ def trace_steps(page, browser, tmp: Path, view: str, start: int, max_layer: int,
     per_step = [cpu(tasks, w) for w in windows]
     wall = [(b - a) / 1000 for a, b in windows]
     ms = {k: sum(cpu(v, w) for w in windows) / max(1, len(windows)) for k, v in by_kind.items()}
+    # whose script runs in the frame: each FunctionCall by its function and script (the widget's bundle is a blob:
+    # URL, this benchmark's page script has none; JupyterLab's are its chunks), each EventDispatch by event type
+    src: dict[str, float] = {}
+    for e in by_kind["FunctionCall"] + by_kind["EventDispatch"]:
+        if any(a <= e["ts"] < b for a, b in windows):
+            d = e.get("args", {}).get("data", {})
+            url = d.get("url") or ""
+            where = ("widget" if url.startswith("blob:") else "benchmark page script" if not url
+                     else Path(url.split("?")[0]).name)
+            key = (f"{e['name']} {d.get('type')}" if e["name"] == "EventDispatch"
+                   else f"{d.get('functionName') or '(anonymous)'} ({where}:{d.get('lineNumber', '?')})")
+            src[key] = src.get(key, 0) + e.get("tdur", e.get("dur", 0)) / 1000 / max(1, len(windows))
     return {"frame_cpu_ms": stats(per_step), "frame_wall_ms": stats(wall),
             "frame_cpu_by_kind_ms_per_step": {k: round(v, 2) for k, v in sorted(ms.items(), key=lambda kv: -kv[1])
                                               if v >= 0.05},
+            "frame_scripts_ms_per_step": {k: round(v, 2) for k, v in sorted(src.items(), key=lambda kv: -kv[1])[:8]},
             "traced_steps": len(rows), "_frame_cpu": per_step, "_frame_wall": wall}
 
 
@@ -595,11 +609,15 @@ def merge_traces(parts: list[dict]) -> dict:
     work = [v for p in parts for v in p["_frame_cpu"]]
     wall = [v for p in parts for v in p["_frame_wall"]]
     kinds: dict[str, float] = {}
+    scripts: dict[str, float] = {}
     for p in parts:
         for k, v in p["frame_cpu_by_kind_ms_per_step"].items():
             kinds[k] = kinds.get(k, 0) + v / len(parts)
+        for k, v in p.get("frame_scripts_ms_per_step", {}).items():
+            scripts[k] = scripts.get(k, 0) + v / len(parts)
     return {"frame_cpu_ms": stats(work), "frame_wall_ms": stats(wall),
             "frame_cpu_by_kind_ms_per_step": {k: round(v, 2) for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])},
+            "frame_scripts_ms_per_step": {k: round(v, 2) for k, v in sorted(scripts.items(), key=lambda kv: -kv[1])[:8]},
             "traced_steps": len(work)}
 
 

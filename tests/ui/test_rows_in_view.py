@@ -166,3 +166,52 @@ def test_a_step_to_a_layer_filled_ahead_changes_no_text(scrub20):
     page.wait_for_function("() => document.querySelector('.spn-table').dataset.layer === '0'")
     page.wait_for_function(f"() => ({FILLED.replace('ROWS', ROWS)})('0')")
     assert check_values(frame, page.evaluate(ROWS), 0) >= 5
+
+
+# what the pointer at (x, y) reaches: the sheet (its index among the box's tables), whether that sheet is the shown
+# one, the row's checkpoint, and whether the row is hovered
+UNDER = """([x, y]) => { const el = document.elementFromPoint(x, y), t = el && el.closest('table');
+  const tables = [...document.querySelectorAll('.spn-table-wrap table')], tr = el && el.closest('tbody tr');
+  return { sheet: tables.indexOf(t), shown: !!t && t.classList.contains('spn-table'),
+           c: tr ? +tr.dataset.checkpoint : null, hovered: !!tr && tr.matches(':hover') }; }"""
+
+# a row of the shown sheet well inside the box's view (below the sticky header), not the selected one: its checkpoint
+# and its centre
+IN_VIEW = """() => { const wrap = document.querySelector('.spn-table-wrap'), box = wrap.getBoundingClientRect();
+  const head = wrap.querySelector('.spn-table thead th').getBoundingClientRect();  // sticky: the box's top edge
+  const tr = [...wrap.querySelectorAll('.spn-table tbody tr:not(.spn-on)')].find((tr) => {
+    const r = tr.getBoundingClientRect(); return r.top > Math.max(box.top, head.bottom) + 2 && r.bottom < box.bottom - 2; });
+  const r = tr.getBoundingClientRect();
+  return [+tr.dataset.checkpoint, r.left + r.width / 2, r.top + r.height / 2]; }"""
+
+
+def test_the_pointer_reaches_the_shown_sheet(scrub20):
+    """The sheets are stacked in one place, the hidden one transparent: hover, tooltips and clicks must reach the shown
+    sheet's rows (not a transparent sheet over it) — on either sheet, and after steps taken with the pointer there."""
+    page, frame = scrub20
+    page.locator(".spinal-nb").first.focus()
+    start = int(page.locator(".spn-scrubber").get_attribute("data-layer"))
+    page.locator(".spn-table-wrap").scroll_into_view_if_needed()  # in the viewport: the pointer can reach it
+    page.keyboard.press("ArrowLeft")  # travel downwards: after this step a sheet is filled for the next layer down
+    seen = set()
+    for i in range(2, 5):  # three steps to sheets filled ahead: each sheet is shown at least once
+        page.wait_for_function(AHEAD, arg=str(start - i))
+        page.keyboard.press("ArrowLeft")
+        page.wait_for_function(f"() => document.querySelector('.spn-table').dataset.layer === '{start - i}'")
+        c, x, y = page.evaluate(IN_VIEW)
+        page.mouse.move(x, y)
+        under = page.evaluate(UNDER, [x, y])
+        assert under["shown"] and under["hovered"] and under["c"] == c, (under, c)
+        seen.add(under["sheet"])
+        page.mouse.move(5, 5)
+    assert seen == {0, 1}, seen
+    # steps taken with the pointer resting over a row: the row under it stays the shown sheet's
+    page.mouse.move(x, y)
+    for i in range(5, 7):
+        page.wait_for_function(AHEAD, arg=str(start - i))
+        page.keyboard.press("ArrowLeft")
+        page.wait_for_function(f"() => document.querySelector('.spn-table').dataset.layer === '{start - i}'")
+        assert page.evaluate(UNDER, [x, y])["shown"]
+    # a click selects that row's checkpoint
+    page.mouse.click(x, y)
+    page.wait_for_function(f"() => document.querySelector('.spn-table tr.spn-on')?.dataset.checkpoint === '{c}'")
