@@ -15,6 +15,7 @@ the keydown to the end of the first Commit after it (Chrome trace, devtools.time
     all-nointervals, all-nocompanions: all with the table's interval texts, or its three lens-metric columns, hidden
     sheets-stack, sheets-stack-layers, sheets-thead: all with the table's sheets shown another way (see STACK_CSS)
     sheets-opacity: all with the sheets swapped by opacity alone (their stacking order fixed)
+    contain-texts: all with the texts a step changes outside the table made relayout boundaries (CONTAIN_CSS)
 
 The page layout and the trace are widget_redraw's (its PAGE_JS, scrub, settle, live_page). The switch is for
 measuring only: it exists in the temporary copy, never in the shipped bundles.
@@ -82,12 +83,18 @@ UP_CSS = (".spinal-nb .spn-sheet { transform: translateY(-150%) !important }\n"
 # the sheets swapped by opacity alone, their stacking order fixed (the later on top, transparent when hidden; hit testing
 # would then need the shown one raised under a pointer): does keeping the stacking order save the page's re-layerization?
 OPACITY_CSS = ".spinal-nb .spn-sheet, .spinal-nb .spn-sheet.spn-table { z-index: 0 !important }"
+# the texts a step changes outside the table, each made a relayout boundary (size and layout containment, a fixed
+# height): does their layout stay local instead of walking up to the page's root? (a probe, not a design: the fixed
+# sizes would clip a longer text)
+CONTAIN_CSS = (".spinal-nb .spn-readout, .spinal-nb .spn-depth-out { display: inline-block; contain: strict; "
+               "height: 1.45em }\n.spinal-nb .spn-subtitle { contain: strict; height: 1.4em }\n"
+               ".spinal-nb .spn-lens-row > * { contain: strict; height: 1.4em }")
 CSS_VARIANTS = {"all-flat": ("all", FLAT_CSS), "none-flat": ("none", FLAT_CSS),
                 "all-nointervals": ("all", NO_INTERVALS_CSS), "all-nocompanions": ("all", NO_COMPANIONS_CSS),
                 "sheets-stack": ("all", STACK_CSS), "sheets-stack-layers": ("all", STACK_LAYERS_CSS),
                 "sheets-thead": ("all", THEAD_CSS), "sheets-up": ("all", UP_CSS),
                 "sheets-stack-layers-thead": ("all", STACK_LAYERS_CSS + "\n" + THEAD_CSS),
-                "sheets-opacity": ("all", OPACITY_CSS)}
+                "sheets-opacity": ("all", OPACITY_CSS), "contain-texts": ("all", CONTAIN_CSS)}
 SET_CSS = """(css) => { let el = document.getElementById('spn-parts-css');
   if (!el) { el = document.createElement('style'); el.id = 'spn-parts-css'; document.head.append(el); }
   el.textContent = css; }"""
