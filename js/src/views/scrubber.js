@@ -101,14 +101,13 @@ export function mountScrubber(parent, store) {
   // step changed took ≈ 3–4 ms of its layout; BENCHMARKS.md "Sheets"). A step to a layer no sheet holds (a jump, a
   // turn, or a key faster than the frames) fills the shown sheet in place, as before. (A third sheet, kept for the
   // previous layer, measured no better: every sheet is a compositor layer the page's layerization walks.)
-  const SHEETS = 2;
   let sheets = []; // {table, rows, layer (the layer its rows were filled for, null while empty)}
   let front = 0; // the sheet shown
   let table = null; // sheets[front].table
   // per checkpoint: {c, isRef, onDepth, tr, cells (the six value cells) or null, missing (td) or null, layer (the
   // layer its cells show), sheet}
   let tableRows = []; // sheets[front].rows
-  let travel = 1; // the direction of the last step (+1 up, -1 down): the sheet made ready first is the next layer that way
+  let travel = 1; // the direction of the last step (+1 up, -1 down): the sheet made ready is for the next layer that way
   let idleReq = 0; // a preparation is queued (-1: a task, else the idle callback's id)
 
   function buildTable() {
@@ -238,11 +237,11 @@ export function mountScrubber(parent, store) {
     sheet.table.dataset.layer = layer;
   }
 
-  // After a step's frame, in a task of its own (right after the frame is painted): the sheet for the next layer in
-  // the direction of travel made ready; the other neighbour's later, in idle time. Each is the text layout of ≈ 8
-  // rows, a few ms: never two in one task, and never while a step waits for its frame (a key pressed since).
-  // requestIdleCallback alone came too late: a held key's steps left it no idle period, and it ran on its 250 ms
-  // timeout, if at all.
+  // After a step's frame, in a task of its own (right after the frame is painted): the other sheet filled for the next
+  // layer in the direction of travel (at an end of the depth, the layer back) and laid out — the text layout of ≈ 8
+  // rows, a few ms, out of any step's frame. Never while a redraw waits for its frame (a key pressed since): then it
+  // is asked again, in idle time. requestIdleCallback alone came too late: a held key's steps left it no idle period,
+  // and it ran on its 250 ms timeout, if at all.
   const idle = typeof requestIdleCallback === "function"
     ? (fn) => requestIdleCallback(fn, { timeout: 250 }) : (fn) => setTimeout(fn, 30);
   let prepGen = 0; // bumped by a rebuild: a callback of an earlier build does nothing
@@ -274,25 +273,18 @@ export function mountScrubber(parent, store) {
       prepareSoon(true);
       return;
     }
-    const want = [tableLayer + travel, tableLayer - travel].filter((l) => l >= 0 && l <= store.maxLayer);
-    const todo = want.find((l) => !sheets.some((sh) => sh.layer === l));
-    if (todo === undefined) return;
-    // a sheet to fill: one no neighbour needs, else the one that holds a neighbour less likely next than `todo`
-    const keep = want.slice(0, want.indexOf(todo));
-    let i = sheets.findIndex((sh, k) => k !== front && !want.includes(sh.layer));
-    if (i < 0 && sheets.length >= SHEETS) i = sheets.findIndex((sh, k) => k !== front && !keep.includes(sh.layer));
-    if (i < 0) {
-      if (sheets.length >= SHEETS) return;
-      const sheet = buildSheet();
+    const next = [tableLayer + travel, tableLayer - travel].find((l) => l >= 0 && l <= store.maxLayer);
+    if (next === undefined || sheets.some((sh) => sh.layer === next)) return;
+    let sheet = sheets.find((_, k) => k !== front);
+    if (!sheet) {
+      sheet = buildSheet();
       sheet.table.setAttribute("aria-hidden", "true");
       tableBox.append(sheet.table);
       observeRows(sheet);
       sheets.push(sheet);
-      i = sheets.length - 1;
     }
-    fillSheet(sheets[i], todo);
-    void sheets[i].table.offsetHeight; // laid out now, between frames, not in the frame of the step that shows it
-    prepareSoon(true);
+    fillSheet(sheet, next);
+    void sheet.table.offsetHeight; // laid out now, between frames, not in the frame of the step that shows it
   }
 
   function fillRow(row, layer) {
