@@ -1,14 +1,14 @@
 // Layer scrubber: a slider (and ←/→) over layers, and what every checkpoint shows at the selected layer.
 //
-// A scrub step redraws in place: the table's cells, the spectrum's curves (one canvas) and the lens columns take the
-// new layer's values, and elements are built only when the structure changes (checkpoints, reference, selection,
-// data, prompt or position). Building ~500 elements a step, and laying them out, took a scrub past one frame.
+// A scrub step redraws in place: the table's cells, the spectrum's curves (one canvas; often a copy of curves painted
+// ahead between frames) and the lens columns take the new layer's values, and elements are built only when the
+// structure changes (checkpoints, reference, selection, data, prompt or position). Building ~500 elements a step, and laying them out, took a scrub past one frame.
 
 import { axes, clear, h, onResize, s } from "../lib/dom.js";
 import { tailLine } from "../lib/geometry.js";
 import { alignPositions, tokenizations } from "../lib/lens.js";
 import { extent, fmt, fmtInterval, fmtSample, fmtSigned, fmtTick, log, logNice } from "../lib/scales.js";
-import { paintSpectrum, sizeCanvas } from "./spectrum_canvas.js";
+import { copyCanvas, paintSpectrum, sizeCanvas } from "./spectrum_canvas.js";
 
 const SPEC_HEIGHT = 210;
 
@@ -58,6 +58,8 @@ export function mountScrubber(parent, store) {
           if (parts.has("lens") && !(shown.lens === `${layer}` && sameLayer(store.get("_lens_header"), layer))) {
             drawLens(layer);
           }
+          // a live reply brings the neighbours' spectra: the next layer's curves can be painted ahead now
+          if (parts.has("spectrum")) prepareSoon();
         }
       });
     }
@@ -274,7 +276,9 @@ export function mountScrubber(parent, store) {
       return;
     }
     const next = [tableLayer + travel, tableLayer - travel].find((l) => l >= 0 && l <= store.maxLayer);
-    if (next === undefined || sheets.some((sh) => sh.layer === next)) return;
+    if (next === undefined) return;
+    prepareSpectrum(next);
+    if (sheets.some((sh) => sh.layer === next)) return;
     let sheet = sheets.find((_, k) => k !== front);
     if (!sheet) {
       sheet = buildSheet();
@@ -369,24 +373,17 @@ export function mountScrubber(parent, store) {
     msg: h("p", { class: "spn-muted" }),
     axesKey: null,
     drawn: false, // the plot holds a drawing from real data
+    palette: null,
+    // the curves of the next layer, painted between frames on a canvas off the page (prepareSpectrum), and what they
+    // were painted for
+    ahead: { canvas: null, key: null },
   };
   spec.plot.append(spec.svg, spec.canvas);
 
-  function drawSpectrum(layer, sel) {
+  // What the spectrum of `layer` shows for the selection `sel`, from the spectra buffers (which must hold the layer):
+  // the series, scales and caption; `series` is empty when no checkpoint kept a spectrum there.
+  function spectrumPlan(layer, sel) {
     const sp = store.spectra;
-    if (!store.header.has_spectra) {
-      shown.spectrum = null;
-      spec.drawn = false;
-      clear(specBox);
-      return;
-    }
-    const pending = !sp || !sameLayer(store.get("_spectra_header"), layer);
-    shown.spectrum = pending ? null : `${layer}:${sel}`;
-    if (pending) {
-      if (spec.drawn) showStale(specBox, layer);
-      else showSpecMessage(layer, "loading…", true);
-      return;
-    }
     const t = store.table;
     const series = store.names.map((_, c) => {
       const r = store.row(c, layer);
@@ -394,17 +391,7 @@ export function mountScrubber(parent, store) {
       const a = sp.start[r];
       return { c, r, k: sp.k.subarray(a, a + sp.count[r]), sigma: sp.sigma.subarray(a, a + sp.count[r]) };
     }).filter(Boolean);
-    if (!series.length) {
-      showSpecMessage(layer, "No spectrum kept for this layer.", false);
-      return;
-    }
-    fresh(specBox);
-    if (spec.title.parentNode !== specBox || spec.msg.parentNode) {
-      spec.msg.remove();
-      specBox.append(spec.title, spec.plot, spec.caption);
-    }
-    specBox.dataset.draws = +specBox.dataset.draws + 1;
-    setText(spec.title, `Spectrum at layer ${layer}`);
+    if (!series.length) return { series };
     const width = specWidth;
     const height = SPEC_HEIGHT;
     const box = { left: 58, top: 8, width: width - 58 - 12, height: height - 8 - 40 };
@@ -415,19 +402,6 @@ export function mountScrubber(parent, store) {
     const yd = logNice(sy[0] * 0.9, sy[1] * 1.1);
     const x = log(xd, [box.left, box.left + box.width]);
     const y = log(yd, [box.top + box.height, box.top]);
-    const key = `${width}|${xd}|${yd}`;
-    if (key !== spec.axesKey) {
-      spec.axesKey = key;
-      spec.svg.setAttribute("width", width);
-      spec.svg.setAttribute("height", height);
-      spec.svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
-      clear(spec.svg);
-      axes(spec.svg, x, y, box, { xLabel: "rank k", yLabel: "singular value σₖ", xFormat: fmtTick, yFormat: fmtTick });
-      sizeCanvas(spec.canvas, width, height);
-    }
-    spec.svg.setAttribute("aria-label", `singular values against rank at layer ${layer}, log–log, with the ` +
-      "fitted tail line");
-    const { colors } = store.colors;
     const cur = series.find((q) => q.c === sel);
     let fit = null;
     let caption = "";
@@ -442,10 +416,81 @@ export function mountScrubber(parent, store) {
           ((store.header.reasons || {})[cur.r] ? ` — ${store.header.reasons[cur.r]}` : "");
       }
     }
+    // what the curves depend on: a canvas painted for the same key holds the same picture
+    const key = [layer, sel, width, height, `${xd}|${yd}`, store.table, store.header, store.colors.colors, spec.palette];
+    return { series, width, height, box, x, y, axesKey: `${width}|${xd}|${yd}`, fit, caption, key };
+  }
+
+  function drawSpectrum(layer, sel) {
+    if (!store.header.has_spectra) {
+      shown.spectrum = null;
+      spec.drawn = false;
+      clear(specBox);
+      return;
+    }
+    const pending = !store.spectra || !sameLayer(store.get("_spectra_header"), layer);
+    shown.spectrum = pending ? null : `${layer}:${sel}`;
+    if (pending) {
+      if (spec.drawn) showStale(specBox, layer);
+      else showSpecMessage(layer, "loading…", true);
+      return;
+    }
     if (!spec.palette) spec.palette = readPalette(specBox);
-    paintSpectrum(spec.canvas, { width, height, box, x, y, series, sel, fit, colors, palette: spec.palette });
-    setText(spec.caption, caption);
+    const plan = spectrumPlan(layer, sel);
+    if (!plan.series.length) {
+      showSpecMessage(layer, "No spectrum kept for this layer.", false);
+      return;
+    }
+    fresh(specBox);
+    if (spec.title.parentNode !== specBox || spec.msg.parentNode) {
+      spec.msg.remove();
+      specBox.append(spec.title, spec.plot, spec.caption);
+    }
+    specBox.dataset.draws = +specBox.dataset.draws + 1;
+    setText(spec.title, `Spectrum at layer ${layer}`);
+    const { width, height } = plan;
+    if (plan.axesKey !== spec.axesKey) {
+      spec.axesKey = plan.axesKey;
+      spec.svg.setAttribute("width", width);
+      spec.svg.setAttribute("height", height);
+      spec.svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+      clear(spec.svg);
+      axes(spec.svg, plan.x, plan.y, plan.box, { xLabel: "rank k", yLabel: "singular value σₖ", xFormat: fmtTick,
+        yFormat: fmtTick });
+      sizeCanvas(spec.canvas, width, height);
+    }
+    spec.svg.setAttribute("aria-label", `singular values against rank at layer ${layer}, log–log, with the ` +
+      "fitted tail line");
+    const ahead = spec.ahead;
+    if (ahead.key && sameKey(ahead.key, plan.key) && ahead.canvas.width === spec.canvas.width
+        && ahead.canvas.height === spec.canvas.height) {
+      copyCanvas(spec.canvas, ahead.canvas);
+      specBox.dataset.copies = +(specBox.dataset.copies || 0) + 1;
+    } else paintPlan(spec.canvas, plan, sel);
+    setText(spec.caption, plan.caption);
     spec.drawn = true;
+  }
+
+  function paintPlan(canvas, plan, sel) {
+    const { width, height, box, x, y, series, fit } = plan;
+    paintSpectrum(canvas, { width, height, box, x, y, series, sel, fit, colors: store.colors.colors,
+      palette: spec.palette });
+  }
+
+  // Between frames (prepare): the curves of `layer` painted onto a canvas off the page, when the spectra buffers hold
+  // that layer (always in a static export; in a live widget, the reply's neighbours of the selected layer). The step
+  // to that layer then copies the bitmap instead of stroking every checkpoint's curve in its frame.
+  function prepareSpectrum(layer) {
+    if (!spec.drawn || !spec.palette || !store.header.has_spectra || !store.spectra
+        || !sameLayer(store.get("_spectra_header"), layer)) return;
+    const sel = store.checkpointIndex();
+    const plan = spectrumPlan(layer, sel);
+    if (!plan.series.length || (spec.ahead.key && sameKey(spec.ahead.key, plan.key))) return;
+    const canvas = spec.ahead.canvas || (spec.ahead.canvas = document.createElement("canvas"));
+    sizeCanvas(canvas, plan.width, plan.height);
+    paintPlan(canvas, plan, sel);
+    spec.ahead.key = plan.key;
+    specBox.dataset.ahead = layer; // (no CSS reads it: the tests' and benchmarks' sign that the copy is ready)
   }
 
   function showSpecMessage(layer, text, pending) {
@@ -719,6 +764,11 @@ function promptsKey(prompts) {
 
 // Detail buffers hold every layer (static export: layer null), or the live widget's selected layer and its
 // neighbours (`span` [lo, hi]), so that a step to a neighbour draws at once, before the kernel's reply.
+// keys of spectrumPlan: equal values, or the same objects
+function sameKey(a, b) {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
 export function sameLayer(header, layer) {
   if (!header) return false;
   if (header.layer === null || header.layer === undefined) return true;

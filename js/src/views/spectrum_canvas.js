@@ -1,14 +1,29 @@
 // The spectrum's dense part on a canvas: every checkpoint's singular values against rank (up to 20 × 200 points),
-// the fit window of the selected one and its dashed tail line. A scrub step repaints the canvas; no element changes.
+// the fit window of the selected one and its dashed tail line. A scrub step repaints the canvas, or copies onto it the
+// next layer's curves painted ahead on a canvas off the page (scrubber.js, prepareSpectrum); no element changes.
 
 // Size the canvas for `width` × `height` CSS pixels at the screen's pixel ratio (sharp lines on HiDPI screens).
 export function sizeCanvas(canvas, width, height) {
   const dpr = Math.max(1, Math.min(3, (typeof window !== "undefined" && window.devicePixelRatio) || 1));
-  canvas.width = Math.round(width * dpr);
-  canvas.height = Math.round(height * dpr);
+  const w = Math.round(width * dpr);
+  const h = Math.round(height * dpr);
+  // setting a canvas's size clears and reallocates its bitmap, even to the same size
+  if (canvas.width === w && canvas.height === h && canvas.dataset.dpr === String(dpr)) return;
+  canvas.width = w;
+  canvas.height = h;
   canvas.style.width = width + "px";
   canvas.style.height = height + "px";
   canvas.dataset.dpr = String(dpr);
+}
+
+// The bitmap of `src` (a canvas of the same size, painted ahead) in place of `dst`'s: one copy, no path to stroke.
+export function copyCanvas(dst, src) {
+  const ctx = dst.getContext("2d");
+  if (!ctx) return;
+  ctx.setTransform(1, 0, 0, 1, 0, 0);
+  ctx.globalAlpha = 1;
+  ctx.clearRect(0, 0, dst.width, dst.height);
+  ctx.drawImage(src, 0, 0);
 }
 
 // series: [{c, k, sigma}]; x, y: log scales; fit: {kLo, kHi, line: [[k, sigma], [k, sigma]] | null} or null;
