@@ -15,6 +15,7 @@ the keydown to the end of the first Commit after it (Chrome trace, devtools.time
     all-nointervals, all-nocompanions: all with the table's interval texts, or its three lens-metric columns, hidden
     sheets-stack, sheets-stack-layers, sheets-thead: all with the table's sheets shown another way (see STACK_CSS)
     sheets-opacity: all with the sheets swapped by opacity alone (their stacking order fixed)
+    sheets-visibility: all with the hidden sheet also `visibility: hidden` (VISIBILITY_CSS)
     contain-texts: all with the texts a step changes outside the table made relayout boundaries (CONTAIN_CSS)
 
 The page layout and the trace are widget_redraw's (its PAGE_JS, scrub, settle, live_page). The switch is for
@@ -83,6 +84,10 @@ UP_CSS = (".spinal-nb .spn-sheet { transform: translateY(-150%) !important }\n"
 # the sheets swapped by opacity alone, their stacking order fixed (the later on top, transparent when hidden; hit testing
 # would then need the shown one raised under a pointer): does keeping the stacking order save the page's re-layerization?
 OPACITY_CSS = ".spinal-nb .spn-sheet, .spinal-nb .spn-sheet.spn-table { z-index: 0 !important }"
+# the hidden sheet `visibility: hidden` (its texts then not found by the page's find, Ctrl+F, which finds text of
+# opacity 0): visibility changes paint, not layout, so the sheet is still laid out ahead
+VISIBILITY_CSS = (".spinal-nb .spn-sheet { visibility: hidden }\n"
+                  ".spinal-nb .spn-sheet.spn-table { visibility: visible }")
 # the texts a step changes outside the table, each made a relayout boundary (size and layout containment, a fixed
 # height): does their layout stay local instead of walking up to the page's root? (a probe, not a design: the fixed
 # sizes would clip a longer text)
@@ -91,6 +96,7 @@ CONTAIN_CSS = (".spinal-nb .spn-readout, .spinal-nb .spn-depth-out { display: in
                ".spinal-nb .spn-lens-row > * { contain: strict; height: 1.4em }")
 CSS_VARIANTS = {"all-flat": ("all", FLAT_CSS), "none-flat": ("none", FLAT_CSS),
                 "all-nointervals": ("all", NO_INTERVALS_CSS), "all-nocompanions": ("all", NO_COMPANIONS_CSS),
+                "sheets-visibility": ("all", VISIBILITY_CSS),
                 "sheets-stack": ("all", STACK_CSS), "sheets-stack-layers": ("all", STACK_LAYERS_CSS),
                 "sheets-thead": ("all", THEAD_CSS), "sheets-up": ("all", UP_CSS),
                 "sheets-stack-layers-thead": ("all", STACK_LAYERS_CSS + "\n" + THEAD_CSS),
