@@ -176,6 +176,32 @@ def browser():
         b.close()
 
 
+@pytest.fixture
+def open_export(browser, artifacts):
+    """open_export(frame, name): the Dashboard's static export of `frame` (`show(frame).to_html`, written to
+    artifacts/<name>.html) in a new page, 1000 × 1400 (narrow: lens and spectrum share a row), drawn. An error in a
+    page fails the test at teardown."""
+    opened: list[tuple] = []
+
+    def open_(frame, name: str, title: str = "20 checkpoints"):
+        from spinal_nb.widgets import show
+
+        path = show(frame, title=title).to_html(artifacts / f"{name}.html")
+        page = browser.new_page(viewport={"width": 1000, "height": 1400})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        opened.append((page, errors))
+        page.goto(path.as_uri())
+        page.wait_for_selector(".spinal-nb .spn-spectrum svg", timeout=30_000)
+        return page
+
+    yield open_
+    for page, _ in opened:
+        page.close()
+    for _, errors in opened:
+        assert not errors, errors
+
+
 class Markdown(str):
     """A markdown cell's source in `write_notebook`'s cells (a plain str is a code cell)."""
 

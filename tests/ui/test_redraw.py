@@ -45,19 +45,9 @@ ROW_IN_VIEW = """() => { const wrap = document.querySelector('.spn-table-wrap').
 
 
 @pytest.fixture
-def page20(browser, artifacts):
-    from spinal_nb.widgets import show
-
+def page20(open_export):
     frame = make_frame(20, 30, lens=True, seed=3, names=[f"ckpt{i:02d}" for i in range(20)])
-    path = show(frame, title="20 checkpoints").to_html(artifacts / "redraw-20.html")
-    page = browser.new_page(viewport={"width": 1000, "height": 1400})  # narrow: lens and spectrum share a row
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(path.as_uri())
-    page.wait_for_selector(".spinal-nb .spn-spectrum svg", timeout=30_000)
-    yield page
-    page.close()
-    assert not errors, errors
+    return open_export(frame, "redraw-20")
 
 
 def test_a_pending_layer_keeps_the_previous_drawing_until_the_reply(page20, artifacts):

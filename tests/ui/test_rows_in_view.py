@@ -39,19 +39,9 @@ FILLED = """(layer) => { const rows = (ROWS)();
 
 
 @pytest.fixture
-def scrub20(browser, artifacts):
-    from spinal_nb.widgets import show
-
+def scrub20(open_export):
     frame = make_frame(20, 30, lens=True, seed=3, names=NAMES)
-    path = show(frame, title="20 checkpoints").to_html(artifacts / "rows-in-view-20.html")
-    page = browser.new_page(viewport={"width": 1000, "height": 1400})
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(path.as_uri())
-    page.wait_for_selector(".spinal-nb .spn-spectrum svg", timeout=30_000)
-    yield page, frame
-    page.close()
-    assert not errors, errors
+    return open_export(frame, "rows-in-view-20"), frame
 
 
 def close(text: str, value: float | None) -> bool:

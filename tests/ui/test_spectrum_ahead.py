@@ -30,19 +30,9 @@ def drawn(page, layer: int) -> None:
 
 
 @pytest.fixture
-def page20(browser, artifacts):
-    from spinal_nb.widgets import show
-
+def page20(open_export):
     frame = make_frame(20, 30, lens=True, seed=5, names=[f"ckpt{i:02d}" for i in range(20)])
-    path = show(frame, title="spectrum ahead").to_html(artifacts / "spectrum-ahead.html")
-    page = browser.new_page(viewport={"width": 1000, "height": 1400})
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(path.as_uri())
-    page.wait_for_selector(".spinal-nb .spn-spectrum svg", timeout=30_000)
-    yield page
-    page.close()
-    assert not errors, errors
+    return open_export(frame, "spectrum-ahead", title="spectrum ahead")
 
 
 def test_a_step_copies_the_curves_painted_ahead_and_they_are_the_direct_paint(page20):
