@@ -2,7 +2,8 @@
 //
 // A scrub step redraws in place: the table's cells, the spectrum's curves (one canvas; often a copy of curves painted
 // ahead between frames) and the lens columns take the new layer's values, and elements are built only when the
-// structure changes (checkpoints, reference, selection, data, prompt or position). Building ~500 elements a step, and laying them out, took a scrub past one frame.
+// structure changes (checkpoints, reference, selection, data, prompt or position). Building ~500 elements a step,
+// and laying them out, took a scrub past one frame.
 
 import { axes, clear, h, onResize, s } from "../lib/dom.js";
 import { tailLine } from "../lib/geometry.js";
@@ -417,8 +418,9 @@ export function mountScrubber(parent, store) {
       }
     }
     // what the curves depend on: a canvas painted for the same key holds the same picture
-    const key = [layer, sel, width, height, `${xd}|${yd}`, store.table, store.header, store.colors.colors, spec.palette];
-    return { series, width, height, box, x, y, axesKey: `${width}|${xd}|${yd}`, fit, caption, key };
+    const axesKey = `${width}|${xd}|${yd}`;
+    const key = [layer, sel, axesKey, store.table, store.header, store.colors.colors, spec.palette];
+    return { series, width, height, box, x, y, axesKey, fit, caption, key };
   }
 
   function drawSpectrum(layer, sel) {
@@ -762,13 +764,13 @@ function promptsKey(prompts) {
   return promptKeys.get(prompts);
 }
 
-// Detail buffers hold every layer (static export: layer null), or the live widget's selected layer and its
-// neighbours (`span` [lo, hi]), so that a step to a neighbour draws at once, before the kernel's reply.
 // keys of spectrumPlan: equal values, or the same objects
 function sameKey(a, b) {
   return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
+// Detail buffers hold every layer (static export: layer null), or the live widget's selected layer and its
+// neighbours (`span` [lo, hi]), so that a step to a neighbour draws at once, before the kernel's reply.
 export function sameLayer(header, layer) {
   if (!header) return false;
   if (header.layer === null || header.layer === undefined) return true;
